@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// maxPassphraseLine caps a passphrase line read from standard input.
+const maxPassphraseLine = 4096
+
+// stdinIsTerminal reports whether passphrases should be asked on the
+// terminal. When standard input is a pipe or a file (scripts, tests), the
+// passphrase is read from it instead, one line per passphrase.
+func (u *ui) stdinIsTerminal() bool {
+	f, ok := u.stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// passphrase asks for a passphrase. On a terminal it prompts on /dev/tty
+// without echo, twice if confirm is set; otherwise it reads the next line
+// of standard input, where confirmation would be meaningless.
+func (u *ui) passphrase(prompt string, confirm bool) (string, error) {
+	if !u.stdinIsTerminal() {
+		return u.passphraseLine()
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return "", fmt.Errorf("failed to open the terminal: %w", err)
+	}
+	defer tty.Close()
+	read := func(prompt string) (string, error) {
+		fmt.Fprintf(tty, "%s: %s: ", prog, prompt)
+		p, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		if err != nil {
+			return "", fmt.Errorf("failed to read passphrase: %w", err)
+		}
+		return string(p), nil
+	}
+	p, err := read(prompt)
+	if err != nil || !confirm {
+		return p, err
+	}
+	again, err := read("confirm passphrase")
+	if err != nil {
+		return "", err
+	}
+	if again != p {
+		return "", errors.New("the passphrases do not match")
+	}
+	return p, nil
+}
+
+func (u *ui) passphraseLine() (string, error) {
+	if u.in == nil {
+		u.in = bufio.NewReaderSize(u.stdin, maxPassphraseLine)
+	}
+	line, err := u.in.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return "", errors.New("the passphrase line on standard input is too long")
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("failed to read passphrase from standard input: %w", err)
+	}
+	if len(line) == 0 {
+		return "", errors.New("standard input ended before a passphrase line")
+	}
+	return strings.TrimRight(string(line), "\r\n"), nil
+}

@@ -1,0 +1,70 @@
+package main
+
+// This file holds the output rules. Results go to standard output (the
+// recipient from keygen, the table from open) so they can be redirected;
+// everything else goes to standard error as "testimony-review: error: …",
+// "testimony-review: hint: …" or "testimony-review: warning: …", lowercase,
+// with no trailing period. Passphrase prompts go to the terminal only.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+)
+
+const prog = "testimony-review"
+
+// ui carries the process's standard streams; stdin is read lazily through
+// in so that several passphrases can come from consecutive lines.
+type ui struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	in             *bufio.Reader
+}
+
+// cliError is an error with the hints that tell the user how to fix it.
+type cliError struct {
+	msg   string
+	hints []string
+}
+
+func (e *cliError) Error() string { return e.msg }
+
+func errorf(hint string, format string, args ...any) error {
+	e := &cliError{msg: fmt.Sprintf(format, args...)}
+	if hint != "" {
+		e.hints = []string{hint}
+	}
+	return e
+}
+
+func usageErrorf(cmd string, format string, args ...any) error {
+	return errorf(fmt.Sprintf("run %q for usage and examples", prog+" help"), "%s: %s", cmd, fmt.Sprintf(format, args...))
+}
+
+// fail prints err with its hints and returns the exit code for a failure.
+func (u *ui) fail(err error) int {
+	var ce *cliError
+	if errors.As(err, &ce) {
+		u.errorf("%s", ce.msg)
+		for _, h := range ce.hints {
+			u.hintf("%s", h)
+		}
+	} else {
+		u.errorf("%v", err)
+	}
+	return 1
+}
+
+func (u *ui) errorf(format string, args ...any) {
+	fmt.Fprintf(u.stderr, prog+": error: "+format+"\n", args...)
+}
+
+func (u *ui) hintf(format string, args ...any) {
+	fmt.Fprintf(u.stderr, prog+": hint: "+format+"\n", args...)
+}
+
+func (u *ui) warnf(format string, args ...any) {
+	fmt.Fprintf(u.stderr, prog+": warning: "+format+"\n", args...)
+}
