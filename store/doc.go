@@ -1,0 +1,66 @@
+// Package store keeps testimony's server state in a single bbolt file:
+// small metadata values, token hashes, unfinished uploads, finished
+// submissions and the ciphertext itself, split into chunks.
+//
+// Ciphertext is opaque here. The package never imports age and never looks
+// inside a chunk; the server validates age headers and hashes before it calls
+// FinishUpload.
+//
+// A DB is safe for concurrent use by multiple goroutines. Every method that
+// changes state commits one bbolt write transaction (DeleteUpload and
+// ExpireUploads several small ones), so a method that returned nil has been
+// fsynced and survives a crash or kill -9. Values are always copied
+// out of transactions, and no read transaction is held while the caller does
+// I/O: NewReader opens one short read transaction per chunk.
+//
+// # Layout
+//
+// The file holds these buckets:
+//
+//	meta         key string        -> value bytes (GetMeta, PutMeta)
+//	tokens       sha256 of token   -> JSON record (id, name, role, created, revoked)
+//	uploads      id (32 hex chars) -> JSON record of an unfinished upload
+//	submissions  id (32 hex chars) -> JSON record of a finished submission
+//	chunks       id (16 raw bytes) || uint32 big-endian index -> bucket: "data" -> 1..ChunkSize bytes
+//	store        "schema"          -> layout version, so a newer layout is refused
+//
+// Chunk i of an upload covers bytes [i*ChunkSize, (i+1)*ChunkSize) of the
+// ciphertext. Each chunk sits alone in a nested bucket so that writing one
+// never rewrites its neighbours (see chunkData in upload.go for the
+// measurements). FinishUpload moves an upload's record to submissions in one
+// transaction and leaves the chunks where they are.
+//
+// # Caveats
+//
+// bbolt takes an exclusive lock on the file, so only one process can have it
+// open. Admin commands (issuing tokens, listing submissions) must therefore
+// talk to the running server over its admin socket instead of opening the
+// file; a second Open waits Options.Timeout and then fails with ErrTimeout.
+//
+// Deleting an upload only returns its pages to bbolt's freelist: the file
+// does not shrink, and the old ciphertext stays on disk until a later write
+// reuses those pages. To physically drop deleted data, stop the server and
+// run Compact into a new file, then replace the old file (and remember that
+// on flash storage even that does not guarantee the old blocks are erased).
+//
+// Chunks are at most ChunkSize (1 MiB) because bbolt builds a whole value
+// in memory when it commits; one value per file would make memory grow with
+// the submission. Writing 512 MiB through PutChunk peaked at about 6 MiB of
+// Go heap (BenchmarkWrite512MiB), and the figure does not grow with the
+// submission size. Each PutChunk is one fsynced commit, so many small chunks
+// are slower than few full ones.
+//
+// The freelist is kept in memory as a hash map and is not written to disk on
+// each commit (bbolt's FreelistMapType and NoFreelistSync). Deleting a 4 GiB
+// upload frees about a million pages; with the freelist written on every
+// commit, each later chunk write also wrote those page ids, and writing
+// 64 MiB afterwards took 1.07s instead of 0.07s (4 GiB written fresh: 45s
+// instead of 8s). The price is paid at Open, which rebuilds the freelist by
+// walking the tree: about 0.1 ms per stored chunk with a warm page cache,
+// so some seconds for a store of 100 GiB, more from a cold disk. Because the
+// freelist is rebuilt on every Open, a crash can never leave a stale one
+// behind.
+//
+// Open tightens the file's permission bits to 0600 if they allow group or
+// other access, because the meta bucket holds the receipt signing key seed.
+package store

@@ -1,0 +1,218 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Submission is a finished upload: complete ciphertext that the server has
+// validated and signed a receipt for.
+type Submission struct {
+	ID        string // 32 lowercase hex characters, the id of the upload it was
+	Size      int64  // ciphertext size in bytes
+	SHA256    string // SHA-256 of the ciphertext in lowercase hex
+	Chunks    int    // number of chunks, always ceil(Size / ChunkSize)
+	Received  time.Time
+	Receipt   []byte // the signed receipt as sent to the client
+	Collected bool   // set by MarkCollected once a collector has fetched it
+}
+
+type submissionRecord struct {
+	ID        string    `json:"id"`
+	Size      int64     `json:"size"`
+	SHA256    string    `json:"sha256"`
+	Chunks    int       `json:"chunks"`
+	Received  time.Time `json:"received"`
+	Receipt   []byte    `json:"receipt"`
+	Collected bool      `json:"collected,omitempty"`
+}
+
+// FinishUpload turns the upload id into the submission s, in one
+// transaction: the upload record is deleted, the submission record written,
+// and the chunks stay where they are. s.ID may be empty or must equal id.
+//
+// Before committing it checks that exactly chunks 0..s.Chunks-1 are stored,
+// that all but the last are ChunkSize long and that together they are s.Size
+// bytes (ErrIncomplete otherwise), and that s agrees with what the upload
+// declared (ErrInvalid otherwise). It returns ErrNotFound for an unknown
+// upload and ErrUploadComplete if id is already a submission.
+//
+// The store does not hash the chunks; the caller must have checked s.SHA256
+// against the stored bytes.
+func (db *DB) FinishUpload(id string, s Submission) error {
+	raw, err := parseID(id)
+	if err != nil {
+		return fmt.Errorf("failed to finish upload: %w", err)
+	}
+	switch {
+	case s.ID != "" && s.ID != id:
+		return fmt.Errorf("failed to finish upload %s: submission id %q differs: %w", id, s.ID, ErrInvalid)
+	case s.Size < 0 || s.Chunks < 0 || int64(s.Chunks) != chunkCount(s.Size):
+		return fmt.Errorf("failed to finish upload %s: %d chunks cannot hold %d bytes: %w", id, s.Chunks, s.Size, ErrInvalid)
+	case !validSHA256(s.SHA256):
+		return fmt.Errorf("failed to finish upload %s: sha256 must be 64 lowercase hex characters: %w", id, ErrInvalid)
+	case s.Received.IsZero():
+		return fmt.Errorf("failed to finish upload %s: no received time: %w", id, ErrInvalid)
+	}
+	rec := submissionRecord{ID: id, Size: s.Size, SHA256: s.SHA256, Chunks: s.Chunks,
+		Received: s.Received.UTC(), Receipt: s.Receipt, Collected: s.Collected}
+	val, err := json.Marshal(&rec)
+	if err != nil {
+		return fmt.Errorf("failed to encode submission %s: %w", id, err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		u, err := loadUpload(tx, id)
+		if err != nil {
+			return err
+		}
+		if u.Size >= 0 && u.Size != s.Size {
+			return fmt.Errorf("size %d differs from the declared %d: %w", s.Size, u.Size, ErrInvalid)
+		}
+		if u.SHA256 != "" && u.SHA256 != s.SHA256 {
+			return fmt.Errorf("sha256 differs from the declared one: %w", ErrInvalid)
+		}
+		if err := checkChunks(tx, raw, s.Chunks, s.Size); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUploads).Delete([]byte(id)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketSubmissions).Put([]byte(id), val)
+	})
+	if err != nil {
+		return fmt.Errorf("failed to finish upload %s: %w", id, err)
+	}
+	return nil
+}
+
+// checkChunks verifies that raw has exactly chunks 0..n-1, all ChunkSize
+// long except the last, adding up to size. It reads keys and value lengths,
+// which are on the first page of each chunk, not the chunk contents.
+func checkChunks(tx *bolt.Tx, raw [16]byte, n int, size int64) error {
+	b := tx.Bucket(bucketChunks)
+	c := b.Cursor()
+	var i int
+	var total int64
+	for k, _ := c.Seek(raw[:]); k != nil && bytes.HasPrefix(k, raw[:]); k, _ = c.Next() {
+		idx := int(binary.BigEndian.Uint32(k[16:]))
+		v := chunkValue(b, k)
+		switch {
+		case v == nil:
+			return fmt.Errorf("chunk %d has no data: %w", idx, ErrCorrupt)
+		case i >= n:
+			return fmt.Errorf("chunk %d is past the end (%d chunks expected): %w", idx, n, ErrIncomplete)
+		case idx != i:
+			return fmt.Errorf("chunk %d is missing: %w", i, ErrIncomplete)
+		case i < n-1 && len(v) != ChunkSize:
+			return fmt.Errorf("chunk %d has %d bytes, want %d: %w", i, len(v), ChunkSize, ErrIncomplete)
+		}
+		total += int64(len(v))
+		i++
+	}
+	if i < n {
+		return fmt.Errorf("chunk %d is missing: %w", i, ErrIncomplete)
+	}
+	if total != size {
+		return fmt.Errorf("chunks hold %d bytes, want %d: %w", total, size, ErrIncomplete)
+	}
+	return nil
+}
+
+func (r *submissionRecord) submission() Submission {
+	return Submission(*r)
+}
+
+func decodeSubmission(v []byte) (Submission, error) {
+	var rec submissionRecord
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return Submission{}, fmt.Errorf("failed to decode submission record: %w", err)
+	}
+	return rec.submission(), nil
+}
+
+// Submission returns the submission with this id, or ErrNotFound.
+func (db *DB) Submission(id string) (Submission, error) {
+	if _, err := parseID(id); err != nil {
+		return Submission{}, fmt.Errorf("failed to get submission: %w", err)
+	}
+	var s Submission
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v, ok := get(tx.Bucket(bucketSubmissions), []byte(id))
+		if !ok {
+			return ErrNotFound
+		}
+		var err error
+		s, err = decodeSubmission(v)
+		return err
+	})
+	if err != nil {
+		return Submission{}, fmt.Errorf("failed to get submission %s: %w", id, err)
+	}
+	return s, nil
+}
+
+// Submissions returns all submissions, or only those not yet collected if
+// pendingOnly is set, ordered by Received and then ID so that repeated
+// listings agree.
+func (db *DB) Submissions(pendingOnly bool) ([]Submission, error) {
+	var ss []Submission
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSubmissions).ForEach(func(k, v []byte) error {
+			s, err := decodeSubmission(v)
+			if err != nil {
+				return err
+			}
+			if !pendingOnly || !s.Collected {
+				ss = append(ss, s)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to list submissions: %w", err)
+	}
+	slices.SortFunc(ss, func(a, b Submission) int {
+		return cmp.Or(a.Received.Compare(b.Received), cmp.Compare(a.ID, b.ID))
+	})
+	return ss, nil
+}
+
+// MarkCollected records that the submission has been collected. Marking it
+// again succeeds. It returns ErrNotFound if there is no such submission.
+func (db *DB) MarkCollected(id string) error {
+	if _, err := parseID(id); err != nil {
+		return fmt.Errorf("failed to mark submission collected: %w", err)
+	}
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSubmissions)
+		v, ok := get(b, []byte(id))
+		if !ok {
+			return ErrNotFound
+		}
+		var rec submissionRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("failed to decode submission record: %w", err)
+		}
+		if rec.Collected {
+			return errUnchanged
+		}
+		rec.Collected = true
+		val, err := json.Marshal(&rec)
+		if err != nil {
+			return fmt.Errorf("failed to encode submission record: %w", err)
+		}
+		return b.Put([]byte(id), val)
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return fmt.Errorf("failed to mark submission %s collected: %w", id, err)
+	}
+	return nil
+}
