@@ -1,0 +1,237 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/outbox"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
+)
+
+// maxTokenFile bounds -token-file; a token is about 40 bytes.
+const maxTokenFile = 4 << 10
+
+// connFlags are the flags that say how to reach a server.
+type connFlags struct {
+	server    string
+	ca        string
+	pin       string
+	tokenFile string
+}
+
+func (cf *connFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&cf.server, "server", "", "")
+	fs.StringVar(&cf.ca, "ca", "", "")
+	fs.StringVar(&cf.pin, "pin", "", "")
+	fs.StringVar(&cf.tokenFile, "token-file", "", "")
+}
+
+// serverURL checks -server; required says whether it must be given.
+func (cf *connFlags) serverURL(required bool) (*url.URL, error) {
+	if cf.server == "" {
+		if required {
+			return nil, usageErrorf("missing -server URL")
+		}
+		return nil, nil
+	}
+	u, err := api.ParseServer(cf.server)
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	return u, nil
+}
+
+// tlsOptions reads -ca or -pin. set reports whether either was given.
+func (cf *connFlags) tlsOptions() (opt api.TLSOptions, set bool, err error) {
+	if cf.ca != "" && cf.pin != "" {
+		return opt, false, usageErrorf("-ca and -pin are mutually exclusive").
+			hint("use -ca with the operator's CA certificate, or -pin with the certificate's SHA-256, not both")
+	}
+	if cf.ca != "" {
+		opt.CAPEM, err = api.ReadCAFile(cf.ca)
+		if err != nil {
+			return opt, false, errorf("%v", err).hint("-ca expects a PEM file, as printed by the server operator")
+		}
+		return opt, true, nil
+	}
+	if cf.pin != "" {
+		opt.Pin, err = api.ParsePin(cf.pin)
+		if err != nil {
+			return opt, false, usageErrorf("%v", err)
+		}
+		return opt, true, nil
+	}
+	return opt, false, nil
+}
+
+// rateFlag is -limit-rate: bytes per second, with an optional K or M
+// suffix (powers of 1024); 0 means no limit.
+type rateFlag int64
+
+func (r *rateFlag) String() string { return strconv.FormatInt(int64(*r), 10) }
+
+func (r *rateFlag) Set(s string) error {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "K"), strings.HasSuffix(s, "k"):
+		mult, s = 1<<10, s[:len(s)-1]
+	case strings.HasSuffix(s, "M"), strings.HasSuffix(s, "m"):
+		mult, s = 1<<20, s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return errors.New("want bytes per second, like 65536, 64K or 2M")
+	}
+	*r = rateFlag(n * mult)
+	return nil
+}
+
+// token returns the access token from -token-file or $TESTIMONY_TOKEN. It
+// is never a flag value: the command line of a process is visible to every
+// user of the machine.
+func (c *cli) token(file string) (string, error) {
+	var tok, source string
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return "", errorf("failed to read token file: %v", err).hint("pass the file that holds your access token to -token-file")
+		}
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+		if err != nil {
+			return "", errorf("failed to read token file: %v", err)
+		}
+		if len(data) > maxTokenFile {
+			return "", errorf("token file %s is too large to hold a token", file)
+		}
+		if fi, err := f.Stat(); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+			c.notef("warning: token file %s can be read by other users of this machine", file)
+			c.hintf("restrict it with: chmod 600 %s", file)
+		}
+		tok, source = string(data), "token file "+file
+	} else {
+		tok, source = c.getenv("TESTIMONY_TOKEN"), "TESTIMONY_TOKEN"
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return "", errorf("no access token").
+			hint("set TESTIMONY_TOKEN or pass -token-file FILE; the server operator issues tokens")
+	}
+	for _, r := range tok {
+		if r <= ' ' || r >= 0x7f {
+			return "", errorf("the access token in %s contains spaces or invalid characters", source).
+				hint("the token is one line like tm1_…; copy it again from the operator's message")
+		}
+	}
+	return tok, nil
+}
+
+// newClient returns an API client for u with opt.
+func newClient(u *url.URL, tok string, opt api.TLSOptions) (*api.Client, error) {
+	cfg, err := api.TLSConfig(opt)
+	if err != nil {
+		return nil, err
+	}
+	return api.New(u, tok, api.NewHTTPClient(cfg)), nil
+}
+
+// home is the state directory.
+type home struct {
+	dir string
+}
+
+// openHome returns the state directory, creating it (mode 0700) if create.
+func (c *cli) openHome(create bool) (*home, error) {
+	dir := c.getenv("TESTIMONY_HOME")
+	if dir == "" {
+		cfg, err := os.UserConfigDir()
+		if err != nil {
+			return nil, errorf("cannot find a place for the state directory: %v", err).
+				hint("set TESTIMONY_HOME to a directory only you can read")
+		}
+		dir = filepath.Join(cfg, "testimony")
+	}
+	if create {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, errorf("failed to create state directory: %v", err)
+		}
+		// The outbox and receipts say what this person submitted and when.
+		if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(dir, 0o700); err != nil {
+				return nil, errorf("failed to restrict state directory: %v", err)
+			}
+		}
+		for _, sub := range []string{"pins", "outbox", "receipts"} {
+			if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+				return nil, errorf("failed to create state directory: %v", err)
+			}
+		}
+	}
+	return &home{dir: dir}, nil
+}
+
+func (h *home) pins() pin.Store          { return pin.Store{Dir: filepath.Join(h.dir, "pins")} }
+func (h *home) outbox() outbox.Outbox    { return outbox.Outbox{Dir: filepath.Join(h.dir, "outbox")} }
+func (h *home) receiptsDir() string      { return filepath.Join(h.dir, "receipts") }
+func (h *home) pinPath(hp string) string { return filepath.Join(h.dir, "pins", hp+".json") }
+
+// lockOutbox takes the outbox lock, with advice if another process has it.
+func (h *home) lockOutbox() (func(), error) {
+	unlock, err := h.outbox().Lock()
+	if errors.Is(err, outbox.ErrLocked) {
+		return nil, errorf("another testimony command is using %s", h.dir).
+			hint("wait for it to finish, then run the command again")
+	}
+	return unlock, err
+}
+
+// explain adds advice to errors from talking to a server. again is the
+// advice for network failures: what to run once the connection is back.
+func explain(err error, u *url.URL, again string) error {
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return err
+	}
+	var (
+		se   *api.StatusError
+		uerr x509.UnknownAuthorityError
+		herr x509.HostnameError
+		verr *tls.CertificateVerificationError
+	)
+	host := ""
+	if u != nil {
+		host = u.Host
+	}
+	switch {
+	case errors.As(err, &se) && se.Code == http.StatusUnauthorized:
+		return errorf("%v", err).hint("the access token was refused: check TESTIMONY_TOKEN or -token-file, or ask the operator for a new token").
+			hint("then %s", again)
+	case errors.As(err, &se) && se.Code == http.StatusForbidden:
+		return errorf("%v", err).hint("this token's role does not allow this: submit needs a submit token, collect a collect token").
+			hint("then %s", again)
+	case errors.Is(err, api.ErrPinMismatch):
+		return errorf("%v", err).hint("check the -pin value with the operator; if the server's certificate was replaced, ask for the new fingerprint")
+	case errors.As(err, &uerr), errors.As(err, &verr) && errors.As(verr.Err, &uerr):
+		return errorf("%v", err).hint("if %s uses its own certificate, pass -ca FILE or -pin SHA256 as given by the operator", host)
+	case errors.As(err, &herr):
+		return errorf("%v", err).hint("the certificate is not for %s; check the -server URL", host)
+	case errors.As(err, &se) && api.Retryable(err):
+		return errorf("%v", err).hint("the server is failing or overloaded; wait a while, then %s", again)
+	case errors.As(err, &se):
+		return err
+	case api.Retryable(err):
+		return errorf("%v", err).hint("check the network connection (or proxy) to %s, then %s", host, again)
+	}
+	return err
+}

@@ -1,0 +1,410 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/server"
+	"github.com/testimony-ngo/testimony/store"
+	"github.com/testimony-ngo/testimony/tools/internal/bundle"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
+)
+
+// deployment is a real testimony server over TLS on 127.0.0.1 with a bbolt
+// file in a temporary directory.
+type deployment struct {
+	t          *testing.T
+	identity   *age.HybridIdentity
+	db         *store.DB
+	dataDir    string
+	srv        *server.Server
+	ts         *httptest.Server
+	addr       string
+	submitTok  string
+	collectTok string
+
+	mu sync.Mutex
+	// cutAfterPuts makes the network fail (connections closed without an
+	// answer) once this many chunks were stored; 0 disables it.
+	cutAfterPuts int
+	puts         int
+}
+
+func newDeployment(t *testing.T) *deployment {
+	id, err := age.GenerateHybridIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	if _, err := server.Init(dataDir, strings.NewReader("# reviewers\n"+id.Recipient().String()+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := server.OpenAdmin(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	submitTok, _, err := admin.CreateToken(server.RoleSubmit, "caseworker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	collectTok, _, err := admin.CreateToken(server.RoleCollect, "collector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	db, err := store.Open(server.DBPath(dataDir), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	srv, err := server.New(server.Config{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deployment{t: t, identity: id, db: db, dataDir: dataDir, srv: srv, submitTok: submitTok, collectTok: collectTok}
+	d.start("127.0.0.1:0")
+	return d
+}
+
+// start serves on addr; restarting on the same address keeps the pins and
+// outbox entries (keyed by host and port) valid.
+func (d *deployment) start(addr string) {
+	var l net.Listener
+	var err error
+	for range 50 {
+		if l, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	h := d.srv.Handler()
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		cut := d.cutAfterPuts > 0 && d.puts >= d.cutAfterPuts
+		d.mu.Unlock()
+		if cut {
+			panic(http.ErrAbortHandler)
+		}
+		sw := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if r.Method == http.MethodPut && sw.code == http.StatusNoContent {
+			d.mu.Lock()
+			d.puts++
+			d.mu.Unlock()
+		}
+	}))
+	ts.Listener.Close()
+	ts.Listener = l
+	// Handshake failures are what some tests provoke.
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.StartTLS()
+	d.ts = ts
+	d.addr = l.Addr().String()
+	d.t.Cleanup(ts.Close)
+}
+
+// restart closes the server and starts it again on the same address.
+func (d *deployment) restart() {
+	d.ts.CloseClientConnections()
+	d.ts.Close()
+	d.mu.Lock()
+	d.cutAfterPuts, d.puts = 0, 0
+	d.mu.Unlock()
+	d.start(d.addr)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (d *deployment) pin() string {
+	sum := sha256.Sum256(d.ts.Certificate().Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// client is one user of the CLI with its own state directory.
+type client struct {
+	t    *testing.T
+	home string
+	env  map[string]string
+}
+
+func newUser(t *testing.T, token string) *client {
+	home := filepath.Join(t.TempDir(), "home")
+	return &client{t: t, home: home, env: map[string]string{"TESTIMONY_HOME": home, "TESTIMONY_TOKEN": token}}
+}
+
+func (c *client) run(args ...string) (stdout, stderr string, code int) {
+	var out, errb bytes.Buffer
+	cl := &cli{
+		stdout: &out,
+		stderr: &errb,
+		getenv: func(k string) string { return c.env[k] },
+		now:    time.Now,
+		retry:  retry.Policy{Initial: time.Millisecond, Max: 5 * time.Millisecond, Attempts: 3},
+		sleep:  retry.Sleep,
+	}
+	code = cl.main(context.Background(), args)
+	return out.String(), errb.String(), code
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func writeFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// TestEndToEnd submits over real TLS, loses the server half way through
+// the upload, resumes after a restart, collects into a bundle, and
+// decrypts what was collected.
+func TestEndToEnd(t *testing.T) {
+	d := newDeployment(t)
+	cw := newUser(t, d.submitTok)
+	dir := t.TempDir()
+	video := make([]byte, 3<<20+12345)
+	rand.Read(video)
+	videoPath := writeFile(t, filepath.Join(dir, "interview.mp4"), video)
+	notesPath := writeFile(t, filepath.Join(dir, "notes.txt"), []byte("marker-7f3a: the crossing was at night\n"))
+
+	// The network dies after two chunks are stored.
+	d.cutAfterPuts = 2
+	stdout, stderr, code := cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(),
+		"-case", "NK-2026-041", "-lang", "ko", "-date", "2026-11-27", "-consent", "research", videoPath, notesPath)
+	if code != 1 || stdout != "" {
+		t.Fatalf("interrupted submit: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "testimony: hint: check the network connection") || !strings.Contains(stderr, "testimony resume") {
+		t.Errorf("interrupted submit does not say how to go on:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "first connection to "+d.addr) {
+		t.Errorf("first use of the server was not announced:\n%s", stderr)
+	}
+	stdout, _, _ = cw.run("status")
+	if !strings.Contains(stdout, "outbox: 1") || !strings.Contains(stdout, "started") {
+		t.Errorf("status after the interruption:\n%s", stdout)
+	}
+
+	// The server comes back; resume sends only what is missing, with the
+	// TLS pin remembered from submit.
+	d.restart()
+	stdout, stderr, code = cw.run("resume")
+	if code != 0 {
+		t.Fatalf("resume: exit %d\n%s", code, stderr)
+	}
+	id := lastLine(stdout)
+	if !bundle.ValidID(id) || strings.Count(stdout, "\n") != 1 {
+		t.Fatalf("resume printed %q, want one submission id", stdout)
+	}
+	rec, err := os.ReadFile(filepath.Join(cw.home, "receipts", id+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct{ Size int64 }
+	json.Unmarshal(rec, &r)
+	chunks := int((r.Size + server.ChunkSize - 1) / server.ChunkSize)
+	if chunks < 4 || d.puts != chunks-2 {
+		t.Errorf("resume stored %d chunks of %d, want only the %d missing ones", d.puts, chunks, chunks-2)
+	}
+	des, _ := os.ReadDir(filepath.Join(cw.home, "outbox"))
+	for _, de := range des {
+		if de.Name() != ".lock" {
+			t.Errorf("outbox still holds %s", de.Name())
+		}
+	}
+	stdout, _, _ = cw.run("status")
+	if !strings.Contains(stdout, "outbox: empty") || !strings.Contains(stdout, id) {
+		t.Errorf("status after resume:\n%s", stdout)
+	}
+
+	// A second, uninterrupted submission prints its id as the last line.
+	stdout, stderr, code = cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(), notesPath)
+	if code != 0 || !bundle.ValidID(lastLine(stdout)) {
+		t.Fatalf("submit: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
+	id2 := lastLine(stdout)
+
+	// Collect with the certificate as CA instead of a pin.
+	col := newUser(t, d.collectTok)
+	caFile := writeFile(t, filepath.Join(dir, "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d.ts.Certificate().Raw}))
+	bundleDir := filepath.Join(t.TempDir(), "bundle")
+	stdout, stderr, code = col.run("collect", "-server", d.ts.URL, "-ca", caFile, "-o", bundleDir)
+	if code != 0 || !strings.Contains(stdout, "collected 2 new submission(s)") {
+		t.Fatalf("collect: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = col.run("collect", "-server", d.ts.URL, "-ca", caFile, "-o", bundleDir)
+	if code != 0 || !strings.Contains(stdout, "collected 0 new submission(s)") || !strings.Contains(stdout, "lists 2") {
+		t.Fatalf("second collect: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
+	b, err := bundle.Read(bundleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ok1 := b.Lookup(id)
+	_, ok2 := b.Lookup(id2)
+	if !ok1 || !ok2 || len(b.Submissions) != 2 {
+		t.Fatalf("bundle lists %+v, want %s and %s", b.Submissions, id, id2)
+	}
+
+	// What the reviewer will decrypt is exactly what was submitted.
+	f, err := os.Open(filepath.Join(bundleDir, id+".age"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	plain, err := age.Decrypt(f, d.identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	os.Mkdir(out, 0o700)
+	res, err := envelope.Extract(plain, out, envelope.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := res.Manifest; m == nil || m.Case != "NK-2026-041" || m.Language != "ko" || m.InterviewDate != "2026-11-27" || len(m.Files) != 2 {
+		t.Errorf("manifest = %+v", res.Manifest)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "interview.mp4")); !bytes.Equal(got, video) {
+		t.Error("decrypted interview.mp4 differs from the submitted file")
+	}
+
+	// Nothing plaintext reached the server's store.
+	if raw, err := os.ReadFile(server.DBPath(d.dataDir)); err == nil && bytes.Contains(raw, []byte("marker-7f3a")) {
+		t.Error("plaintext marker found in the server's database")
+	}
+}
+
+// TestChangedKeysRefused: if the server's keys differ from the pin, submit
+// refuses before encrypting anything, until the user accepts the change.
+func TestChangedKeysRefused(t *testing.T) {
+	d := newDeployment(t)
+	cw := newUser(t, d.submitTok)
+	file := writeFile(t, filepath.Join(t.TempDir(), "a.txt"), []byte("testimony"))
+	if _, stderr, code := cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(), file); code != 0 {
+		t.Fatalf("first submit failed:\n%s", stderr)
+	}
+
+	// Pretend the pin came from a different key, as if the server had
+	// been replaced since.
+	pinFile := filepath.Join(cw.home, "pins", api.HostPort(mustURL(t, d.ts.URL))+".json")
+	data, err := os.ReadFile(pinFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := age.GenerateHybridIdentity()
+	data = bytes.Replace(data, []byte(d.identity.Recipient().String()), []byte(other.Recipient().String()), 1)
+	writeFile(t, pinFile, data)
+
+	stdout, stderr, code := cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(), file)
+	if code != 1 || stdout != "" {
+		t.Fatalf("submit with changed keys: exit %d, stdout %q", code, stdout)
+	}
+	for _, want := range []string{
+		"testimony: error: the recipients of " + api.HostPort(mustURL(t, d.ts.URL)) + " changed since they were pinned",
+		"compromised",
+		"testimony: hint: verify the new keys with your organisation out of band",
+		"-accept-new-recipients",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if l, _ := os.ReadDir(filepath.Join(cw.home, "outbox")); len(l) > 1 {
+		t.Errorf("something was encrypted to unconfirmed keys: %v", l)
+	}
+
+	stdout, stderr, code = cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(), "-accept-new-recipients", file)
+	if code != 0 || !bundle.ValidID(lastLine(stdout)) || !strings.Contains(stderr, "accepted new keys") {
+		t.Fatalf("submit -accept-new-recipients: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
+}
+
+func TestWrongTokenAndPin(t *testing.T) {
+	d := newDeployment(t)
+	file := writeFile(t, filepath.Join(t.TempDir(), "a.txt"), []byte("testimony"))
+
+	_, stderr, code := newUser(t, "tm1_wrongwrongwrongwrongwrongwrongwr").run("submit", "-server", d.ts.URL, "-pin", d.pin(), file)
+	if code != 1 || !strings.Contains(stderr, "401") || !strings.Contains(stderr, "testimony: hint: the access token was refused") {
+		t.Errorf("wrong token: exit %d\n%s", code, stderr)
+	}
+
+	_, stderr, code = newUser(t, d.collectTok).run("submit", "-server", d.ts.URL, "-pin", d.pin(), file)
+	if code != 1 || !strings.Contains(stderr, "403") {
+		t.Errorf("collect token used to submit: exit %d\n%s", code, stderr)
+	}
+
+	_, stderr, code = newUser(t, d.submitTok).run("submit", "-server", d.ts.URL, "-pin", strings.Repeat("0", 64), file)
+	if code != 1 || !strings.Contains(stderr, "does not match the pinned fingerprint") || !strings.Contains(stderr, "hint: check the -pin value") {
+		t.Errorf("wrong pin: exit %d\n%s", code, stderr)
+	}
+
+	_, stderr, code = newUser(t, d.submitTok).run("submit", "-server", d.ts.URL, file)
+	if code != 1 || !strings.Contains(stderr, "hint: if "+d.addr+" uses its own certificate, pass -ca FILE or -pin SHA256") {
+		t.Errorf("self-signed server without -ca or -pin: exit %d\n%s", code, stderr)
+	}
+}
+
+func TestLocalRecipientsFile(t *testing.T) {
+	d := newDeployment(t)
+	cw := newUser(t, d.submitTok)
+	dir := t.TempDir()
+	file := writeFile(t, filepath.Join(dir, "a.txt"), []byte("testimony"))
+	recips := writeFile(t, filepath.Join(dir, "recipients.txt"), []byte("# org key\n"+d.identity.Recipient().String()+"\n"))
+	stdout, stderr, code := cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(), "-recipients", recips, file)
+	if code != 0 || !bundle.ValidID(lastLine(stdout)) {
+		t.Fatalf("submit -recipients: exit %d\n%s", code, stderr)
+	}
+	x, _ := age.GenerateX25519Identity()
+	wrongType := writeFile(t, filepath.Join(dir, "x25519.txt"), []byte(x.Recipient().String()+"\n"))
+	_, stderr, code = cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(), "-recipients", wrongType, file)
+	if code != 1 || !strings.Contains(stderr, "the recipients file is of type X25519, but the server accepts only mlkem768x25519") {
+		t.Errorf("submit with X25519 recipients to a hybrid server: exit %d\n%s", code, stderr)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := api.ParseServer(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

@@ -1,0 +1,209 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseServer(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string // want "" means an error
+	}{
+		{"https://intake.example.org", "https://intake.example.org"},
+		{"https://intake.example.org/", "https://intake.example.org"},
+		{"https://example.org:8443/testimony/", "https://example.org:8443/testimony"},
+		{"http://abcdefghij.onion", "http://abcdefghij.onion"},
+		{"http://intake.example.org", ""},
+		{"ftp://intake.example.org", ""},
+		{"intake.example.org", ""},
+		{"https://user:pw@intake.example.org", ""},
+		{"https://intake.example.org/?x=1", ""},
+		{"https://intake.example.org/#frag", ""},
+		{"https://", ""},
+	} {
+		u, err := ParseServer(tt.in)
+		switch {
+		case tt.want == "" && err == nil:
+			t.Errorf("ParseServer(%q) = %v, want error", tt.in, u)
+		case tt.want != "" && err != nil:
+			t.Errorf("ParseServer(%q): %v", tt.in, err)
+		case tt.want != "" && u.String() != tt.want:
+			t.Errorf("ParseServer(%q) = %q, want %q", tt.in, u, tt.want)
+		}
+	}
+}
+
+func TestHostPort(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://Intake.Example.org":      "intake.example.org_443",
+		"https://intake.example.org:8443": "intake.example.org_8443",
+		"http://abc.onion":                "abc.onion_80",
+		"https://[::1]:8443/x":            "__1_8443",
+	} {
+		u, err := ParseServer(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := HostPort(u); got != want {
+			t.Errorf("HostPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParsePin(t *testing.T) {
+	good := strings.Repeat("ab", 32)
+	if p, err := ParsePin(strings.ToUpper(good)); err != nil || p != good {
+		t.Errorf("ParsePin(upper) = %q, %v", p, err)
+	}
+	for _, bad := range []string{"", good[:62], good + "00", strings.Repeat("zz", 32), "ab:" + good[3:]} {
+		if _, err := ParsePin(bad); err == nil {
+			t.Errorf("ParsePin(%q) accepted", bad)
+		}
+	}
+}
+
+func TestSanitize(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain error":            "plain error",
+		"bell\a and \x1b[31mred": "bell? and ?[31mred",
+		"new\nline":              "new?line",
+		"rtl \u202e override":    "rtl ? override",
+		strings.Repeat("x", 305): strings.Repeat("x", 300) + "…",
+	} {
+		if got := Sanitize(in, 300); got != want {
+			t.Errorf("Sanitize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// tlsServer starts a real TLS server answering GET /v1/recipients.
+func tlsServer(t *testing.T) *httptest.Server {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tm1_test" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":"invalid token \u001b[2J"}`)
+			return
+		}
+		fmt.Fprint(w, `{"type":"X25519","recipients":["age1x"],"receipt_key":"k"}`)
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func client(t *testing.T, ts *httptest.Server, opt TLSOptions, token string) *Client {
+	t.Helper()
+	cfg, err := TLSConfig(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(u, token, NewHTTPClient(cfg))
+}
+
+func TestTLSPin(t *testing.T) {
+	ts := tlsServer(t)
+	sum := sha256.Sum256(ts.Certificate().Raw)
+	ctx := context.Background()
+
+	r, err := client(t, ts, TLSOptions{Pin: hex.EncodeToString(sum[:])}, "tm1_test").Recipients(ctx)
+	if err != nil {
+		t.Fatalf("with the right pin: %v", err)
+	}
+	if r.Type != "X25519" || len(r.Recipients) != 1 {
+		t.Errorf("Recipients = %+v", r)
+	}
+
+	sum[0] ^= 1
+	_, err = client(t, ts, TLSOptions{Pin: hex.EncodeToString(sum[:])}, "tm1_test").Recipients(ctx)
+	if !errors.Is(err, ErrPinMismatch) {
+		t.Fatalf("with a wrong pin: %v, want ErrPinMismatch", err)
+	}
+	if Retryable(err) {
+		t.Errorf("a pin mismatch must not be retried")
+	}
+}
+
+func TestTLSCA(t *testing.T) {
+	ts := tlsServer(t)
+	ctx := context.Background()
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw})
+	if _, err := client(t, ts, TLSOptions{CAPEM: caPEM}, "tm1_test").Recipients(ctx); err != nil {
+		t.Fatalf("with the server's CA: %v", err)
+	}
+
+	// The system roots do not know the test certificate.
+	_, err := client(t, ts, TLSOptions{}, "tm1_test").Recipients(ctx)
+	if err == nil {
+		t.Fatal("system roots accepted the test certificate")
+	}
+	if Retryable(err) {
+		t.Errorf("certificate error %v must not be retried", err)
+	}
+	if _, err := TLSConfig(TLSOptions{CAPEM: []byte("not pem")}); err == nil {
+		t.Error("TLSConfig accepted a CA file without certificates")
+	}
+	if _, err := TLSConfig(TLSOptions{CAPEM: caPEM, Pin: strings.Repeat("0", 64)}); err == nil {
+		t.Error("TLSConfig accepted both a CA and a pin")
+	}
+	cfg, _ := TLSConfig(TLSOptions{CAPEM: caPEM})
+	if cfg.MinVersion < 0x0303 {
+		t.Errorf("MinVersion = %x, want at least TLS 1.2", cfg.MinVersion)
+	}
+}
+
+func TestStatusErrors(t *testing.T) {
+	ts := tlsServer(t)
+	sum := sha256.Sum256(ts.Certificate().Raw)
+	_, err := client(t, ts, TLSOptions{Pin: hex.EncodeToString(sum[:])}, "wrong").Recipients(context.Background())
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusUnauthorized {
+		t.Fatalf("err = %v, want a 401 StatusError", err)
+	}
+	if strings.ContainsRune(err.Error(), 0x1b) {
+		t.Errorf("server message reached the error unsanitized: %q", err)
+	}
+	if Retryable(err) {
+		t.Error("401 must not be retried")
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code := map[string]int{"/500": 500, "/503": 503, "/429": 429, "/404": 404, "/409": 409, "/400": 400}[r.URL.Path]
+		if code == 429 {
+			w.Header().Set("Retry-After", "7")
+		}
+		w.WriteHeader(code)
+	}))
+	defer ts.Close()
+	u, _ := url.Parse(ts.URL)
+	c := New(u, "t", ts.Client())
+	for path, want := range map[string]bool{"/500": true, "/503": true, "/429": true, "/404": false, "/409": false, "/400": false} {
+		err := c.doJSON(context.Background(), "GET", path, nil, 200, 100, new(any))
+		if got := Retryable(err); got != want {
+			t.Errorf("%s: Retryable(%v) = %v, want %v", path, err, got, want)
+		}
+		if path == "/429" && RetryAfter(err) != 7*time.Second {
+			t.Errorf("RetryAfter = %v, want 7s", RetryAfter(err))
+		}
+	}
+	if Retryable(context.Canceled) || Retryable(nil) {
+		t.Error("cancellation and nil must not be retried")
+	}
+	if !Retryable(errors.New("connection reset by peer")) {
+		t.Error("network errors must be retried")
+	}
+}

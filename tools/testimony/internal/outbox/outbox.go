@@ -1,0 +1,317 @@
+// Package outbox keeps encrypted submissions on the caseworker's disk until
+// the server has acknowledged them with a signed receipt.
+//
+// Every submission is encrypted into the outbox before any byte goes on the
+// network, so a killed client, a dropped link or a seized server never
+// loses testimony that the caseworker believes was sent. The outbox holds
+// ciphertext only.
+//
+// For a local name N the files are:
+//
+//	N.age.part  ciphertext being written; never uploaded, discarded on resume
+//	N.json      metadata: server, size, SHA-256, upload id once created
+//	N.age       complete ciphertext, renamed from N.age.part after N.json
+//	            was written, so an N.age always has its N.json
+package outbox
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/safefile"
+)
+
+// MetaVersion is the version of the N.json schema.
+const MetaVersion = 1
+
+const (
+	partSuffix = ".age.part"
+	ageSuffix  = ".age"
+	metaSuffix = ".json"
+	nameLen    = 16 // hex characters of a local name
+	maxMeta    = 256 << 10
+)
+
+// ErrCorrupt means an outbox file does not match its metadata.
+var ErrCorrupt = errors.New("outbox entry is corrupt")
+
+// Meta is the content of N.json.
+type Meta struct {
+	Version int    `json:"version"`
+	Server  string `json:"server"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+	// UploadID is set once the server has created an upload for this entry.
+	UploadID string `json:"upload_id,omitempty"`
+	// Created is the UTC date the entry was encrypted.
+	Created string `json:"created"`
+	// TLS settings the entry was submitted with, so that resume can reach
+	// the same server the same way without the flags being repeated.
+	CAPEM  string `json:"ca_pem,omitempty"`
+	TLSPin string `json:"tls_pin,omitempty"`
+}
+
+// Entry is one complete ciphertext waiting for its receipt.
+type Entry struct {
+	Name    string // local name: 16 hex characters
+	Meta    Meta
+	ModTime time.Time
+}
+
+// Outbox is the outbox directory.
+type Outbox struct {
+	Dir string
+}
+
+// Create encrypts a new entry: write must write the whole ciphertext to the
+// writer it is given. meta supplies the server and TLS settings; Create
+// fills in size, hash and date. A failure leaves nothing behind.
+func (o Outbox) Create(meta Meta, now time.Time, write func(io.Writer) error) (*Entry, error) {
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create outbox: %w", err)
+	}
+	var r [nameLen / 2]byte
+	rand.Read(r[:])
+	name := hex.EncodeToString(r[:])
+	part := filepath.Join(o.Dir, name+partSuffix)
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create outbox file: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(part)
+			os.Remove(filepath.Join(o.Dir, name+metaSuffix))
+		}
+	}()
+	hw := &hashWriter{w: f, h: sha256.New()}
+	if err := write(hw); err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("failed to sync outbox file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("failed to write outbox file: %w", err)
+	}
+	meta.Version = MetaVersion
+	meta.Size = hw.n
+	meta.SHA256 = hex.EncodeToString(hw.h.Sum(nil))
+	meta.UploadID = ""
+	meta.Created = now.UTC().Format(time.DateOnly)
+	e := &Entry{Name: name, Meta: meta}
+	if err := o.writeMeta(e); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(part, o.path(name, ageSuffix)); err != nil {
+		return nil, fmt.Errorf("failed to complete outbox file: %w", err)
+	}
+	if err := safefile.SyncDir(o.Dir); err != nil {
+		return nil, err
+	}
+	ok = true
+	e.ModTime = now
+	return e, nil
+}
+
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (hw *hashWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	hw.n += int64(n)
+	return n, err
+}
+
+func (o Outbox) path(name, suffix string) string {
+	return filepath.Join(o.Dir, name+suffix)
+}
+
+func (o Outbox) writeMeta(e *Entry) error {
+	data, err := json.Marshal(e.Meta)
+	if err != nil {
+		return fmt.Errorf("failed to encode outbox metadata: %w", err)
+	}
+	return safefile.Write(o.path(e.Name, metaSuffix), append(data, '\n'), 0o600)
+}
+
+// SetUploadID records the server's upload id for e, so an interrupted
+// upload resumes instead of starting over.
+func (o Outbox) SetUploadID(e *Entry, id string) error {
+	e.Meta.UploadID = id
+	return o.writeMeta(e)
+}
+
+// Open opens e's ciphertext and checks its size against the metadata.
+func (o Outbox) Open(e *Entry) (*os.File, error) {
+	f, err := os.Open(o.path(e.Name, ageSuffix))
+	if err != nil {
+		return nil, fmt.Errorf("failed to open outbox entry %s: %w", e.Name, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("failed to open outbox entry %s: %w", e.Name, err)
+	}
+	if fi.Size() != e.Meta.Size {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is %d bytes, its metadata says %d", ErrCorrupt, e.Name, fi.Size(), e.Meta.Size)
+	}
+	return f, nil
+}
+
+// Remove deletes e after its receipt was saved. The ciphertext goes first:
+// metadata without ciphertext is cleaned up by Discard, while ciphertext
+// without metadata could not be resumed.
+func (o Outbox) Remove(e *Entry) error {
+	if err := os.Remove(o.path(e.Name, ageSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("failed to remove outbox entry %s: %w", e.Name, err)
+	}
+	if err := os.Remove(o.path(e.Name, metaSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("failed to remove outbox entry %s: %w", e.Name, err)
+	}
+	return safefile.SyncDir(o.Dir)
+}
+
+// Listing is the content of the outbox.
+type Listing struct {
+	Entries []Entry // complete, oldest first
+	// Partial are local names of ciphertexts whose writing was interrupted
+	// (N.age.part, or N.json without N.age). They were never uploaded and
+	// cannot be: Discard removes them.
+	Partial []string
+	// Broken are entries whose metadata cannot be read, with the reason.
+	Broken map[string]error
+}
+
+// List reads the outbox. A missing directory is an empty outbox.
+func (o Outbox) List() (*Listing, error) {
+	l := &Listing{Broken: map[string]error{}}
+	des, err := os.ReadDir(o.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return l, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read outbox: %w", err)
+	}
+	files := map[string]bool{}
+	for _, de := range des {
+		files[de.Name()] = true
+	}
+	partial := map[string]bool{}
+	for _, de := range des {
+		n := de.Name()
+		switch {
+		case safefile.IsTemp(n):
+		case strings.HasSuffix(n, partSuffix):
+			partial[strings.TrimSuffix(n, partSuffix)] = true
+		case strings.HasSuffix(n, metaSuffix):
+			name := strings.TrimSuffix(n, metaSuffix)
+			if !files[name+ageSuffix] {
+				partial[name] = true
+				continue
+			}
+			e, err := o.load(name)
+			if err != nil {
+				l.Broken[name] = err
+				continue
+			}
+			l.Entries = append(l.Entries, *e)
+		case strings.HasSuffix(n, ageSuffix):
+			name := strings.TrimSuffix(n, ageSuffix)
+			if !files[name+metaSuffix] {
+				l.Broken[name] = fmt.Errorf("%w: %s has no metadata file", ErrCorrupt, n)
+			}
+		}
+	}
+	for name := range partial {
+		l.Partial = append(l.Partial, name)
+	}
+	slices.Sort(l.Partial)
+	slices.SortFunc(l.Entries, func(a, b Entry) int {
+		if c := a.ModTime.Compare(b.ModTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return l, nil
+}
+
+func (o Outbox) load(name string) (*Entry, error) {
+	f, err := os.Open(o.path(name, metaSuffix))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxMeta+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxMeta {
+		return nil, fmt.Errorf("%w: metadata of %s is too large", ErrCorrupt, name)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m Meta
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: metadata of %s: %v", ErrCorrupt, name, err)
+	}
+	if m.Version != MetaVersion || m.Server == "" || m.Size <= 0 || !isHex(m.SHA256, 64) ||
+		(m.UploadID != "" && !isHex(m.UploadID, 32)) {
+		return nil, fmt.Errorf("%w: metadata of %s is incomplete or of an unknown version", ErrCorrupt, name)
+	}
+	fi, err := os.Stat(o.path(name, ageSuffix))
+	if err != nil {
+		return nil, err
+	}
+	return &Entry{Name: name, Meta: m, ModTime: fi.ModTime()}, nil
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Discard removes the partial entries of l. Their ciphertext was never
+// complete, so nothing of it can have been uploaded.
+func (o Outbox) Discard(l *Listing) error {
+	if len(l.Partial) == 0 {
+		return nil
+	}
+	for _, name := range l.Partial {
+		for _, suffix := range []string{partSuffix, metaSuffix} {
+			if err := os.Remove(o.path(name, suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("failed to discard %s: %w", name+suffix, err)
+			}
+		}
+	}
+	l.Partial = nil
+	return safefile.SyncDir(o.Dir)
+}

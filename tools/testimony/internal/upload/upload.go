@@ -1,0 +1,368 @@
+// Package upload sends one ciphertext to the intake server as a resumable,
+// chunked upload and retries through the failures of slow or censored
+// links: network errors, 5xx and 429 answers are retried with exponential
+// backoff and jitter, and after every failure the server is asked which
+// chunks it is still missing, so no chunk is sent twice needlessly and none
+// is skipped.
+package upload
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/testimony-ngo/testimony/tools/internal/bundle"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
+)
+
+// MaxChunkSize bounds the chunk size a server may ask for; the uploader
+// holds exactly one chunk in memory.
+const MaxChunkSize = 8 << 20
+
+// DefaultRequestTimeout bounds one request: a 1 MiB chunk over a 3 KB/s
+// link still fits, a connection that stalled silently does not hang forever.
+const DefaultRequestTimeout = 10 * time.Minute
+
+// ErrBadServerState means the server described an upload that cannot be
+// right for this file (wrong size, impossible chunk numbers).
+var ErrBadServerState = errors.New("server reported an inconsistent upload")
+
+// Server is the part of the API the uploader needs. *api.Client implements it.
+type Server interface {
+	CreateUpload(ctx context.Context, size int64, sha256Hex string) (*api.Upload, error)
+	PutChunk(ctx context.Context, id string, index int, data []byte, sha256Hex string) error
+	UploadStatus(ctx context.Context, id string) (*api.Upload, error)
+	Finish(ctx context.Context, id, sha256Hex string) ([]byte, error)
+}
+
+// Uploader uploads files. Only Server is required.
+type Uploader struct {
+	Server Server
+	Retry  retry.Policy // zero means retry.Default
+	// Sleep waits between attempts; nil means retry.Sleep.
+	Sleep retry.SleepFunc
+	// Progress, if set, is called with the bytes the server holds so far.
+	Progress func(done, total int64)
+	// Retrying, if set, is told about every failure that will be retried.
+	Retrying func(err error, wait time.Duration)
+	// RequestTimeout bounds each request; zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// RateLimit, if positive, caps the average upload rate in bytes per
+	// second (paced per chunk), for links that must not be saturated or
+	// where a burst of traffic draws attention.
+	RateLimit int64
+}
+
+// Job is one file to upload.
+type Job struct {
+	File   io.ReaderAt
+	Size   int64
+	SHA256 string // lowercase hex
+	// UploadID is the upload a previous run created, or "".
+	UploadID string
+	// SaveUploadID persists a newly created upload id before any chunk is
+	// sent, so a killed client resumes that upload.
+	SaveUploadID func(id string) error
+}
+
+// Run uploads job and returns the submission id and the server's receipt
+// JSON, which the caller must verify.
+func (u *Uploader) Run(ctx context.Context, job Job) (id string, receipt []byte, err error) {
+	r := &run{Uploader: u, job: job, id: job.UploadID}
+	if r.Retry.Attempts == 0 {
+		r.Retry = retry.Default
+	}
+	if r.RequestTimeout == 0 {
+		r.RequestTimeout = DefaultRequestTimeout
+	}
+	receipt, err = r.loop(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return r.id, receipt, nil
+}
+
+type run struct {
+	*Uploader
+	job       Job
+	id        string
+	chunkSize int64
+	chunks    int
+	missing   []int // nil: unknown, ask the server
+	fails     int
+	buf       []byte
+	// rejected is the finish error that made the client ask for the
+	// upload state; if the state then shows nothing left to send, retrying
+	// cannot help.
+	rejected error
+	// paceStart and paced track the bytes sent for RateLimit.
+	paceStart time.Time
+	paced     int64
+}
+
+func (r *run) loop(ctx context.Context) ([]byte, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if r.id == "" {
+			if err := r.create(ctx); err != nil {
+				if err := r.afterFailure(ctx, err); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if r.missing == nil {
+			receipt, err := r.state(ctx)
+			if receipt != nil {
+				return receipt, nil
+			}
+			if err != nil {
+				if err := r.afterFailure(ctx, err); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if err := r.sendMissing(ctx); err != nil {
+			if err := r.afterFailure(ctx, err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		receipt, err := r.finish(ctx)
+		if err == nil {
+			return receipt, nil
+		}
+		if err := r.afterFailure(ctx, err); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// afterFailure decides after a failure: it returns nil after waiting if the
+// operation should be tried again, or the error to give up with.
+func (r *run) afterFailure(ctx context.Context, err error) error {
+	if retry.IsPermanent(err) || errors.Is(err, ErrBadServerState) || !api.Retryable(err) && !errors.Is(err, errAskAgain) {
+		return err
+	}
+	r.fails++
+	if r.fails >= r.Retry.Attempts {
+		return fmt.Errorf("giving up after %d failed attempts: %w", r.fails, err)
+	}
+	d := r.Retry.Delay(r.fails, retry.Jitter())
+	if ra := api.RetryAfter(err); ra > d {
+		d = min(ra, r.Retry.Max)
+	}
+	if r.Retrying != nil {
+		r.Retrying(err, d)
+	}
+	// After any failure the server's view is the truth: ask it again.
+	r.missing = nil
+	sleep := r.Sleep
+	if sleep == nil {
+		sleep = retry.Sleep
+	}
+	return sleep(ctx, d)
+}
+
+// errAskAgain marks answers that are not network failures but mean the
+// client's view of the upload is stale (a finish that raced another
+// client, chunks the server lost); the cure is to ask for the state, and
+// it still counts as a failure so that a confused server cannot keep the
+// client looping.
+var errAskAgain = errors.New("upload state changed on the server")
+
+func (r *run) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.RequestTimeout)
+}
+
+func (r *run) create(ctx context.Context) error {
+	cctx, cancel := r.call(ctx)
+	defer cancel()
+	up, err := r.Server.CreateUpload(cctx, r.job.Size, r.job.SHA256)
+	if err != nil {
+		return err
+	}
+	if !bundle.ValidID(up.ID) {
+		return fmt.Errorf("%w: malformed upload id", ErrBadServerState)
+	}
+	if err := r.setGeometry(up); err != nil {
+		return err
+	}
+	if r.job.SaveUploadID != nil {
+		if err := r.job.SaveUploadID(up.ID); err != nil {
+			return retry.Permanent(err)
+		}
+	}
+	r.id = up.ID
+	r.missing = make([]int, r.chunks)
+	for i := range r.missing {
+		r.missing[i] = i
+	}
+	r.progress()
+	return nil
+}
+
+// state asks the server about the upload. It returns the receipt if the
+// upload is already complete.
+func (r *run) state(ctx context.Context) ([]byte, error) {
+	cctx, cancel := r.call(ctx)
+	defer cancel()
+	up, err := r.Server.UploadStatus(cctx, r.id)
+	if api.IsStatus(err, http.StatusNotFound) {
+		if r.rejected != nil {
+			// The server refused the finished file and deleted it: the
+			// stored bytes were not the file this client hashed.
+			return nil, retry.Permanent(r.rejected)
+		}
+		// Expired (or never stored): start a new upload of the same file.
+		r.id = ""
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if up.State == api.StateComplete {
+		if len(up.Receipt) == 0 {
+			return nil, fmt.Errorf("%w: complete upload without a receipt", ErrBadServerState)
+		}
+		return up.Receipt, nil
+	}
+	if up.State != api.StateOpen {
+		return nil, fmt.Errorf("%w: unknown state %q", ErrBadServerState, api.Sanitize(up.State, 20))
+	}
+	if err := r.setGeometry(up); err != nil {
+		return nil, err
+	}
+	seen := make(map[int]bool, len(up.Missing))
+	missing := make([]int, 0, len(up.Missing))
+	for _, i := range up.Missing {
+		if i < 0 || i >= r.chunks {
+			return nil, fmt.Errorf("%w: missing chunk %d of %d", ErrBadServerState, i, r.chunks)
+		}
+		if !seen[i] {
+			seen[i] = true
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 && r.rejected != nil {
+		return nil, retry.Permanent(r.rejected)
+	}
+	r.missing = missing
+	r.progress()
+	return nil, nil
+}
+
+func (r *run) setGeometry(up *api.Upload) error {
+	if up.Size != r.job.Size {
+		return fmt.Errorf("%w: server expects %d bytes, the file has %d", ErrBadServerState, up.Size, r.job.Size)
+	}
+	if up.ChunkSize <= 0 || up.ChunkSize > MaxChunkSize {
+		return fmt.Errorf("%w: chunk size %d", ErrBadServerState, up.ChunkSize)
+	}
+	n := (r.job.Size + up.ChunkSize - 1) / up.ChunkSize
+	if int64(up.Chunks) != n {
+		return fmt.Errorf("%w: %d chunks for %d bytes of %d", ErrBadServerState, up.Chunks, r.job.Size, up.ChunkSize)
+	}
+	r.chunkSize, r.chunks = up.ChunkSize, up.Chunks
+	return nil
+}
+
+func (r *run) progress() {
+	if r.Progress == nil {
+		return
+	}
+	held := r.job.Size
+	for _, i := range r.missing {
+		held -= r.chunkLen(i)
+	}
+	r.Progress(held, r.job.Size)
+}
+
+func (r *run) chunkLen(i int) int64 {
+	off := int64(i) * r.chunkSize
+	return min(r.chunkSize, r.job.Size-off)
+}
+
+func (r *run) sendMissing(ctx context.Context) error {
+	if int64(cap(r.buf)) < r.chunkSize {
+		r.buf = make([]byte, r.chunkSize)
+	}
+	for len(r.missing) > 0 {
+		i := r.missing[0]
+		data := r.buf[:r.chunkLen(i)]
+		if _, err := r.job.File.ReadAt(data, int64(i)*r.chunkSize); err != nil && !(errors.Is(err, io.EOF) && len(data) > 0) {
+			return retry.Permanent(fmt.Errorf("failed to read chunk %d of the outbox file: %w", i, err))
+		}
+		if err := r.pace(ctx, len(data)); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		cctx, cancel := r.call(ctx)
+		err := r.Server.PutChunk(cctx, r.id, i, data, hex.EncodeToString(sum[:]))
+		cancel()
+		if api.IsStatus(err, http.StatusNotFound) {
+			r.id = ""
+			return errAskAgain
+		}
+		if err != nil {
+			return err
+		}
+		r.fails = 0
+		r.rejected = nil
+		r.missing = r.missing[1:]
+		r.progress()
+	}
+	return nil
+}
+
+// pace waits, if RateLimit is set, until sending n more bytes keeps the
+// average rate since the first chunk at or under the limit.
+func (r *run) pace(ctx context.Context, n int) error {
+	if r.RateLimit <= 0 {
+		return nil
+	}
+	if r.paceStart.IsZero() {
+		r.paceStart = time.Now()
+	}
+	r.paced += int64(n)
+	due := r.paceStart.Add(time.Duration(float64(r.paced) / float64(r.RateLimit) * float64(time.Second)))
+	d := time.Until(due)
+	if d <= 0 {
+		return nil
+	}
+	sleep := r.Sleep
+	if sleep == nil {
+		sleep = retry.Sleep
+	}
+	return sleep(ctx, d)
+}
+
+func (r *run) finish(ctx context.Context) ([]byte, error) {
+	cctx, cancel := r.call(ctx)
+	defer cancel()
+	receipt, err := r.Server.Finish(cctx, r.id, r.job.SHA256)
+	switch {
+	case err == nil:
+		return receipt, nil
+	case api.IsStatus(err, http.StatusConflict), api.IsStatus(err, http.StatusNotFound):
+		// Already finished by an earlier attempt whose answer was lost:
+		// the state holds the receipt.
+		return nil, fmt.Errorf("%w: %w", errAskAgain, err)
+	case api.IsStatus(err, http.StatusUnprocessableEntity):
+		// Chunks are missing (the state lists them), or the server
+		// rejected the stored file (the state shows nothing to send, or
+		// the upload is gone); state tells the two apart.
+		r.rejected = err
+		return nil, fmt.Errorf("%w: %w", errAskAgain, err)
+	}
+	return nil, err
+}

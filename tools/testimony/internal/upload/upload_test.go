@@ -1,0 +1,465 @@
+package upload
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
+)
+
+const testChunk = 1 << 10
+
+// fakeServer implements the upload routes of the API in memory. Its knobs
+// inject the failures a caseworker's link produces.
+type fakeServer struct {
+	mu       sync.Mutex
+	uploads  map[string]*fakeUpload
+	finished map[string][]byte // id -> receipt
+	// dropNext makes the next requests fail at the network level: the
+	// connection is closed without an answer.
+	dropNext int
+	// dropAfterPuts starts dropping every request after this many chunk
+	// PUTs have been stored (0: off).
+	dropAfterPuts int
+	// busyNext answers the next requests with 429 and Retry-After.
+	busyNext int
+	// loseFinishAnswer finishes the upload but drops the answer once.
+	loseFinishAnswer bool
+	// forgetChunk, if positive, makes the first finish find chunk
+	// forgetChunk-1 missing.
+	forgetChunk int
+	puts        map[int]int // chunk index -> times stored
+	requests    []string
+}
+
+type fakeUpload struct {
+	size   int64
+	sum    string
+	chunks map[int][]byte
+}
+
+func newFake() *fakeServer {
+	return &fakeServer{uploads: map[string]*fakeUpload{}, finished: map[string][]byte{}, puts: map[int]int{}}
+}
+
+func (f *fakeServer) chunks(size int64) int { return int((size + testChunk - 1) / testChunk) }
+
+func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests = append(f.requests, r.Method+" "+r.URL.Path)
+	stored := 0
+	for _, n := range f.puts {
+		stored += n
+	}
+	if f.dropNext > 0 || (f.dropAfterPuts > 0 && stored >= f.dropAfterPuts) {
+		if f.dropNext > 0 {
+			f.dropNext--
+		}
+		panic(http.ErrAbortHandler) // closes the connection without a response
+	}
+	if f.busyNext > 0 {
+		f.busyNext--
+		w.Header().Set("Retry-After", "3")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"error":"slow down"}`)
+		return
+	}
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/v1/uploads"), "/")
+	fail := func(code int, msg string) {
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	}
+	switch {
+	case r.Method == "POST" && r.URL.Path == "/v1/uploads":
+		var req struct {
+			Size   int64  `json:"size"`
+			SHA256 string `json:"sha256"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		var b [16]byte
+		rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		f.uploads[id] = &fakeUpload{size: req.Size, sum: req.SHA256, chunks: map[int][]byte{}}
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(map[string]any{"id": id, "size": req.Size, "chunk_size": testChunk, "chunks": f.chunks(req.Size), "expires": "x"})
+	case r.Method == "GET" && len(parts) == 2:
+		id := parts[1]
+		if rec, ok := f.finished[id]; ok {
+			json.NewEncoder(w).Encode(map[string]any{"id": id, "state": "complete", "receipt": json.RawMessage(rec)})
+			return
+		}
+		u, ok := f.uploads[id]
+		if !ok {
+			fail(404, "no such upload")
+			return
+		}
+		missing := []int{}
+		for i := range f.chunks(u.size) {
+			if u.chunks[i] == nil {
+				missing = append(missing, i)
+			}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"id": id, "state": "open", "size": u.size, "chunk_size": testChunk, "chunks": f.chunks(u.size), "missing": missing})
+	case r.Method == "PUT" && len(parts) == 4 && parts[2] == "chunks":
+		u, ok := f.uploads[parts[1]]
+		if !ok {
+			fail(404, "no such upload")
+			return
+		}
+		i, _ := strconv.Atoi(parts[3])
+		data, _ := io.ReadAll(r.Body)
+		sum := sha256.Sum256(data)
+		if r.Header.Get("Chunk-SHA256") != hex.EncodeToString(sum[:]) {
+			fail(400, "chunk hash mismatch")
+			return
+		}
+		if old := u.chunks[i]; old != nil && !bytes.Equal(old, data) {
+			fail(409, "chunk conflict")
+			return
+		}
+		u.chunks[i] = data
+		f.puts[i]++
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == "POST" && len(parts) == 3 && parts[2] == "finish":
+		id := parts[1]
+		if _, ok := f.finished[id]; ok {
+			fail(409, "already finished")
+			return
+		}
+		u, ok := f.uploads[id]
+		if !ok {
+			fail(404, "no such upload")
+			return
+		}
+		if f.forgetChunk > 0 {
+			delete(u.chunks, f.forgetChunk-1)
+			f.forgetChunk = 0
+		}
+		var all []byte
+		for i := range f.chunks(u.size) {
+			if u.chunks[i] == nil {
+				fail(422, "chunk "+strconv.Itoa(i)+" is missing")
+				return
+			}
+			all = append(all, u.chunks[i]...)
+		}
+		sum := sha256.Sum256(all)
+		if hex.EncodeToString(sum[:]) != u.sum {
+			delete(f.uploads, id)
+			fail(422, "the stored file does not have the declared sha256; the upload was deleted")
+			return
+		}
+		rec := []byte(fmt.Sprintf(`{"id":%q,"size":%d}`, id, u.size))
+		f.finished[id] = rec
+		delete(f.uploads, id)
+		if f.loseFinishAnswer {
+			f.loseFinishAnswer = false
+			panic(http.ErrAbortHandler)
+		}
+		w.WriteHeader(http.StatusCreated)
+		w.Write(rec)
+	default:
+		fail(404, "no such route")
+	}
+}
+
+// setup starts f behind real TLS and returns an uploader whose sleeps are
+// recorded instead of waited.
+func setup(t *testing.T, f *fakeServer) (*Uploader, *[]time.Duration) {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(f)
+	ts.Config.ErrorLog = nil
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	sum := sha256.Sum256(ts.Certificate().Raw)
+	cfg, err := api.TLSConfig(api.TLSOptions{Pin: hex.EncodeToString(sum[:])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(ts.URL)
+	var waits []time.Duration
+	return &Uploader{
+		Server: api.New(u, "tm1_test", api.NewHTTPClient(cfg)),
+		Retry:  retry.Policy{Initial: time.Second, Max: 8 * time.Second, Attempts: 5},
+		Sleep: func(_ context.Context, d time.Duration) error {
+			waits = append(waits, d)
+			return nil
+		},
+	}, &waits
+}
+
+func job(size int) (Job, []byte, *[]string) {
+	data := make([]byte, size)
+	rand.Read(data)
+	sum := sha256.Sum256(data)
+	var saved []string
+	return Job{
+		File:         bytes.NewReader(data),
+		Size:         int64(size),
+		SHA256:       hex.EncodeToString(sum[:]),
+		SaveUploadID: func(id string) error { saved = append(saved, id); return nil },
+	}, data, &saved
+}
+
+func (f *fakeServer) totalPuts() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.puts {
+		n += c
+	}
+	return n
+}
+
+func TestUploadHappyPath(t *testing.T) {
+	f := newFake()
+	up, waits := setup(t, f)
+	var last, total int64
+	up.Progress = func(done, tot int64) { last, total = done, tot }
+	j, _, saved := job(4*testChunk + 17)
+	id, rec, err := up.Run(context.Background(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(*saved) != 1 || (*saved)[0] != id {
+		t.Errorf("saved upload ids %v, want [%s]", *saved, id)
+	}
+	if !strings.Contains(string(rec), id) {
+		t.Errorf("receipt %s does not name %s", rec, id)
+	}
+	if f.totalPuts() != 5 || len(*waits) != 0 {
+		t.Errorf("%d chunk PUTs and waits %v, want 5 and none", f.totalPuts(), *waits)
+	}
+	if last != total || total != j.Size {
+		t.Errorf("progress ended at %d/%d, want %d", last, total, j.Size)
+	}
+}
+
+func TestUploadRetriesNetworkFailures(t *testing.T) {
+	f := newFake()
+	f.dropAfterPuts = 2
+	up, waits := setup(t, f)
+	up.Retrying = func(err error, wait time.Duration) {
+		f.mu.Lock()
+		f.dropAfterPuts = 0 // the link comes back after the first failure
+		f.mu.Unlock()
+	}
+	j, _, _ := job(5 * testChunk)
+	if _, _, err := up.Run(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	// Every chunk stored exactly once: after the failure the client asked
+	// which chunks were missing instead of starting over.
+	for i := range 5 {
+		if f.puts[i] != 1 {
+			t.Errorf("chunk %d stored %d times, want once", i, f.puts[i])
+		}
+	}
+	if len(*waits) != 1 || (*waits)[0] < 500*time.Millisecond || (*waits)[0] > time.Second {
+		t.Errorf("waits %v, want one jittered initial backoff", *waits)
+	}
+	var sawStatus bool
+	for _, r := range f.requests {
+		if strings.HasPrefix(r, "GET /v1/uploads/") {
+			sawStatus = true
+		}
+	}
+	if !sawStatus {
+		t.Errorf("no GET of the upload state after a failure: %v", f.requests)
+	}
+}
+
+func TestUploadBackoffGrowsAndGivesUp(t *testing.T) {
+	f := newFake()
+	f.dropNext = 100
+	up, waits := setup(t, f)
+	j, _, _ := job(testChunk)
+	_, _, err := up.Run(context.Background(), j)
+	if err == nil || !strings.Contains(err.Error(), "giving up after 5 failed attempts") {
+		t.Fatalf("Run = %v, want giving up", err)
+	}
+	if len(*waits) != 4 {
+		t.Fatalf("waits %v, want 4", *waits)
+	}
+	for i, w := range *waits {
+		max := min(time.Second<<i, 8*time.Second)
+		if w < max/2 || w > max {
+			t.Errorf("wait %d = %v, want in [%v, %v]", i+1, w, max/2, max)
+		}
+	}
+}
+
+func TestUploadHonoursRetryAfter(t *testing.T) {
+	f := newFake()
+	f.busyNext = 1
+	up, waits := setup(t, f)
+	j, _, _ := job(testChunk)
+	if _, _, err := up.Run(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	if len(*waits) != 1 || (*waits)[0] != 3*time.Second {
+		t.Errorf("waits %v, want the server's Retry-After of 3s", *waits)
+	}
+}
+
+func TestUploadResumesExistingUpload(t *testing.T) {
+	f := newFake()
+	up, _ := setup(t, f)
+	j, data, saved := job(4 * testChunk)
+	// A first client stored chunks 0 and 2, then died.
+	id := "0123456789abcdef0123456789abcdef"
+	f.uploads[id] = &fakeUpload{size: j.Size, sum: j.SHA256, chunks: map[int][]byte{
+		0: data[:testChunk], 2: data[2*testChunk : 3*testChunk],
+	}}
+	j.UploadID = id
+	got, _, err := up.Run(context.Background(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != id || len(*saved) != 0 {
+		t.Errorf("resumed as %s (saved %v), want the existing upload %s", got, *saved, id)
+	}
+	if f.puts[0] != 0 || f.puts[2] != 0 || f.puts[1] != 1 || f.puts[3] != 1 {
+		t.Errorf("puts %v, want only the missing chunks 1 and 3", f.puts)
+	}
+}
+
+func TestUploadExpiredStartsOver(t *testing.T) {
+	f := newFake()
+	up, _ := setup(t, f)
+	j, _, saved := job(2 * testChunk)
+	j.UploadID = "ffffffffffffffffffffffffffffffff" // the server forgot it
+	id, _, err := up.Run(context.Background(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id == j.UploadID || len(*saved) != 1 || (*saved)[0] != id {
+		t.Errorf("id %s, saved %v: want a new upload recorded", id, *saved)
+	}
+}
+
+func TestUploadLostFinishAnswer(t *testing.T) {
+	f := newFake()
+	f.loseFinishAnswer = true
+	up, waits := setup(t, f)
+	j, _, _ := job(testChunk)
+	id, rec, err := up.Run(context.Background(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(rec), id) || len(*waits) != 1 {
+		t.Errorf("receipt %s, waits %v: want the receipt from the upload state after one retry", rec, *waits)
+	}
+}
+
+func TestUploadAlreadyComplete(t *testing.T) {
+	f := newFake()
+	up, _ := setup(t, f)
+	j, _, _ := job(testChunk)
+	id := "0123456789abcdef0123456789abcdef"
+	f.finished[id] = []byte(`{"id":"` + id + `"}`)
+	j.UploadID = id
+	got, rec, err := up.Run(context.Background(), j)
+	if err != nil || got != id || len(rec) == 0 || f.totalPuts() != 0 {
+		t.Errorf("Run = %s, %s, %v with %d puts; want the stored receipt and no upload", got, rec, err, f.totalPuts())
+	}
+}
+
+func TestUploadFatalErrors(t *testing.T) {
+	f := newFake()
+	up, waits := setup(t, f)
+	j, _, _ := job(testChunk)
+	j.SHA256 = strings.Repeat("0", 64) // the server will refuse to finish
+	_, _, err := up.Run(context.Background(), j)
+	if !api.IsStatus(err, http.StatusUnprocessableEntity) || !retry.IsPermanent(err) {
+		t.Errorf("Run = %v, want the server's 422", err)
+	}
+	if f.totalPuts() != 1 || len(*waits) != 1 {
+		t.Errorf("%d chunk PUTs and waits %v: a rejected file must not be uploaded again", f.totalPuts(), *waits)
+	}
+	*waits = nil
+
+	j, _, _ = job(testChunk)
+	j.SaveUploadID = func(string) error { return errors.New("disk full") }
+	if _, _, err := up.Run(context.Background(), j); err == nil || !strings.Contains(err.Error(), "disk full") || len(*waits) != 0 {
+		t.Errorf("Run with a failing SaveUploadID = %v, waits %v", err, *waits)
+	}
+}
+
+func TestUploadFinishFindsMissingChunk(t *testing.T) {
+	f := newFake()
+	f.forgetChunk = 2 // chunk 1
+	up, _ := setup(t, f)
+	j, _, _ := job(3 * testChunk)
+	if _, _, err := up.Run(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	if f.puts[0] != 1 || f.puts[1] != 2 || f.puts[2] != 1 {
+		t.Errorf("puts %v, want chunk 1 sent again and no other", f.puts)
+	}
+}
+
+func TestUploadRateLimit(t *testing.T) {
+	f := newFake()
+	up, waits := setup(t, f)
+	up.RateLimit = testChunk // one chunk per second
+	j, _, _ := job(3 * testChunk)
+	if _, _, err := up.Run(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	// The sleeps are recorded, not waited, so chunk k is due k seconds
+	// after the start minus the little real time that passed.
+	if len(*waits) != 3 {
+		t.Fatalf("waits %v, want one before each chunk", *waits)
+	}
+	for k, w := range *waits {
+		want := time.Duration(k+1) * time.Second
+		if w > want || w < want-500*time.Millisecond {
+			t.Errorf("wait before chunk %d = %v, want about %v", k, w, want)
+		}
+	}
+}
+
+// badState answers the upload state with whatever it is given.
+type badState struct {
+	Server
+	up *api.Upload
+}
+
+func (b badState) UploadStatus(context.Context, string) (*api.Upload, error) { return b.up, nil }
+
+func TestUploadRefusesInconsistentServer(t *testing.T) {
+	j, _, _ := job(3 * testChunk)
+	j.UploadID = "0123456789abcdef0123456789abcdef"
+	for name, up := range map[string]*api.Upload{
+		"other size":     {State: "open", Size: 1, ChunkSize: testChunk, Chunks: 1},
+		"zero chunk":     {State: "open", Size: j.Size, ChunkSize: 0, Chunks: 3},
+		"huge chunk":     {State: "open", Size: j.Size, ChunkSize: 1 << 30, Chunks: 1},
+		"wrong count":    {State: "open", Size: j.Size, ChunkSize: testChunk, Chunks: 7},
+		"missing range":  {State: "open", Size: j.Size, ChunkSize: testChunk, Chunks: 3, Missing: []int{5}},
+		"unknown state":  {State: "weird"},
+		"empty complete": {State: "complete"},
+	} {
+		u := &Uploader{Server: badState{up: up}, Sleep: func(context.Context, time.Duration) error { return nil }}
+		if _, _, err := u.Run(context.Background(), j); !errors.Is(err, ErrBadServerState) {
+			t.Errorf("%s: Run = %v, want ErrBadServerState", name, err)
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"maps"
+	"slices"
+	"text/tabwriter"
+)
+
+const statusUsage = `Usage:
+    testimony status
+
+Lists the submissions waiting in the outbox (encrypted, not yet
+acknowledged by the server) and the receipts of completed submissions.
+It does not contact any server.
+
+Example:
+    $ testimony status
+`
+
+func (c *cli) status(args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	if err := c.parseFlags(fs, statusUsage, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("status takes no arguments")
+	}
+	h, err := c.openHome(false)
+	if err != nil {
+		return err
+	}
+	l, err := h.outbox().List()
+	if err != nil {
+		return err
+	}
+	receipts, broken, err := h.receipts()
+	if err != nil {
+		return err
+	}
+
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	n := len(l.Entries) + len(l.Partial) + len(l.Broken)
+	if n == 0 {
+		fmt.Fprintln(w, "outbox: empty")
+	} else {
+		fmt.Fprintf(w, "outbox: %d\n", n)
+		fmt.Fprintln(w, "  NAME\tSIZE\tSTATE\tSERVER")
+		for _, e := range l.Entries {
+			state := "encrypted, not uploaded"
+			if e.Meta.UploadID != "" {
+				state = "upload " + e.Meta.UploadID + " started"
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", e.Name, formatSize(e.Meta.Size), state, e.Meta.Server)
+		}
+		for _, name := range l.Partial {
+			fmt.Fprintf(w, "  %s\t-\t%s\t-\n", name, "encryption interrupted; resume discards it")
+		}
+		for _, name := range slices.Sorted(maps.Keys(l.Broken)) {
+			fmt.Fprintf(w, "  %s\t-\tunreadable: %v\t-\n", name, l.Broken[name])
+		}
+	}
+	if len(receipts)+len(broken) == 0 {
+		fmt.Fprintln(w, "receipts: none")
+	} else {
+		fmt.Fprintf(w, "receipts: %d\n", len(receipts)+len(broken))
+		fmt.Fprintln(w, "  ID\tSIZE\tRECEIVED")
+		for _, r := range receipts {
+			fmt.Fprintf(w, "  %s\t%s\t%s\n", r.ID, formatSize(r.Size), r.Received)
+		}
+		for _, name := range slices.Sorted(maps.Keys(broken)) {
+			fmt.Fprintf(w, "  %s\t-\tunreadable: %v\n", name, broken[name])
+		}
+	}
+	return w.Flush()
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/outbox"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/upload"
+)
+
+const submitUsage = `Usage:
+    testimony submit -server URL [-ca FILE | -pin SHA256] [options] FILE...
+
+Encrypts FILE... into one submission on this device, keeps the ciphertext
+in the outbox, uploads it and saves the server's signed receipt. The
+submission id is the last line of standard output. If the upload is
+interrupted, run 'testimony resume'.
+
+Options:
+    -server URL              The intake server (https://…, or http:// for a .onion).
+    -ca FILE                 Trust only this PEM CA or self-signed certificate.
+    -pin SHA256              Trust only the certificate with this SHA-256 fingerprint.
+    -token-file FILE         Read the submit token from FILE (default: $TESTIMONY_TOKEN).
+    -recipients FILE         Encrypt to the age recipients in FILE, not the server's list.
+    -case REF                Case reference, stored inside the encrypted manifest.
+    -lang CODE               Language of the testimony, like ko or en.
+    -date YYYY-MM-DD         Interview date.
+    -consent TEXT            The consent given, and for what use.
+    -limit-rate RATE         Upload at most RATE bytes per second on average
+                             (like 64K or 2M), to spare a slow or watched link.
+    -accept-new-recipients   Accept server keys that differ from the pinned ones,
+                             after verifying them with your organisation.
+
+The first connection to a server pins its recipients and receipt key; a
+later change is refused, because it may mean the server was compromised.
+
+Example:
+    $ testimony submit -server https://intake.example.org -case NK-2026-041 \
+          -lang ko -date 2026-11-27 -consent "research and publication" interview.m4a
+`
+
+func (c *cli) submit(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	var cf connFlags
+	cf.register(fs)
+	var (
+		recipientsFile = fs.String("recipients", "", "")
+		caseRef        = fs.String("case", "", "")
+		lang           = fs.String("lang", "", "")
+		date           = fs.String("date", "", "")
+		consent        = fs.String("consent", "", "")
+		accept         = fs.Bool("accept-new-recipients", false, "")
+		rate           rateFlag
+	)
+	fs.Var(&rate, "limit-rate", "")
+	if err := c.parseFlags(fs, submitUsage, args); err != nil {
+		return err
+	}
+	files := fs.Args()
+	if len(files) == 0 {
+		return usageErrorf("no files to submit")
+	}
+	u, err := cf.serverURL(true)
+	if err != nil {
+		return err
+	}
+	if *date != "" {
+		if _, err := time.Parse(time.DateOnly, *date); err != nil {
+			return usageErrorf("-date %q is not a date like 2026-11-27", *date)
+		}
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return errorf("cannot read %v", pathError(err))
+		}
+		if !fi.Mode().IsRegular() {
+			return errorf("%s is not a regular file", f).hint("submit files, not directories; list each file")
+		}
+	}
+	var local *recipients.Set
+	if *recipientsFile != "" {
+		f, err := os.Open(*recipientsFile)
+		if err != nil {
+			return errorf("cannot read recipients file %v", pathError(err))
+		}
+		local, err = recipients.Parse(f)
+		f.Close()
+		if err != nil {
+			return errorf("recipients file %s: %v", *recipientsFile, err).
+				hint("the file lists age public keys (age1…), one per line, as your organisation publishes them")
+		}
+	}
+	tlsOpt, _, err := cf.tlsOptions()
+	if err != nil {
+		return err
+	}
+	tok, err := c.token(cf.tokenFile)
+	if err != nil {
+		return err
+	}
+	h, err := c.openHome(true)
+	if err != nil {
+		return err
+	}
+	unlock, err := h.lockOutbox()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	cl, err := newClient(u, tok, tlsOpt)
+	if err != nil {
+		return err
+	}
+	keys, err := c.fetchKeys(ctx, h, cl, u, local, *accept)
+	if err != nil {
+		return err
+	}
+	ageRecipients, err := keys.recipients.AgeRecipients()
+	if err != nil {
+		return err
+	}
+	meta := envelope.Meta{Case: *caseRef, InterviewDate: *date, Language: *lang, Consent: *consent}
+	ob := h.outbox()
+	e, err := ob.Create(outbox.Meta{Server: u.String(), CAPEM: string(tlsOpt.CAPEM), TLSPin: tlsOpt.Pin}, c.now(), func(w io.Writer) error {
+		pw := &countWriter{ctx: ctx, w: w, fn: func(n int64) { c.progress("encrypting", n, -1) }}
+		aw, err := age.Encrypt(pw, ageRecipients...)
+		if err != nil {
+			return fmt.Errorf("failed to encrypt: %w", err)
+		}
+		if _, err := envelope.Build(aw, meta, files); err != nil {
+			return err
+		}
+		if err := aw.Close(); err != nil {
+			return fmt.Errorf("failed to encrypt: %w", err)
+		}
+		return nil
+	})
+	c.progressClear()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errorf("%v", err)
+	}
+	id, err := c.send(ctx, h, cl, u, keys.receiptKey, e, int64(rate))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, id)
+	return nil
+}
+
+// send uploads an outbox entry (at most rate bytes per second if rate > 0),
+// verifies and saves its receipt and removes the entry. It returns the
+// submission id.
+func (c *cli) send(ctx context.Context, h *home, cl *api.Client, u *url.URL, key []byte, e *outbox.Entry, rate int64) (string, error) {
+	ob := h.outbox()
+	f, err := ob.Open(e)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	up := &upload.Uploader{
+		Server:    cl,
+		Retry:     c.retry,
+		Sleep:     c.sleep,
+		RateLimit: rate,
+		Progress:  func(done, total int64) { c.progress("uploading", done, total) },
+		Retrying: func(err error, wait time.Duration) {
+			if c.terminal {
+				c.notef("%v; retrying in %s", err, wait.Round(time.Second))
+			}
+		},
+	}
+	id, raw, err := up.Run(ctx, upload.Job{
+		File:         f,
+		Size:         e.Meta.Size,
+		SHA256:       e.Meta.SHA256,
+		UploadID:     e.Meta.UploadID,
+		SaveUploadID: func(id string) error { return ob.SetUploadID(e, id) },
+	})
+	c.progressClear()
+	if err != nil {
+		return "", explain(err, u, "run 'testimony resume'; the encrypted submission stays in the outbox")
+	}
+	r, err := verifyReceipt(raw, key, id, e.Meta.Size, e.Meta.SHA256)
+	if err != nil {
+		return "", errorf("%v", err).
+			hint("the submission stays in the outbox; report this to your organisation, as the server may be misbehaving")
+	}
+	if err := h.saveReceipt(r); err != nil {
+		return "", err
+	}
+	f.Close()
+	if err := ob.Remove(e); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// countWriter reports the bytes written so far, and stops the writing
+// when ctx is cancelled, so an interrupt during a long encryption takes
+// effect at once.
+type countWriter struct {
+	ctx context.Context
+	w   io.Writer
+	n   int64
+	fn  func(int64)
+}
+
+func (cw *countWriter) Write(p []byte) (int, error) {
+	if err := cw.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := cw.w.Write(p)
+	cw.n += int64(n)
+	cw.fn(cw.n)
+	return n, err
+}
+
+// pathError drops the operation from a *fs.PathError: "open x: no such
+// file" reads better as "x: no such file" in a CLI message.
+func pathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}
