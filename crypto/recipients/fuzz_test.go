@@ -1,0 +1,92 @@
+package recipients
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+)
+
+func FuzzRecipientsParse(f *testing.F) {
+	x := x25519ID(f)
+	h := hybridID(f)
+	f.Add(x.Recipient().String() + "\n")
+	f.Add("# c\r\n" + h.Recipient().String() + "\r\n")
+	f.Add(x.String())
+	f.Add("ssh-ed25519 AAAA")
+	f.Add("age1yubikey1qqqq")
+	f.Fuzz(func(t *testing.T, in string) {
+		s, err := Parse(strings.NewReader(in))
+		if err != nil {
+			// An error never repeats a line that contains a secret key.
+			for line := range strings.SplitSeq(in, "\n") {
+				if looksSecret(line) && strings.Contains(err.Error(), strings.TrimSpace(line)) && strings.TrimSpace(line) != "" {
+					t.Fatalf("error %q repeats secret line %q", err, line)
+				}
+			}
+			if strings.Contains(strings.ToUpper(err.Error()), "AGE-SECRET-KEY") {
+				t.Fatalf("error %q mentions a secret key", err)
+			}
+			return
+		}
+		if s.Type != TypeHybrid && s.Type != TypeX25519 {
+			t.Fatalf("Type = %q", s.Type)
+		}
+		if len(s.Strings) == 0 || len(s.Strings) > MaxRecipients {
+			t.Fatalf("%d recipients", len(s.Strings))
+		}
+		s2, err := Parse(strings.NewReader(s.String()))
+		if err != nil || !Equal(s, s2) {
+			t.Fatalf("Parse(String()) = %v, %v", s2, err)
+		}
+		if _, err := s.AgeRecipients(); err != nil {
+			t.Fatalf("AgeRecipients: %v", err)
+		}
+	})
+}
+
+func FuzzCheckHeader(f *testing.F) {
+	x := x25519ID(f).Recipient()
+	h := hybridID(f).Recipient()
+	scrypt, _ := age.NewScryptRecipient("pw")
+	scrypt.SetWorkFactor(2)
+	f.Add(encrypt(f, []byte("x"), x), false)
+	f.Add(encrypt(f, nil, h), true)
+	f.Add(encrypt(f, []byte("x"), scrypt), true)
+	f.Add(rawHeader(32, stanza(TypeX25519, share(7), b64(share(9)))), false)
+	f.Add([]byte("age-encryption.org/v1\n-> X25519 A\nAA\n--- AAAA\n"), false)
+	f.Fuzz(func(t *testing.T, file []byte, hybrid bool) {
+		want := TypeX25519
+		if hybrid {
+			want = TypeHybrid
+		}
+		n, err := HeaderLength(bytes.NewReader(file), want)
+		if err != nil {
+			if !errors.Is(err, ErrNotAge) && !errors.Is(err, ErrWrongRecipientType) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		// An accepted header is exactly what age parses, and age sees
+		// only stanzas of the wanted type.
+		hdr, err := age.ExtractHeader(bytes.NewReader(file))
+		if err != nil {
+			t.Fatalf("accepted, but age.ExtractHeader fails: %v", err)
+		}
+		if int64(len(hdr)) != n || !bytes.Equal(hdr, file[:n]) {
+			t.Fatalf("HeaderLength = %d, but the header is %d bytes", n, len(hdr))
+		}
+		if len(file) < int(n)+minPayloadSize {
+			t.Fatalf("accepted a file with only %d bytes after the header", len(file)-int(n))
+		}
+		rec := &stanzaRecorder{}
+		age.DecryptHeader(hdr, rec)
+		for _, s := range rec.stanzas {
+			if s.Type != want {
+				t.Fatalf("accepted a %q stanza", s.Type)
+			}
+		}
+	})
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"filippo.io/age"
+	"github.com/testimony-ngo/testimony/server"
+)
+
+const devUsage = `Usage: testimony-server dev [-addr 127.0.0.1:8443] [-data DIR]
+
+Runs a throw-away demo deployment: a fresh data directory (a new temporary
+one unless -data names an empty or missing directory), a demo reviewer key
+in a separate directory OUTSIDE the data directory, self-signed TLS on
+127.0.0.1, a submit token and a collect token. It prints the commands that
+submit a file, collect it and open it.
+
+In real use the reviewer's private key never touches the server: it is made
+with testimony-review keygen on the air-gapped machine.
+
+Flags:
+    -addr HOST:PORT   loopback address to listen on (default 127.0.0.1:8443)
+    -data DIR         data directory to use instead of a temporary one
+
+Example:
+    go run ./server/cmd/testimony-server dev
+`
+
+// devWarning is printed where nobody can miss it.
+const devWarning = `
+  !!! DEMO ONLY !!!
+  !!! This command generated a reviewer PRIVATE KEY on this machine so that
+  !!! you can try the whole loop. In real use, private keys NEVER touch the
+  !!! server: reviewers make them on an air-gapped machine with
+  !!! "testimony-review keygen", and the server gets only public recipients.
+  !!! Do not put real testimony into this server.
+
+`
+
+// Files in the demo directory.
+const (
+	devIdentityFile   = "reviewer.key"
+	devRecipientsFile = "recipients.txt"
+	devSubmitToken    = "submit.token"
+	devCollectToken   = "collect.token"
+)
+
+func (c *cli) dev(args []string) error {
+	fs := newFlags("dev")
+	addr := fs.String("addr", "127.0.0.1:8443", "")
+	data := fs.String("data", "", "")
+	rest, err := c.parseFlags(fs, devUsage, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs, rest); err != nil {
+		return err
+	}
+	host, _, err := net.SplitHostPort(*addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return withHint(fmt.Errorf("dev listens only on a loopback address, not %q", *addr), "use -addr 127.0.0.1:8443; for a real deployment use init and serve")
+	}
+
+	dataDir, err := devDataDir(*data)
+	if err != nil {
+		return err
+	}
+	demoDir, err := os.MkdirTemp("", "testimony-dev-keys-")
+	if err != nil {
+		return fmt.Errorf("failed to create the demo key directory: %w", err)
+	}
+	if inside(demoDir, dataDir) {
+		return fmt.Errorf("failed to set up: the demo key directory %s is inside the data directory %s", demoDir, dataDir)
+	}
+	demo := func(name string) string { return filepath.Join(demoDir, name) }
+
+	identity, err := age.GenerateHybridIdentity()
+	if err != nil {
+		return fmt.Errorf("failed to generate the demo reviewer identity: %w", err)
+	}
+	recipient := identity.Recipient().String()
+	key := "# DEMO reviewer identity made by testimony-server dev.\n" +
+		"# Real reviewer keys are made on an air-gapped machine and never touch a server.\n" +
+		"# public key: " + recipient + "\n" + identity.String() + "\n"
+	if err := writeSecret(demo(devIdentityFile), key); err != nil {
+		return err
+	}
+	if err := writeSecret(demo(devRecipientsFile), recipient+"\n"); err != nil {
+		return err
+	}
+	if _, err := server.Init(dataDir, strings.NewReader(recipient+"\n")); err != nil {
+		return explain(err, dataDir)
+	}
+	if err := devTokens(dataDir, demo(devSubmitToken), demo(devCollectToken)); err != nil {
+		return explain(err, dataDir)
+	}
+
+	fmt.Fprint(c.stderr, devWarning)
+	fmt.Fprintf(c.stdout, "data directory: %s\n", dataDir)
+	fmt.Fprintf(c.stdout, "demo keys and tokens (outside the data directory): %s\n", demoDir)
+	ready := func(info server.ReadyInfo) {
+		url := "https://" + info.Addr.String()
+		ca := shellQuote(server.SelfSignedCertPath(dataDir))
+		fmt.Fprintf(c.stdout, "\nTry it from the repository root, in another terminal:\n\n")
+		fmt.Fprintf(c.stdout, "  TESTIMONY_TOKEN=$(cat %s) go run ./tools/testimony submit -server %s -ca %s FILE\n",
+			shellQuote(demo(devSubmitToken)), url, ca)
+		fmt.Fprintf(c.stdout, "  TESTIMONY_TOKEN=$(cat %s) go run ./tools/testimony collect -server %s -ca %s -o bundle\n",
+			shellQuote(demo(devCollectToken)), url, ca)
+		fmt.Fprintf(c.stdout, "  go run ./tools/testimony-review open -i %s -o out bundle\n\n", shellQuote(demo(devIdentityFile)))
+		fmt.Fprintf(c.stdout, "Stop with Ctrl-C. Afterwards: rm -r %s %s\n", shellQuote(dataDir), shellQuote(demoDir))
+	}
+	return c.runServer(server.RunConfig{DataDir: dataDir, Addr: *addr, SelfSigned: true}, ready)
+}
+
+// devDataDir returns a fresh data directory: dir if it is missing or
+// empty, a new temporary directory if dir is "".
+func devDataDir(dir string) (string, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "testimony-dev-data-")
+		if err != nil {
+			return "", fmt.Errorf("failed to create a data directory: %w", err)
+		}
+		return d, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("failed to read %s: %w", dir, err)
+	}
+	if len(entries) > 0 {
+		return "", withHint(fmt.Errorf("dev needs a fresh data directory, and %s is not empty", dir), "leave out -data to use a new temporary directory")
+	}
+	return filepath.Abs(dir)
+}
+
+func devTokens(dataDir, submitPath, collectPath string) error {
+	admin, err := server.OpenAdmin(dataDir)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	for _, t := range []struct{ role, name, path string }{
+		{server.RoleSubmit, "dev-submit", submitPath},
+		{server.RoleCollect, "dev-collect", collectPath},
+	} {
+		token, _, err := admin.CreateToken(t.role, t.name)
+		if err != nil {
+			return err
+		}
+		if err := writeSecret(t.path, token+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeSecret creates path with mode 0600, refusing to replace anything.
+func writeSecret(path, content string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("failed to create %s: %w", path, err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	return nil
+}
+
+// inside reports whether path is dir or below it.
+func inside(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// shellQuote quotes s for a POSIX shell if it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

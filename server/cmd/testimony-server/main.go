@@ -1,0 +1,105 @@
+// Command testimony-server runs testimony's intake server and manages its
+// data directory.
+//
+// Usage:
+//
+//	testimony-server init -data DIR -recipients FILE
+//	testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
+//	                       [-max-size BYTES] [-upload-expiry DURATION]
+//	testimony-server token create -data DIR -role submit|collect -name NAME
+//	testimony-server token list -data DIR
+//	testimony-server token revoke -data DIR ID|NAME
+//	testimony-server recipients show -data DIR
+//	testimony-server dev [-addr 127.0.0.1:8443] [-data DIR]
+//
+// init creates DIR (mode 0700) with the reviewers' age recipients (public
+// keys only: a file holding a private key is refused) and a new receipt
+// signing key, and prints that key. serve runs the HTTPS API; the token and
+// recipients commands work whether or not it runs, through its admin socket
+// when it does. dev runs a throw-away demo deployment on 127.0.0.1 and prints
+// the commands to try it.
+//
+// Files in DIR:
+//
+//	testimony.db    submissions, uploads, token hashes, recipients, receipt key
+//	admin.sock      the admin socket while serve runs
+//	tls/cert.pem    the -tls-self-signed certificate (clients: -ca or -pin)
+//	tls/key.pem     its key
+//
+// docs/api.md describes the HTTP API.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `Usage:
+    testimony-server init -data DIR -recipients FILE
+    testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
+                           [-max-size BYTES] [-upload-expiry DURATION]
+    testimony-server token create -data DIR -role submit|collect -name NAME
+    testimony-server token list -data DIR
+    testimony-server token revoke -data DIR ID|NAME
+    testimony-server recipients show -data DIR
+    testimony-server dev [-addr 127.0.0.1:8443] [-data DIR]
+
+Run "testimony-server COMMAND -h" for a command's flags.
+
+Example:
+    testimony-server init -data /var/lib/testimony -recipients recipients.txt
+    testimony-server token create -data /var/lib/testimony -role submit -name laptop-3 > laptop-3.token
+    testimony-server serve -data /var/lib/testimony -addr 0.0.0.0:443 -tls-self-signed
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli is what every command writes to.
+type cli struct {
+	ctx            context.Context
+	stdout, stderr io.Writer
+}
+
+// run runs one command line and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 1
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "init":
+		err = c.init(rest)
+	case "serve":
+		err = c.serve(rest)
+	case "token":
+		err = c.token(rest)
+	case "recipients":
+		err = c.recipients(rest)
+	case "dev":
+		err = c.dev(rest)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = withHint(fmt.Errorf("unknown command %q", cmd), `run "testimony-server -h" for the list of commands`)
+	}
+	if errors.Is(err, errHelpShown) {
+		return 0
+	}
+	if err != nil {
+		c.report(err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"testimony-server": main})
+}
+
+// TestScript runs testdata/*.txt. Each script's work directory holds:
+//
+//	recipients.txt  a hybrid recipient, with comments
+//	x25519.txt      an X25519 recipient
+//	mixed.txt       one of each
+//	identity.txt    a private key (to be refused)
+//	keygen.txt      age-keygen style output: public key in a comment, then the private key
+func TestScript(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:   "testdata",
+		Setup: setupKeys,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitfile": waitFile,
+		},
+	})
+}
+
+func setupKeys(env *testscript.Env) error {
+	hybrid, err := age.GenerateHybridIdentity()
+	if err != nil {
+		return err
+	}
+	x, err := age.GenerateX25519Identity()
+	if err != nil {
+		return err
+	}
+	files := map[string]string{
+		"recipients.txt": "# reviewers of the test deployment\n" + hybrid.Recipient().String() + "\n",
+		"x25519.txt":     x.Recipient().String() + "\n",
+		"mixed.txt":      hybrid.Recipient().String() + "\n" + x.Recipient().String() + "\n",
+		"identity.txt":   hybrid.String() + "\n",
+		"keygen.txt":     "# created: 2026-11-27T10:00:00Z\n# public key: " + hybrid.Recipient().String() + "\n" + hybrid.String() + "\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(env.WorkDir, name), []byte(content), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitfile PATH waits up to 30 s for PATH to exist (a server's socket).
+func waitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile PATH")
+	}
+	path := ts.MkAbs(args[0])
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+	}
+	ts.Fatalf("%s did not appear", path)
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/testimony-ngo/testimony/server"
+)
+
+const serveUsage = `Usage: testimony-server serve -data DIR -addr HOST:PORT
+           (-tls-cert FILE -tls-key FILE | -tls-self-signed)
+           [-max-size BYTES] [-upload-expiry DURATION]
+
+Serves the HTTPS API (docs/api.md) until SIGINT or SIGTERM, then lets
+requests in flight finish. Also listens on DIR/admin.sock for the token and
+recipients commands. Logs go to stderr and never hold client addresses,
+User-Agents, tokens or bodies.
+
+Flags:
+    -data DIR                initialized data directory
+    -addr HOST:PORT          address to listen on, e.g. 0.0.0.0:443
+    -tls-cert FILE           PEM certificate chain
+    -tls-key FILE            PEM private key of -tls-cert
+    -tls-self-signed         use DIR/tls/cert.pem, creating it on first use
+                             (ECDSA P-256, for 127.0.0.1, ::1, localhost and
+                             the host of -addr); clients use -ca or -pin with
+                             the fingerprint printed at start
+    -max-size BYTES          largest submission (default 16GiB; suffixes
+                             KiB, MiB, GiB, TiB)
+    -upload-expiry DURATION  how long an unfinished upload is kept
+                             (default 168h; Go durations, or days as 7d)
+
+Example:
+    testimony-server serve -data /var/lib/testimony -addr 0.0.0.0:443 \
+        -tls-cert /etc/testimony/cert.pem -tls-key /etc/testimony/key.pem
+`
+
+func (c *cli) serve(args []string) error {
+	fs := newFlags("serve")
+	data := fs.String("data", "", "")
+	addr := fs.String("addr", "", "")
+	certFile := fs.String("tls-cert", "", "")
+	keyFile := fs.String("tls-key", "", "")
+	selfSigned := fs.Bool("tls-self-signed", false, "")
+	maxSize := fs.String("max-size", "16GiB", "")
+	expiry := fs.String("upload-expiry", "168h", "")
+	rest, err := c.parseFlags(fs, serveUsage, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs, rest); err != nil {
+		return err
+	}
+	if err := required(fs, "data", "addr"); err != nil {
+		return err
+	}
+	if (*certFile == "") != (*keyFile == "") || (*certFile == "") == !*selfSigned {
+		return withHint(errors.New("give either -tls-cert and -tls-key, or -tls-self-signed"),
+			"with a certificate from your CA: -tls-cert cert.pem -tls-key key.pem; without one: -tls-self-signed")
+	}
+	size, err := parseSize(*maxSize)
+	if err != nil {
+		return withHint(fmt.Errorf("invalid -max-size: %w", err), "use bytes, or a number with KiB, MiB, GiB or TiB, e.g. -max-size 16GiB")
+	}
+	exp, err := parseExpiry(*expiry)
+	if err != nil {
+		return withHint(fmt.Errorf("invalid -upload-expiry: %w", err), "use a Go duration or days, e.g. -upload-expiry 168h or 7d")
+	}
+	return c.runServer(server.RunConfig{
+		DataDir:      *data,
+		Addr:         *addr,
+		CertFile:     *certFile,
+		KeyFile:      *keyFile,
+		SelfSigned:   *selfSigned,
+		MaxSize:      size,
+		UploadExpiry: exp,
+	}, nil)
+}
+
+// runServer runs the server, printing how to reach it; ready, if set, is
+// called after that with the listening address.
+func (c *cli) runServer(cfg server.RunConfig, ready func(server.ReadyInfo)) error {
+	cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, nil))
+	cfg.Ready = func(info server.ReadyInfo) {
+		fmt.Fprintf(c.stdout, "TLS certificate SHA-256 fingerprint: %s\n", info.Fingerprint)
+		if cfg.SelfSigned {
+			fmt.Fprintf(c.stdout, "clients: -ca %s or -pin %s\n", server.SelfSignedCertPath(cfg.DataDir), info.Fingerprint)
+		}
+		fmt.Fprintf(c.stdout, "listening on https://%s (admin socket %s)\n", info.Addr, server.AdminSocketPath(cfg.DataDir))
+		if ready != nil {
+			ready(info)
+		}
+	}
+	return explain(server.Run(c.ctx, cfg), cfg.DataDir)
+}
+
+var sizeSuffixes = []struct {
+	suffix string
+	shift  uint
+}{{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}}
+
+func parseSize(s string) (int64, error) {
+	shift := uint(0)
+	for _, sfx := range sizeSuffixes {
+		if num, ok := strings.CutSuffix(s, sfx.suffix); ok {
+			s, shift = num, sfx.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive number of bytes", s)
+	}
+	if n > (1<<62)>>shift {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n << shift, nil
+}
+
+func parseExpiry(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 3650 {
+			return 0, fmt.Errorf("%q is not a number of days between 1 and 3650", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/server"
+)
+
+// All of the command's own output rules are here: errors and hints go to
+// stderr as "testimony-server: error: …" and "testimony-server: hint: …",
+// data (tokens, lists) to stdout.
+
+const progName = "testimony-server"
+
+// errHelpShown ends a command after -h printed its usage.
+var errHelpShown = errors.New("help shown")
+
+// hintError attaches the command that fixes an error.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+func withHint(err error, format string, args ...any) error {
+	return &hintError{err: err, hint: fmt.Sprintf(format, args...)}
+}
+
+func (c *cli) report(err error) {
+	fmt.Fprintf(c.stderr, "%s: error: %v\n", progName, err)
+	var he *hintError
+	if errors.As(err, &he) && he.hint != "" {
+		fmt.Fprintf(c.stderr, "%s: hint: %s\n", progName, he.hint)
+	}
+}
+
+func (c *cli) note(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "%s: "+format+"\n", append([]any{progName}, args...)...)
+}
+
+// explain adds the hint for the errors of package server that an operator
+// can fix, given the data directory the command was run on.
+func explain(err error, dataDir string) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, server.ErrAlreadyInitialized):
+		return withHint(err, "init never replaces recipients or the receipt key; use a new -data directory for a new deployment, and \"testimony-server recipients show -data %s\" to see this one", dataDir)
+	case errors.Is(err, server.ErrNotInitialized):
+		return withHint(err, "create the deployment first: testimony-server init -data %s -recipients FILE", dataDir)
+	case errors.Is(err, server.ErrLocked):
+		return withHint(err, "another process has %s open; if it is testimony-server serve, check that %s exists", server.DBPath(dataDir), server.AdminSocketPath(dataDir))
+	case errors.Is(err, recipients.ErrPrivateKey):
+		return withHint(err, "give the server the public keys only: \"testimony-review keygen\" prints them (age1…); the key file stays on the reviewer's machine")
+	case errors.Is(err, recipients.ErrMixedTypes):
+		return withHint(err, "a deployment uses one recipient type: all hybrid (age1pq1…, the default) or all X25519 (age1…)")
+	case errors.Is(err, server.ErrTokenNotFound):
+		return withHint(err, "list the tokens with: testimony-server token list -data %s", dataDir)
+	case errors.Is(err, server.ErrTokenNameTaken):
+		return withHint(err, "choose another -name; the names of revoked tokens stay taken, so a name always means one token")
+	}
+	return err
+}
+
+// newFlags returns a flag set that reports errors through the command's own
+// error format instead of printing them itself.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseFlags parses args with flags allowed before and after positional
+// arguments, which it returns. -h prints usage to stdout.
+func (c *cli) parseFlags(fs *flag.FlagSet, usage string, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(c.stdout, usage)
+				return nil, errHelpShown
+			}
+			return nil, withHint(err, "run \"testimony-server %s -h\" for its usage", fs.Name())
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// required fails unless every named flag has a value.
+func required(fs *flag.FlagSet, names ...string) error {
+	for _, n := range names {
+		if fs.Lookup(n).Value.String() == "" {
+			return withHint(fmt.Errorf("missing -%s", n), "run \"testimony-server %s -h\" for its usage", fs.Name())
+		}
+	}
+	return nil
+}
+
+func noArgs(fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return withHint(fmt.Errorf("unexpected argument %q", args[0]), "run \"testimony-server %s -h\" for its usage", fs.Name())
+	}
+	return nil
+}

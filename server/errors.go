@@ -1,0 +1,81 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/testimony-ngo/testimony/store"
+)
+
+// Kinds of client error. Handlers wrap them with fail to say precisely what
+// was wrong; errorStatus maps them to status codes.
+var (
+	errBadRequest       = errors.New("bad request")
+	errNotFound         = errors.New("not found")
+	errMethodNotAllowed = errors.New("method not allowed")
+	errConflict         = errors.New("conflict")
+	errTooLarge         = errors.New("request body too large")
+	errUnsupportedMedia = errors.New("unsupported media type")
+	errUnprocessable    = errors.New("unprocessable content")
+	errForbidden        = errors.New("forbidden")
+	errTooManyRequests  = errors.New("too many failed authentication attempts")
+)
+
+// apiError is an error whose message is written for the client. code is
+// set only on the admin socket, whose client turns it back into a sentinel.
+type apiError struct {
+	kind error
+	msg  string
+	code string
+}
+
+func (e *apiError) Error() string { return e.msg }
+func (e *apiError) Unwrap() error { return e.kind }
+
+// fail returns an error of the given kind whose message the client sees.
+func fail(kind error, format string, args ...any) error {
+	return &apiError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// genericServerError is all a client learns about a 5xx; the detail is
+// logged.
+const genericServerError = "internal server error; the operator can find the details in the server log"
+
+// errorStatus maps an error to a status code and the message for the
+// client. It is the only place that does: anything it does not recognise is
+// a 500 with a generic message.
+func errorStatus(err error) (int, string) {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest, msg
+	case isAuthError(err):
+		return http.StatusUnauthorized, msg
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, msg
+	case errors.Is(err, errNotFound):
+		return http.StatusNotFound, msg
+	case errors.Is(err, errMethodNotAllowed):
+		return http.StatusMethodNotAllowed, msg
+	case errors.Is(err, errConflict):
+		return http.StatusConflict, msg
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge, msg
+	case errors.Is(err, errUnsupportedMedia):
+		return http.StatusUnsupportedMediaType, msg
+	case errors.Is(err, errUnprocessable):
+		return http.StatusUnprocessableEntity, msg
+	case errors.Is(err, errTooManyRequests):
+		return http.StatusTooManyRequests, msg
+	// Store errors that reach here unwrapped are races the handlers could
+	// not see coming, such as an upload that expired between two steps.
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, "not found: the upload or submission no longer exists"
+	case errors.Is(err, store.ErrUploadComplete):
+		return http.StatusConflict, "the upload has already been finished; GET /v1/uploads/{id} returns its receipt"
+	case errors.Is(err, store.ErrChunkConflict):
+		return http.StatusConflict, "a different chunk is already stored at this index"
+	}
+	return http.StatusInternalServerError, genericServerError
+}

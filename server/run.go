@@ -1,0 +1,220 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Timeouts of the HTTPS server. Routes that stream (one-shot upload,
+// download) extend their deadlines per MiB; see transferTimeoutPerMiB.
+const (
+	readHeaderTimeout = 20 * time.Second
+	readTimeout       = 120 * time.Second
+	writeTimeout      = 120 * time.Second
+	idleTimeout       = 120 * time.Second
+	shutdownTimeout   = 30 * time.Second
+	maxHeaderBytes    = 16 << 10
+	// expireInterval is how often unfinished uploads past their expiry
+	// are deleted.
+	expireInterval = 10 * time.Minute
+)
+
+// RunConfig configures Run, the serve command.
+type RunConfig struct {
+	// DataDir is an initialized data directory. Required.
+	DataDir string
+	// Addr is the HOST:PORT to listen on. Required.
+	Addr string
+	// CertFile and KeyFile are the PEM certificate chain and key to serve,
+	// unless SelfSigned is set; then the data directory's self-signed
+	// certificate is used, and created on first use.
+	CertFile, KeyFile string
+	SelfSigned        bool
+	// MaxSize and UploadExpiry: see Config.
+	MaxSize      int64
+	UploadExpiry time.Duration
+	// Logger receives the request log; nil discards it.
+	Logger *slog.Logger
+	// Ready, if set, is called once the server accepts connections.
+	Ready func(ReadyInfo)
+}
+
+// ReadyInfo tells the operator how to reach a running server.
+type ReadyInfo struct {
+	Addr net.Addr
+	// Fingerprint is the SHA-256 of the certificate, the value of the
+	// clients' -pin.
+	Fingerprint string
+}
+
+// Run serves the deployment in cfg.DataDir until ctx is done, then shuts
+// down gracefully: it stops accepting, lets requests in flight finish (for
+// up to 30 s), removes the admin socket and closes the store.
+func Run(ctx context.Context, cfg RunConfig) error {
+	if cfg.DataDir == "" || cfg.Addr == "" {
+		return errors.New("failed to start: a data directory and an address are required")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if (cfg.CertFile == "") == !cfg.SelfSigned || (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return errors.New("failed to start: give either a certificate and its key, or self-signed, not both")
+	}
+	db, err := openStore(cfg.DataDir, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := ensureDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	srv, err := New(Config{DB: db, MaxSize: cfg.MaxSize, UploadExpiry: cfg.UploadExpiry, Logger: logger})
+	if err != nil {
+		return err
+	}
+
+	var cert tls.Certificate
+	if cfg.SelfSigned {
+		host, _, err := net.SplitHostPort(cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("failed to parse the address %q: %w", cfg.Addr, err)
+		}
+		cert, err = SelfSignedCertificate(cfg.DataDir, host)
+		if err != nil {
+			return err
+		}
+	} else if cert, err = LoadCertificate(cfg.CertFile, cfg.KeyFile); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s: %w", cfg.Addr, err)
+	}
+	adminLn, err := listenAdmin(cfg.DataDir)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	errorLog := log.New(&redactingWriter{log: logger}, "", 0)
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		TLSConfig:         TLSConfig(cert),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          errorLog,
+	}
+	as := &http.Server{
+		Handler:           srv.AdminHandler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		ErrorLog:          errorLog,
+	}
+
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 2)
+	wg.Go(func() { serveErr <- hs.ServeTLS(ln, "", "") })
+	wg.Go(func() { serveErr <- as.Serve(adminLn) })
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	wg.Go(func() { srv.expireLoop(loopCtx) })
+
+	logger.Info("serving", "addr", ln.Addr().String(), "admin_socket", AdminSocketPath(cfg.DataDir))
+	if cfg.Ready != nil {
+		cfg.Ready(ReadyInfo{Addr: ln.Addr(), Fingerprint: Fingerprint(cert.Certificate[0])})
+	}
+
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-serveErr:
+		err = fmt.Errorf("server stopped: %w", err)
+	}
+	logger.Info("shutting down")
+	stopLoop()
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if serr := hs.Shutdown(shutCtx); serr != nil {
+		hs.Close()
+	}
+	if serr := as.Shutdown(shutCtx); serr != nil {
+		as.Close()
+	}
+	wg.Wait()
+	return err
+}
+
+// listenAdmin listens on the admin socket. A socket file left by a server
+// that was killed is replaced; one that answers means another server runs
+// on this data directory.
+func listenAdmin(dataDir string) (net.Listener, error) {
+	path := AdminSocketPath(dataDir)
+	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		conn.Close()
+		return nil, fmt.Errorf("failed to create the admin socket: another server answers on %s", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("failed to remove the old admin socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the admin socket %s: %w", path, err)
+	}
+	// The directory (0700) already keeps others out; the mode is a second
+	// fence where the system honours it.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("failed to restrict the admin socket: %w", err)
+	}
+	return ln, nil
+}
+
+func (s *Server) expireLoop(ctx context.Context) {
+	t := time.NewTicker(expireInterval)
+	defer t.Stop()
+	for {
+		n, err := s.ExpireUploads()
+		if err != nil {
+			s.log.Error("failed to expire uploads", "error", err)
+		} else if n > 0 {
+			s.log.Info("expired uploads", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// clientAddr matches the IPv4 and IPv6 "host:port" forms net/http puts in
+// its own messages ("TLS handshake error from 192.0.2.1:4711: …").
+var clientAddr = regexp.MustCompile(`\[[0-9A-Fa-f:.%\w-]+\]:\d+|\b\d{1,3}(?:\.\d{1,3}){3}:\d+`)
+
+// redactingWriter takes net/http's own error log and passes it to the
+// request log without client addresses.
+type redactingWriter struct {
+	log *slog.Logger
+}
+
+func (w *redactingWriter) Write(p []byte) (int, error) {
+	msg := clientAddr.ReplaceAllString(strings.TrimSpace(string(p)), "[client]")
+	w.log.Warn("http server", "detail", msg)
+	return len(p), nil
+}

@@ -1,0 +1,108 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/testimony-ngo/testimony/store"
+)
+
+// Limits and defaults. docs/api.md lists them; keep it in step.
+const (
+	// ChunkSize is the size of every upload chunk but the last.
+	ChunkSize = store.ChunkSize
+	// DefaultMaxSize is the largest submission accepted unless -max-size
+	// says otherwise: hours of video.
+	DefaultMaxSize int64 = 16 << 30
+	// DefaultUploadExpiry is how long an unfinished upload is kept.
+	DefaultUploadExpiry = 7 * 24 * time.Hour
+	// maxJSONBody bounds every JSON request body.
+	maxJSONBody = 4 << 10
+	// transferTimeoutPerMiB is how long each MiB of a one-shot upload or a
+	// download may take: 1 MiB at 20 KB/s, a bad satellite link, takes
+	// 52 s. Streaming routes extend their deadlines by this much per MiB,
+	// so a long transfer survives as long as it keeps moving.
+	transferTimeoutPerMiB = 90 * time.Second
+	// Failed authentications allowed per second across all clients, and
+	// the burst allowed before 429s begin.
+	defaultAuthFailureRate  = 10
+	defaultAuthFailureBurst = 100
+)
+
+// Config configures a Server.
+type Config struct {
+	// DB is the open store of an initialized data directory. Required.
+	DB *store.DB
+	// MaxSize is the largest submission in bytes; zero means DefaultMaxSize.
+	MaxSize int64
+	// UploadExpiry is how long an unfinished upload is kept; zero means
+	// DefaultUploadExpiry.
+	UploadExpiry time.Duration
+	// Logger receives one line per request and the details of server
+	// errors; nil discards them.
+	Logger *slog.Logger
+	// AuthFailureRate and AuthFailureBurst bound failed authentications
+	// (per second, and the burst); zero means the defaults.
+	AuthFailureRate  float64
+	AuthFailureBurst int
+	// Now returns the current time; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Server serves the API of one deployment.
+type Server struct {
+	db      *store.DB
+	dep     *deployment
+	maxSize int64
+	expiry  time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+	limiter *failureLimiter
+}
+
+// New returns a Server for the deployment in cfg.DB. It fails with
+// ErrNotInitialized if init has not been run.
+func New(cfg Config) (*Server, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("server: Config.DB is required")
+	}
+	dep, err := loadDeployment(cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		db:      cfg.DB,
+		dep:     dep,
+		maxSize: cfg.MaxSize,
+		expiry:  cfg.UploadExpiry,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+	}
+	if s.maxSize <= 0 {
+		s.maxSize = DefaultMaxSize
+	}
+	if s.expiry <= 0 {
+		s.expiry = DefaultUploadExpiry
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	rate, burst := cfg.AuthFailureRate, cfg.AuthFailureBurst
+	if rate <= 0 {
+		rate = defaultAuthFailureRate
+	}
+	if burst <= 0 {
+		burst = defaultAuthFailureBurst
+	}
+	s.limiter = newFailureLimiter(rate, burst, s.now)
+	return s, nil
+}
+
+// ExpireUploads deletes unfinished uploads whose expiry has passed.
+func (s *Server) ExpireUploads() (int, error) {
+	return s.db.ExpireUploads(s.now())
+}

@@ -1,0 +1,175 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/testimony-ngo/testimony/store"
+)
+
+// oneShotContentTypes are accepted by POST /v1/submissions. The last is
+// what curl --data-binary sends unless told otherwise.
+var oneShotContentTypes = []string{"application/octet-stream", "application/age", "application/x-www-form-urlencoded"}
+
+type health struct {
+	Status string `json:"status"`
+}
+
+type submissionList struct {
+	Submissions []submissionEntry `json:"submissions"`
+}
+
+type submissionEntry struct {
+	ID       string          `json:"id"`
+	Size     int64           `json:"size"`
+	SHA256   string          `json:"sha256"`
+	Received string          `json:"received"`
+	Receipt  json.RawMessage `json:"receipt"`
+}
+
+// GET /v1/health
+func (s *Server) health(*call) (any, int, error) {
+	return &health{Status: "ok"}, http.StatusOK, nil
+}
+
+// GET /v1/recipients
+func (s *Server) recipients(*call) (any, int, error) {
+	return s.dep.info(), http.StatusOK, nil
+}
+
+// POST /v1/submissions: the whole age file as the body, for small files and
+// for plain tools such as curl. The body goes into an upload that no client
+// can address, chunk by chunk, so memory stays bounded; if anything fails
+// the upload is deleted and nothing remains.
+func (s *Server) submitOneShot(c *call) (any, int, error) {
+	if err := checkContentType(c.r, oneShotContentTypes...); err != nil {
+		return nil, 0, err
+	}
+	now := s.now()
+	id := newID()
+	if err := s.db.CreateUpload(store.Upload{ID: id, Size: -1, Created: now, Expires: now.Add(s.expiry)}); err != nil {
+		return nil, 0, err
+	}
+	resp, status, err := s.storeOneShot(c, id)
+	if err != nil {
+		if derr := s.db.DeleteUpload(id); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			s.log.Error("failed to delete a failed one-shot submission; upload expiry will remove it", "error", derr)
+		}
+	}
+	return resp, status, err
+}
+
+func (s *Server) storeOneShot(c *call, id string) (any, int, error) {
+	bufp := chunkBuffers.Get().(*[]byte)
+	defer chunkBuffers.Put(bufp)
+	buf := (*bufp)[:ChunkSize]
+	h := sha256.New()
+	var size, headerLen int64
+	index := 0
+	for {
+		// The response comes only after the whole body, so the write
+		// deadline has to move along with the read deadline.
+		extendDeadline(c.rc.SetReadDeadline)
+		extendDeadline(c.rc.SetWriteDeadline)
+		n, readErr := io.ReadFull(c.r.Body, buf)
+		last := errors.Is(readErr, io.EOF) || errors.Is(readErr, io.ErrUnexpectedEOF)
+		if readErr != nil && !last {
+			// A partial chunk followed by a failure is not stored.
+			return nil, 0, s.oneShotBodyError(readErr)
+		}
+		if n > 0 {
+			chunk := buf[:n]
+			if index == 0 {
+				var err error
+				if headerLen, err = s.checkHeader(chunk); err != nil {
+					return nil, 0, err
+				}
+			}
+			h.Write(chunk)
+			if err := s.db.PutChunk(id, index, chunk); err != nil {
+				return nil, 0, err
+			}
+			size += int64(n)
+			index++
+		}
+		if last {
+			break
+		}
+	}
+	if size == 0 {
+		return nil, 0, fail(errBadRequest, "request body is empty; send the age file as the body")
+	}
+	if err := checkPayload(headerLen, size); err != nil {
+		return nil, 0, err
+	}
+	return s.complete(id, size, [32]byte(h.Sum(nil)), index)
+}
+
+func (s *Server) oneShotBodyError(err error) error {
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return fail(errTooLarge, "the submission is larger than this server's limit of %d bytes", s.maxSize)
+	}
+	return bodyError(err)
+}
+
+// GET /v1/submissions[?pending=1]
+func (s *Server) listSubmissions(c *call) (any, int, error) {
+	var pending bool
+	switch v := c.r.URL.Query().Get("pending"); v {
+	case "", "0", "false":
+	case "1", "true":
+		pending = true
+	default:
+		return nil, 0, fail(errBadRequest, "query parameter pending must be 1 or 0, not %q", v)
+	}
+	subs, err := s.db.Submissions(pending)
+	if err != nil {
+		return nil, 0, err
+	}
+	list := &submissionList{Submissions: make([]submissionEntry, 0, len(subs))}
+	for _, sub := range subs {
+		list.Submissions = append(list.Submissions, submissionEntry{
+			ID:       sub.ID,
+			Size:     sub.Size,
+			SHA256:   sub.SHA256,
+			Received: sub.Received.UTC().Format(time.DateOnly),
+			Receipt:  sub.Receipt,
+		})
+	}
+	return list, http.StatusOK, nil
+}
+
+// GET /v1/submissions/{id}
+func (s *Server) downloadSubmission(c *call) (any, int, error) {
+	id := c.vars()["id"]
+	sub, err := s.db.Submission(id)
+	if err != nil {
+		return nil, 0, noSubmission(err, id)
+	}
+	body, err := s.db.NewReader(id)
+	if err != nil {
+		return nil, 0, noSubmission(err, id)
+	}
+	return &download{name: id + ".age", size: sub.Size, sha256: sub.SHA256, body: body}, http.StatusOK, nil
+}
+
+// POST /v1/submissions/{id}/collected
+func (s *Server) markCollected(c *call) (any, int, error) {
+	id := c.vars()["id"]
+	if err := s.db.MarkCollected(id); err != nil {
+		return nil, 0, noSubmission(err, id)
+	}
+	return nil, http.StatusNoContent, nil
+}
+
+func noSubmission(err error, id string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(errNotFound, "no submission %s", id)
+	}
+	return err
+}
