@@ -14,7 +14,7 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/receipt"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/safefile"
+	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
 // errBadReceipt wraps every way a receipt can fail to prove what the

@@ -23,6 +23,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
 const (
@@ -244,46 +246,10 @@ func (b *Bundle) Write(dir string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+FileName+"-*.tmp")
-	if err != nil {
+	// The bundle holds no secrets, and other local accounts (the reviewer's
+	// copy tool) may need to read it.
+	if err := safefile.Write(filepath.Join(dir, FileName), data, 0o644); err != nil {
 		return fmt.Errorf("failed to write bundle: %w", err)
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("failed to write bundle: %w", err)
-	}
-	// CreateTemp makes the file 0600; the bundle holds no secrets and other
-	// local accounts (the reviewer's copy tool) may need to read it.
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("failed to write bundle: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("failed to sync bundle: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("failed to write bundle: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, FileName)); err != nil {
-		return fmt.Errorf("failed to replace bundle: %w", err)
-	}
-	committed = true
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("failed to sync bundle directory: %w", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

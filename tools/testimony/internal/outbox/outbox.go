@@ -31,7 +31,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/safefile"
+	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
 // MetaVersion is the version of the N.json schema.

@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/safefile"
+	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
 // Version is the pin file schema version.
