@@ -3,11 +3,14 @@ package recipients
 import (
 	"bytes"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
 	"filippo.io/age"
 )
+
+var secretError = regexp.MustCompile(`^failed to parse recipients file: line [0-9]+: ` + regexp.QuoteMeta(ErrPrivateKey.Error()) + `$`)
 
 func FuzzRecipientsParse(f *testing.F) {
 	x := x25519ID(f)
@@ -20,11 +23,10 @@ func FuzzRecipientsParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		s, err := Parse(strings.NewReader(in))
 		if err != nil {
-			// An error never repeats a line that contains a secret key.
-			for line := range strings.SplitSeq(in, "\n") {
-				if looksSecret(line) && strings.Contains(err.Error(), strings.TrimSpace(line)) && strings.TrimSpace(line) != "" {
-					t.Fatalf("error %q repeats secret line %q", err, line)
-				}
+			// A private key error has a fixed form, so it cannot carry
+			// any part of the secret line, and no error names a key.
+			if errors.Is(err, ErrPrivateKey) && !secretError.MatchString(err.Error()) {
+				t.Fatalf("private key error %q is not of the fixed form", err)
 			}
 			if strings.Contains(strings.ToUpper(err.Error()), "AGE-SECRET-KEY") {
 				t.Fatalf("error %q mentions a secret key", err)
