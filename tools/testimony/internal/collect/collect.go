@@ -24,9 +24,9 @@ import (
 	"time"
 
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
+	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
 // MaxSubmissionSize is the largest ciphertext the collector downloads; it
