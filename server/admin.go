@@ -25,8 +25,12 @@ type Admin interface {
 	Tokens() ([]TokenInfo, error)
 	// RevokeToken revokes the token with this id or name.
 	RevokeToken(idOrName string) error
-	// Recipients returns the deployment's public keys.
-	Recipients() (*RecipientsInfo, error)
+	// Recipients returns the deployment's public keys and the version of
+	// its recipients note.
+	Recipients() (*DeploymentInfo, error)
+	// SetRecipients replaces the recipients with those of a signed
+	// recipients note (see setRecipients for the checks).
+	SetRecipients(note []byte) (*DeploymentInfo, error)
 	Close() error
 }
 
@@ -61,7 +65,8 @@ func OpenAdmin(dataDir string) (Admin, error) {
 // server behind the admin socket.
 type localAdmin struct {
 	db    *store.DB
-	owned bool // Close closes db
+	owned bool    // Close closes db
+	srv   *Server // the server behind the admin socket; nil for OpenAdmin
 }
 
 func (a *localAdmin) CreateToken(role, name string) (string, TokenInfo, error) {
@@ -72,12 +77,16 @@ func (a *localAdmin) Tokens() ([]TokenInfo, error) { return listTokens(a.db) }
 
 func (a *localAdmin) RevokeToken(idOrName string) error { return revokeToken(a.db, idOrName) }
 
-func (a *localAdmin) Recipients() (*RecipientsInfo, error) {
+func (a *localAdmin) Recipients() (*DeploymentInfo, error) {
 	dep, err := loadDeployment(a.db)
 	if err != nil {
 		return nil, err
 	}
-	return dep.info(), nil
+	return dep.adminInfo(), nil
+}
+
+func (a *localAdmin) SetRecipients(note []byte) (*DeploymentInfo, error) {
+	return setRecipients(a.db, a.srv, note)
 }
 
 func (a *localAdmin) Close() error {
@@ -119,6 +128,10 @@ var adminErrorCodes = []struct {
 	{ErrInvalidRole, errBadRequest, "invalid_role"},
 	{ErrInvalidTokenName, errBadRequest, "invalid_token_name"},
 	{ErrNotInitialized, errConflict, "not_initialized"},
+	{ErrRecipientsNote, errBadRequest, "recipients_note"},
+	{ErrRecipientsVersion, errConflict, "recipients_version"},
+	{ErrRecipientsType, errConflict, "recipients_type"},
+	{ErrRecipientsSignature, errForbidden, "recipients_signature"},
 }
 
 func adminError(err error) error {
@@ -132,6 +145,20 @@ func adminError(err error) error {
 
 func (a *localAdmin) handleRecipients(*call) (any, int, error) {
 	info, err := a.Recipients()
+	if err != nil {
+		return nil, 0, adminError(err)
+	}
+	return info, http.StatusOK, nil
+}
+
+// handleSetRecipients takes the note as the request body, exactly as the
+// file holds it: a signed note's bytes matter.
+func (a *localAdmin) handleSetRecipients(c *call) (any, int, error) {
+	note, err := io.ReadAll(c.r.Body)
+	if err != nil {
+		return nil, 0, bodyError(err)
+	}
+	info, err := a.SetRecipients(note)
 	if err != nil {
 		return nil, 0, adminError(err)
 	}
@@ -205,9 +232,17 @@ func (a *socketAdmin) RevokeToken(idOrName string) error {
 	return a.do("POST", "/admin/tokens/revoke", &adminRevokeRequest{Token: idOrName}, nil)
 }
 
-func (a *socketAdmin) Recipients() (*RecipientsInfo, error) {
-	var info RecipientsInfo
+func (a *socketAdmin) Recipients() (*DeploymentInfo, error) {
+	var info DeploymentInfo
 	if err := a.do("GET", "/admin/recipients", nil, &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
+}
+
+func (a *socketAdmin) SetRecipients(note []byte) (*DeploymentInfo, error) {
+	var info DeploymentInfo
+	if err := a.do("POST", "/admin/recipients", rawBody(note), &info); err != nil {
 		return nil, err
 	}
 	return &info, nil
@@ -224,7 +259,12 @@ const maxAdminResponse = 16 << 20
 
 func (a *socketAdmin) do(method, path string, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	contentType := "application/json"
+	switch v := in.(type) {
+	case nil:
+	case rawBody:
+		body, contentType = bytes.NewReader(v), "text/plain; charset=utf-8"
+	default:
 		data, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -236,7 +276,7 @@ func (a *socketAdmin) do(method, path string, in, out any) error {
 		return err
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
@@ -267,6 +307,9 @@ func (a *socketAdmin) do(method, path string, in, out any) error {
 	}
 	return nil
 }
+
+// rawBody is a request body sent as it is rather than as JSON.
+type rawBody []byte
 
 // remoteError is a sentinel error that happened in the server, with the
 // server's message.

@@ -2,8 +2,8 @@ package server
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/testimony-ngo/testimony/crypto/receipt"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/store"
 )
@@ -28,10 +30,13 @@ const (
 
 // Keys of the store's meta bucket.
 const (
-	metaRecipients    = "recipients"     // canonical recipients, one per line
-	metaRecipientType = "recipient_type" // recipients.TypeHybrid or TypeX25519
-	metaReceiptSeed   = "receipt_key_seed"
-	metaCreated       = "created" // UTC date of init
+	metaRecipients     = "recipients"      // recipients given to init, canonical, one per line
+	metaRecipientType  = "recipient_type"  // recipients.TypeHybrid or TypeX25519
+	metaRecipientsNote = "recipients_note" // the latest signed recipients note; replaces metaRecipients when present
+	metaLogSigner      = "log_signer"      // note signer key of the intake log ("PRIVATE+KEY+…")
+	metaLogVerifier    = "log_verifier"    // its verifier key, given to clients and reviewers
+	metaOrgKey         = "org_key"         // organisation verifier key (optional, init -org-key)
+	metaCreated        = "created"         // UTC date of init
 )
 
 // dbLockTimeout is how long opening the store waits for its file lock. A
@@ -42,12 +47,18 @@ const dbLockTimeout = time.Second
 // Errors the command line turns into hints.
 var (
 	// ErrAlreadyInitialized means init found a deployment in the data
-	// directory; init never replaces recipients or the receipt key.
+	// directory; init never replaces recipients or the log key.
 	ErrAlreadyInitialized = errors.New("data directory is already initialized")
 	// ErrNotInitialized means the data directory holds no deployment.
 	ErrNotInitialized = errors.New("data directory is not initialized")
 	// ErrLocked means another process has the store open.
 	ErrLocked = errors.New("the database is in use by another process")
+	// ErrBadOrgKey means init was given an organisation key that is not a
+	// note verifier key.
+	ErrBadOrgKey = errors.New("the organisation key is not a verifier key")
+	// ErrBadOrigin means init was given a log origin that cannot name a
+	// note key.
+	ErrBadOrigin = errors.New("invalid log origin")
 )
 
 // DBPath returns the path of the store in dataDir.
@@ -66,22 +77,55 @@ func selfSignedKeyPath(dataDir string) string {
 	return filepath.Join(dataDir, tlsDirName, keyFileName)
 }
 
+// InitOptions are the optional settings of Init. The zero value is ready
+// to use.
+type InitOptions struct {
+	// Origin names the intake log: it is the first line of every
+	// checkpoint and the name of the log key. Empty means
+	// "testimony-log-" followed by 8 random hex digits.
+	Origin string
+	// OrgKey is the organisation's note verifier key. When set, recipients
+	// set accepts only notes that it verifies; without it the server
+	// checks a note's form but cannot check who signed it (clients that
+	// pin the organisation key check that themselves).
+	OrgKey string
+}
+
 // InitResult is what init reports to the operator.
 type InitResult struct {
 	RecipientType string
 	Recipients    []string
-	ReceiptKey    string // base64 Ed25519 public key, as in receipts
+	// LogKey is the intake log's note verifier key; clients and reviewers
+	// pin it to check receipts and checkpoints.
+	LogKey string
+	// OrgKey is InitOptions.OrgKey, if given.
+	OrgKey string
 }
 
-// Init creates a deployment in dataDir from an age recipients file. The
-// recipients are checked before anything is written, so a file holding a
-// private key leaves no trace. Only the recipients themselves are kept, one
-// per line: comments in the file may name reviewers, and a seized server
-// should not tell who they are.
-func Init(dataDir string, recipientsFile io.Reader) (*InitResult, error) {
+// Init creates a deployment in dataDir from an age recipients file, with a
+// new intake log key. The recipients and options are checked before
+// anything is written, so a file holding a private key leaves no trace.
+// Only the recipients themselves are kept, one per line: comments in the
+// file may name reviewers, and a seized server should not tell who they are.
+func Init(dataDir string, recipientsFile io.Reader, opt InitOptions) (*InitResult, error) {
 	set, err := recipients.Parse(recipientsFile)
 	if err != nil {
 		return nil, err
+	}
+	if opt.OrgKey != "" {
+		if _, err := note.NewVerifier(opt.OrgKey); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadOrgKey, err)
+		}
+	}
+	origin := opt.Origin
+	if origin == "" {
+		b := make([]byte, 4)
+		rand.Read(b)
+		origin = "testimony-log-" + hex.EncodeToString(b)
+	}
+	signer, verifier, err := intakelog.NewLogKey(origin)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %v", ErrBadOrigin, origin, err)
 	}
 	if err := ensureDataDir(dataDir); err != nil {
 		return nil, err
@@ -97,16 +141,19 @@ func Init(dataDir string, recipientsFile io.Reader) (*InitResult, error) {
 		return nil, err
 	}
 
-	// An init that died half way may have left a seed; it was never shown
-	// to anyone, so reusing it is as good as making a new one.
-	seed := make([]byte, ed25519.SeedSize)
-	rand.Read(seed)
-	if err := db.PutMetaIfAbsent(metaReceiptSeed, seed); err != nil && !errors.Is(err, store.ErrExists) {
+	// An init that died half way may have left a log key; it was never
+	// shown to anyone, and this process holds the file's lock, so
+	// replacing it cannot hurt.
+	if err := db.PutMeta(metaLogSigner, []byte(signer)); err != nil {
 		return nil, err
 	}
-	key, err := loadReceiptKey(db)
-	if err != nil {
+	if err := db.PutMeta(metaLogVerifier, []byte(verifier)); err != nil {
 		return nil, err
+	}
+	if opt.OrgKey != "" {
+		if err := db.PutMeta(metaOrgKey, []byte(opt.OrgKey)); err != nil {
+			return nil, err
+		}
 	}
 	if err := db.PutMeta(metaRecipientType, []byte(set.Type)); err != nil {
 		return nil, err
@@ -124,7 +171,8 @@ func Init(dataDir string, recipientsFile io.Reader) (*InitResult, error) {
 	return &InitResult{
 		RecipientType: set.Type,
 		Recipients:    set.Strings,
-		ReceiptKey:    receipt.KeyString(key.Public().(ed25519.PublicKey)),
+		LogKey:        verifier,
+		OrgKey:        opt.OrgKey,
 	}, nil
 }
 
@@ -166,10 +214,20 @@ func openStore(dataDir string, create bool) (*store.DB, error) {
 	return db, err
 }
 
-// deployment is what a data directory fixes once, at init.
+// deployment is what a data directory fixes at init: the recipient type,
+// the log key and the organisation key, and the recipients, which a signed
+// note may later replace (recipients set).
 type deployment struct {
 	recipients *recipients.Set
-	receiptKey ed25519.PrivateKey
+	// note is the signed recipients note the recipients come from, and
+	// version its version; nil and 0 while the recipients are those given
+	// to init.
+	note    []byte
+	version uint64
+	// logSigner signs checkpoints; logKey is its verifier key.
+	logSigner note.Signer
+	logKey    string
+	orgKey    string // empty unless init -org-key
 }
 
 func loadDeployment(db *store.DB) (*deployment, error) {
@@ -187,35 +245,56 @@ func loadDeployment(db *store.DB) (*deployment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the recipient type: %w", err)
 	}
-	if string(typ) != set.Type {
-		return nil, fmt.Errorf("failed to load the deployment: stored recipient type %q does not match the recipients (%q)", typ, set.Type)
-	}
-	key, err := loadReceiptKey(db)
-	if err != nil {
+	dep := &deployment{recipients: set}
+	if msg, err := db.GetMeta(metaRecipientsNote); err == nil {
+		ss, err := recipients.ParseNoteUnverified(msg)
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse the stored recipients note: %w", err)
+		}
+		dep.recipients, dep.note, dep.version = ss.Set, ss.Note, ss.Version
+	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	return &deployment{recipients: set, receiptKey: key}, nil
-}
-
-func loadReceiptKey(db *store.DB) (ed25519.PrivateKey, error) {
-	seed, err := db.GetMeta(metaReceiptSeed)
+	if string(typ) != dep.recipients.Type {
+		return nil, fmt.Errorf("failed to load the deployment: stored recipient type %q does not match the recipients (%q)", typ, dep.recipients.Type)
+	}
+	skey, err := db.GetMeta(metaLogSigner)
 	if err != nil {
-		return nil, fmt.Errorf("failed to read the receipt key: %w", err)
+		return nil, fmt.Errorf("failed to read the log key: %w", err)
 	}
-	if len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("failed to read the receipt key: stored seed has %d bytes, want %d", len(seed), ed25519.SeedSize)
+	if dep.logSigner, err = note.NewSigner(string(skey)); err != nil {
+		return nil, fmt.Errorf("failed to read the log key: %w", err)
 	}
-	return ed25519.NewKeyFromSeed(seed), nil
+	vkey, err := db.GetMeta(metaLogVerifier)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the log verifier key: %w", err)
+	}
+	dep.logKey = string(vkey)
+	if v, err := note.NewVerifier(dep.logKey); err != nil || v.Name() != dep.logSigner.Name() || v.KeyHash() != dep.logSigner.KeyHash() {
+		return nil, fmt.Errorf("failed to load the deployment: the stored log verifier key does not belong to the log key")
+	}
+	if org, err := db.GetMeta(metaOrgKey); err == nil {
+		dep.orgKey = string(org)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	return dep, nil
 }
 
-// info is what GET /v1/recipients and recipients show tell about a
-// deployment: public keys only.
+// info is what GET /v1/recipients tells about a deployment: public keys
+// only.
 func (d *deployment) info() *RecipientsInfo {
 	return &RecipientsInfo{
-		Type:       d.recipients.Type,
-		Recipients: d.recipients.Strings,
-		ReceiptKey: receipt.KeyString(d.receiptKey.Public().(ed25519.PublicKey)),
+		Type:             d.recipients.Type,
+		Recipients:       d.recipients.Strings,
+		LogKey:           d.logKey,
+		SignedRecipients: string(d.note),
 	}
+}
+
+// adminInfo is what recipients show tells the operator.
+func (d *deployment) adminInfo() *DeploymentInfo {
+	return &DeploymentInfo{RecipientsInfo: *d.info(), Version: d.version, OrgKey: d.orgKey}
 }
 
 // RecipientsInfo describes a deployment's public keys; it is also the body
@@ -223,5 +302,18 @@ func (d *deployment) info() *RecipientsInfo {
 type RecipientsInfo struct {
 	Type       string   `json:"type"`
 	Recipients []string `json:"recipients"`
-	ReceiptKey string   `json:"receipt_key"`
+	// LogKey is the intake log's note verifier key.
+	LogKey string `json:"log_key"`
+	// SignedRecipients is the organisation-signed recipients note the
+	// recipients come from, or empty if none has been set.
+	SignedRecipients string `json:"signed_recipients"`
+}
+
+// DeploymentInfo is what the operator's recipients commands see: the
+// public information plus the note's version (0 without a note) and the
+// organisation key the server checks notes with (empty if none).
+type DeploymentInfo struct {
+	RecipientsInfo
+	Version uint64 `json:"version"`
+	OrgKey  string `json:"org_key"`
 }

@@ -3,10 +3,22 @@
 // the operator's commands use while the server runs, and the set-up of a
 // data directory.
 //
-// The server only ever holds public keys. It checks that what it stores is
-// an age v1 file encrypted to the deployment's recipient type, hashes it,
-// and signs a receipt; it never parses an age identity and never sees
-// plaintext.
+// The server only ever holds public keys, and one signing key of its own:
+// the intake log key. It checks that what it stores is an age v1 file
+// encrypted to the deployment's recipient type, hashes it, appends a leaf
+// for it to the intake log (in the same transaction), and answers with a
+// receipt: a signed checkpoint and an inclusion proof. It never parses an
+// age identity and never sees plaintext.
+//
+// # Intake log
+//
+// Checkpoints are derived from the stored log on demand and signed with the
+// log key; the newest is cached in memory (intakelog.go). Nothing about
+// them is stored, so a crash between committing a submission and signing a
+// checkpoint leaves nothing to repair. The recipients served may be
+// replaced by an organisation-signed note (recipients set); the server
+// cannot forge one, and with init -org-key it refuses notes that key did
+// not sign.
 //
 // # Data directory
 //

@@ -24,9 +24,9 @@ func (c *call) vars() map[string]string { return mux.Vars(c.r) }
 
 // apiFunc implements a route. It returns the response body, the status for
 // a successful response, or an error for errorStatus. The body is nil for
-// none, json.RawMessage for JSON already encoded (receipts are sent as
-// signed), *download for a ciphertext stream, and anything else is encoded
-// as JSON.
+// none, json.RawMessage for JSON already encoded, textBody for text/plain
+// (signed checkpoints), *download for a ciphertext stream, and anything
+// else is encoded as JSON.
 type apiFunc func(c *call) (any, int, error)
 
 // errorBody is every error response.
@@ -50,6 +50,11 @@ func (s *Server) endpoint(route, role string, bodyLimit int64, fn apiFunc) http.
 			w.WriteHeader(status)
 		case json.RawMessage:
 			s.writeRawJSON(w, status, v)
+		case textBody:
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Content-Length", strconv.Itoa(len(v)))
+			w.WriteHeader(status)
+			w.Write(v)
 		case *download:
 			s.stream(w, r, v)
 		default:

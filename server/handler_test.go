@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -73,9 +72,8 @@ func TestRecipients(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	pub := e.srv.dep.receiptKey.Public().(ed25519.PublicKey)
 	if got.Type != "mlkem768x25519" || len(got.Recipients) != 1 || got.Recipients[0] != e.recipient.(*age.HybridRecipient).String() ||
-		got.ReceiptKey != receipt.KeyString(pub) {
+		got.LogKey != e.logKey() || got.SignedRecipients != "" {
 		t.Fatalf("recipients = %+v", got)
 	}
 }
@@ -295,11 +293,10 @@ func TestUploadAndFinish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := e.srv.dep.receiptKey.Public().(ed25519.PublicKey)
-	if err := rc.Verify(pub); err != nil {
+	if _, err := rc.Verify(e.logKey()); err != nil {
 		t.Fatal(err)
 	}
-	if rc.ID != id || rc.Size != int64(len(file)) || rc.SHA256 != sha(file) || rc.Received != "2026-11-27" {
+	if rc.ID != id || rc.Size != int64(len(file)) || rc.SHA256 != sha(file) || rc.Received != "2026-11-27" || rc.Index != 0 {
 		t.Fatalf("receipt %+v", rc)
 	}
 
@@ -496,7 +493,7 @@ func TestCollect(t *testing.T) {
 		}
 		return l.Submissions
 	}
-	if got := list("?pending=1"); len(got) != 2 || got[0].Received != "2026-11-27" {
+	if got := list("?pending=1"); len(got) != 2 || got[0].Received != "2026-11-27" || got[0].Index != 0 || got[1].Index != 1 {
 		t.Fatalf("pending = %+v", got)
 	}
 	for i, f := range [][]byte{small, big} {

@@ -70,7 +70,7 @@ func newTestEnv(t testing.TB, configure ...func(*Config)) *testEnv {
 		t.Fatal(err)
 	}
 	e.recipient = id.Recipient()
-	if _, err := Init(e.dir, strings.NewReader(id.Recipient().String()+"\n")); err != nil {
+	if _, err := Init(e.dir, strings.NewReader(id.Recipient().String()+"\n"), InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.db, err = openStore(e.dir, false)
@@ -94,6 +94,11 @@ func newTestEnv(t testing.TB, configure ...func(*Config)) *testEnv {
 	e.submit = e.token(RoleSubmit, "laptop")
 	e.collect = e.token(RoleCollect, "collector")
 	return e
+}
+
+// logKey is the deployment's log verifier key.
+func (e *testEnv) logKey() string {
+	return e.srv.dep.Load().logKey
 }
 
 func (e *testEnv) token(role, name string) string {

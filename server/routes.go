@@ -41,6 +41,13 @@ func (s *Server) Handler() http.Handler {
 	s.route(r, "GET", "/v1/submissions/{id}", RoleCollect, noBody, s.downloadSubmission)
 	s.route(r, "POST", "/v1/submissions/{id}/collected", RoleCollect, noBody, s.markCollected)
 
+	// The log holds no personal data, so any valid token may read it:
+	// caseworkers check their receipts, collectors build bundles.
+	s.route(r, "GET", "/v1/log/checkpoint", roleAny, noBody, s.logCheckpoint)
+	s.route(r, "GET", "/v1/log/inclusion", roleAny, noBody, s.logInclusion)
+	s.route(r, "GET", "/v1/log/consistency", roleAny, noBody, s.logConsistency)
+	s.route(r, "GET", "/v1/log/leaves", roleAny, noBody, s.logLeaves)
+
 	s.fallbacks(r)
 	return s.common(r)
 }
@@ -49,9 +56,10 @@ func (s *Server) Handler() http.Handler {
 // authentication: only the server's own user can reach the socket (mode
 // 0600 in a 0700 directory).
 func (s *Server) AdminHandler() http.Handler {
-	a := &localAdmin{db: s.db}
+	a := &localAdmin{db: s.db, srv: s}
 	r := mux.NewRouter()
 	s.adminRoute(r, "GET", "/admin/recipients", noBody, a.handleRecipients)
+	s.adminRoute(r, "POST", "/admin/recipients", maxAdminNoteBody, a.handleSetRecipients)
 	s.adminRoute(r, "GET", "/admin/tokens", noBody, a.handleTokens)
 	s.adminRoute(r, "POST", "/admin/tokens", maxJSONBody, a.handleCreateToken)
 	s.adminRoute(r, "POST", "/admin/tokens/revoke", maxJSONBody, a.handleRevokeToken)

@@ -30,7 +30,7 @@ func initDir(t *testing.T) (string, age.Recipient) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if _, err := Init(dir, strings.NewReader(id.Recipient().String()+"\n")); err != nil {
+	if _, err := Init(dir, strings.NewReader(id.Recipient().String()+"\n"), InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return dir, id.Recipient()

@@ -3,6 +3,8 @@ package server
 import (
 	"errors"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/testimony-ngo/testimony/store"
@@ -52,13 +54,21 @@ type Config struct {
 
 // Server serves the API of one deployment.
 type Server struct {
-	db      *store.DB
-	dep     *deployment
+	db *store.DB
+	// dep changes only when recipients set replaces the recipients;
+	// setMu serializes those changes.
+	dep     atomic.Pointer[deployment]
+	setMu   sync.Mutex
+	intake  *intakeLog
 	maxSize int64
 	expiry  time.Duration
 	log     *slog.Logger
 	now     func() time.Time
 	limiter *failureLimiter
+	// testHookCommitted, if set, is called after a submission is committed
+	// and before its checkpoint is signed; crash tests kill the process
+	// there.
+	testHookCommitted func(index int64)
 }
 
 // New returns a Server for the deployment in cfg.DB. It fails with
@@ -73,7 +83,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		db:      cfg.DB,
-		dep:     dep,
+		intake:  newIntakeLog(cfg.DB, dep.logSigner),
 		maxSize: cfg.MaxSize,
 		expiry:  cfg.UploadExpiry,
 		log:     cfg.Logger,
@@ -99,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 		burst = defaultAuthFailureBurst
 	}
 	s.limiter = newFailureLimiter(rate, burst, s.now)
+	s.dep.Store(dep)
 	return s, nil
 }
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -24,11 +23,11 @@ type submissionList struct {
 }
 
 type submissionEntry struct {
-	ID       string          `json:"id"`
-	Size     int64           `json:"size"`
-	SHA256   string          `json:"sha256"`
-	Received string          `json:"received"`
-	Receipt  json.RawMessage `json:"receipt"`
+	ID       string `json:"id"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+	Received string `json:"received"`
+	Index    int64  `json:"index"` // of its leaf in the intake log
 }
 
 // GET /v1/health
@@ -38,7 +37,7 @@ func (s *Server) health(*call) (any, int, error) {
 
 // GET /v1/recipients
 func (s *Server) recipients(*call) (any, int, error) {
-	return s.dep.info(), http.StatusOK, nil
+	return s.dep.Load().info(), http.StatusOK, nil
 }
 
 // POST /v1/submissions: the whole age file as the body, for small files and
@@ -138,7 +137,7 @@ func (s *Server) listSubmissions(c *call) (any, int, error) {
 			Size:     sub.Size,
 			SHA256:   sub.SHA256,
 			Received: sub.Received.UTC().Format(time.DateOnly),
-			Receipt:  sub.Receipt,
+			Index:    sub.Index,
 		})
 	}
 	return list, http.StatusOK, nil

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/testimony-ngo/testimony/crypto/receipt"
 	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/store"
 )
@@ -99,7 +98,11 @@ func (s *Server) uploadStatus(c *call) (any, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		return &uploadComplete{ID: id, State: "complete", Receipt: sub.Receipt}, http.StatusOK, nil
+		rcpt, err := s.submissionReceipt(sub)
+		if err != nil {
+			return nil, 0, err
+		}
+		return &uploadComplete{ID: id, State: "complete", Receipt: rcpt}, http.StatusOK, nil
 	} else if err != nil {
 		return nil, 0, err
 	}
@@ -266,9 +269,10 @@ func finishedIsConflict(err error, id string) error {
 // age header for the deployment's recipient type, and returns the header's
 // length.
 func (s *Server) checkHeader(data []byte) (int64, error) {
-	n, err := recipients.HeaderLength(bytes.NewReader(data), s.dep.recipients.Type)
+	typ := s.dep.Load().recipients.Type
+	n, err := recipients.HeaderLength(bytes.NewReader(data), typ)
 	if err != nil {
-		return 0, fail(errUnprocessable, "not an acceptable age file for this server (recipient type %s): %v", s.dep.recipients.Type, err)
+		return 0, fail(errUnprocessable, "not an acceptable age file for this server (recipient type %s): %v", typ, err)
 	}
 	return n, nil
 }
@@ -309,32 +313,35 @@ func (s *Server) hashChunks(id string, size int64) ([32]byte, error) {
 	return [32]byte(h.Sum(nil)), nil
 }
 
-// complete signs the receipt of a fully stored upload and turns the upload
-// into a submission. The receipt carries the UTC date only, and so does the
-// stored submission: nothing on the server pins an interview to an hour.
+// complete turns a fully stored upload into a submission, appending its
+// leaf to the intake log in the same transaction, and returns its receipt.
+// The leaf carries the UTC date only, and so does the stored submission:
+// nothing on the server pins an interview to an hour.
 func (s *Server) complete(id string, size int64, sum [32]byte, chunks int) (any, int, error) {
 	y, m, d := s.now().UTC().Date()
-	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-	r, err := receipt.Sign(s.dep.receiptKey, id, size, sum, day)
-	if err != nil {
-		return nil, 0, fmt.Errorf("failed to sign receipt for %s: %w", id, err)
-	}
-	data, err := json.Marshal(r)
-	if err != nil {
-		return nil, 0, fmt.Errorf("failed to encode receipt for %s: %w", id, err)
-	}
 	sub := store.Submission{
 		ID:       id,
 		Size:     size,
 		SHA256:   hex.EncodeToString(sum[:]),
 		Chunks:   chunks,
-		Received: day,
-		Receipt:  data,
+		Received: time.Date(y, m, d, 0, 0, 0, 0, time.UTC),
 	}
-	if err := s.db.FinishUpload(id, sub); err != nil {
+	leaf := leafOf(sub)
+	index, err := s.db.FinishUpload(id, sub, leaf.Bytes())
+	if err != nil {
 		return nil, 0, finishedIsConflict(err, id)
 	}
-	return json.RawMessage(data), http.StatusCreated, nil
+	if s.testHookCommitted != nil {
+		s.testHookCommitted(index)
+	}
+	// The submission is safe from here on. If the receipt fails, the
+	// client's retry of finish gets 409 and GET /v1/uploads/{id} builds
+	// the receipt again.
+	data, err := s.intake.receipt(leaf, index)
+	if err != nil {
+		return nil, 0, fmt.Errorf("submission %s is stored as log leaf %d, but its receipt failed: %w", id, index, err)
+	}
+	return data, http.StatusCreated, nil
 }
 
 func newID() string {

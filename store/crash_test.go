@@ -32,7 +32,7 @@ const crashEnv = "TESTIMONY_STORE_CRASH_DB"
 // each write returns, so the parent knows what was acknowledged:
 //
 //	chunk <id> <index> <sha256>       PutChunk returned nil
-//	committed <id> <size> <sha256>    FinishUpload returned nil
+//	committed <id> <size> <sha256> <index>    FinishUpload returned nil
 func TestKillDurabilityChild(t *testing.T) {
 	path := os.Getenv(crashEnv)
 	if path == "" {
@@ -85,17 +85,22 @@ func TestKillDurabilityChild(t *testing.T) {
 		}
 		sum := sha256.Sum256(data)
 		s := Submission{ID: id, Size: int64(size), SHA256: hex.EncodeToString(sum[:]), Chunks: n, Received: time.Now()}
-		if err := db.FinishUpload(id, s); err != nil {
+		index, err := db.FinishUpload(id, s, crashLeaf(id))
+		if err != nil {
 			fail(err)
 		}
-		fmt.Printf("committed %s %d %x\n", id, size, sum)
+		fmt.Printf("committed %s %d %x %d\n", id, size, sum, index)
 	}
 	db.Close()
 }
 
+// crashLeaf is the log leaf the child writes for a submission.
+func crashLeaf(id string) []byte { return []byte("leaf " + id) }
+
 type ackedSubmission struct {
-	size int64
-	sum  string
+	size  int64
+	sum   string
+	index int64
 }
 
 // TestKillDurability checks invariant 8 of the design: whatever the store
@@ -117,12 +122,16 @@ func TestKillDurability(t *testing.T) {
 		for _, line := range lines {
 			f := strings.Fields(line)
 			switch {
-			case len(f) == 4 && f[0] == "committed":
+			case len(f) == 5 && f[0] == "committed":
 				size, err := strconv.ParseInt(f[2], 10, 64)
 				if err != nil {
 					t.Fatalf("bad line from child: %q", line)
 				}
-				committed[f[1]] = ackedSubmission{size, f[3]}
+				index, err := strconv.ParseInt(f[4], 10, 64)
+				if err != nil {
+					t.Fatalf("bad line from child: %q", line)
+				}
+				committed[f[1]] = ackedSubmission{size, f[3], index}
 				n++
 			case len(f) == 4 && f[0] == "chunk":
 				i, err := strconv.Atoi(f[2])
@@ -203,8 +212,10 @@ func runAndKill(t *testing.T, path string) []string {
 }
 
 // verifyAfterCrash reopens path and checks the file's consistency, every
-// acknowledged submission's size and hash, and every acknowledged chunk of
-// an upload whose record is still there.
+// acknowledged submission's size, hash and log index, every acknowledged
+// chunk of an upload whose record is still there, and that the intake log
+// holds exactly one leaf per submission, with stored hashes that match a
+// tree rebuilt from the leaves alone.
 func verifyAfterCrash(t *testing.T, path string, committed map[string]ackedSubmission, chunks map[string]map[int]string) {
 	t.Helper()
 	db, err := Open(path, Options{})
@@ -220,8 +231,8 @@ func verifyAfterCrash(t *testing.T, path string, committed map[string]ackedSubmi
 		if err != nil {
 			t.Fatalf("acknowledged submission %s lost: %v", id, err)
 		}
-		if s.Size != want.size || s.SHA256 != want.sum {
-			t.Fatalf("submission %s record = %d bytes %s, want %d bytes %s", id, s.Size, s.SHA256, want.size, want.sum)
+		if s.Size != want.size || s.SHA256 != want.sum || s.Index != want.index {
+			t.Fatalf("submission %s record = %d bytes %s index %d, want %d bytes %s index %d", id, s.Size, s.SHA256, s.Index, want.size, want.sum, want.index)
 		}
 		r, err := db.NewReader(id)
 		if err != nil {
@@ -257,5 +268,21 @@ func verifyAfterCrash(t *testing.T, path string, committed map[string]ackedSubmi
 	}
 	if len(list) < len(committed) {
 		t.Fatalf("Submissions lists %d, fewer than the %d acknowledged", len(list), len(committed))
+	}
+
+	// The log and the submissions were committed together: one leaf per
+	// submission, in index order, and nothing else.
+	n := checkLog(t, db)
+	if n != int64(len(list)) {
+		t.Fatalf("LogSize = %d after the crash, but %d submissions are stored", n, len(list))
+	}
+	_, leaves, _ := recomputeLog(t, db)
+	for i, s := range list {
+		if s.Index != int64(i) {
+			t.Fatalf("submission %s has log index %d, want %d (indexes must be 0..n-1 without gaps)", s.ID, s.Index, i)
+		}
+		if !bytes.Equal(leaves[i], crashLeaf(s.ID)) {
+			t.Fatalf("log leaf %d is %q, want the leaf of submission %s", i, leaves[i], s.ID)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 // Package store keeps testimony's server state in a single bbolt file:
 // small metadata values, token hashes, unfinished uploads, finished
-// submissions and the ciphertext itself, split into chunks.
+// submissions, the ciphertext itself, split into chunks, and the intake log:
+// an append-only Merkle tree (RFC 6962, via golang.org/x/mod/sumdb/tlog)
+// with one leaf per submission.
 //
 // Ciphertext is opaque here. The package never imports age and never looks
 // inside a chunk; the server validates age headers and hashes before it calls
@@ -22,13 +24,25 @@
 //	uploads      id (32 hex chars) -> JSON record of an unfinished upload
 //	submissions  id (32 hex chars) -> JSON record of a finished submission
 //	chunks       id (16 raw bytes) || uint32 big-endian index -> bucket: "data" -> 1..ChunkSize bytes
-//	store        "schema"          -> layout version, so a newer layout is refused
+//	logleaves    uint64 big-endian leaf index   -> leaf bytes (encoded by the caller)
+//	loghashes    uint64 big-endian stored-hash index (tlog.StoredHashIndex) -> 32-byte hash
+//	store        "schema"          -> layout version, so a different layout is refused
+//	             "logsize"         -> uint64 big-endian number of log leaves
 //
 // Chunk i of an upload covers bytes [i*ChunkSize, (i+1)*ChunkSize) of the
 // ciphertext. Each chunk sits alone in a nested bucket so that writing one
 // never rewrites its neighbours (see chunkData in upload.go for the
 // measurements). FinishUpload moves an upload's record to submissions in one
 // transaction and leaves the chunks where they are.
+//
+// In that same transaction FinishUpload appends the submission's leaf to
+// the intake log and stores the tree hashes that tlog.StoredHashes derives
+// for it, so the log and the submissions can never disagree, even after
+// kill -9. The log size lives in the store bucket rather than in meta so
+// that PutMeta cannot change it. Checkpoints (signed tree heads) are not
+// state: they are computed from the size and the stored hashes on demand
+// (LogHashReader, tlog.TreeHash), so there is nothing that a crash could
+// leave behind half written.
 //
 // # Caveats
 //
@@ -62,5 +76,5 @@
 // behind.
 //
 // Open tightens the file's permission bits to 0600 if they allow group or
-// other access, because the meta bucket holds the receipt signing key seed.
+// other access, because the meta bucket holds the log signing key.
 package store

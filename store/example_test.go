@@ -44,16 +44,20 @@ func Example() {
 	fmt.Println("stored chunks:", stored)
 
 	sum := sha256.Sum256(ciphertext)
-	err = db.FinishUpload(id, store.Submission{
+	// The server encodes the log leaf (package intakelog); it is opaque
+	// here.
+	leaf := []byte("testimony leaf v1\n" + id + "\n" + hex.EncodeToString(sum[:]) + "\n47\n2026-11-27\n")
+	index, err := db.FinishUpload(id, store.Submission{
 		Size:     int64(len(ciphertext)),
 		SHA256:   hex.EncodeToString(sum[:]),
 		Chunks:   1,
 		Received: now.Truncate(24 * time.Hour),
-		Receipt:  []byte(`{"version":1}`),
-	})
+	}, leaf)
 	if err != nil {
 		log.Fatal(err)
 	}
+	size, _ := db.LogSize()
+	fmt.Printf("log leaf %d, log size %d\n", index, size)
 	if err := db.PutChunk(id, 0, ciphertext); err != nil {
 		fmt.Println("after finishing:", err)
 	}
@@ -78,6 +82,7 @@ func Example() {
 	fmt.Println("pending:", len(pending))
 	// Output:
 	// stored chunks: [0]
+	// log leaf 0, log size 1
 	// after finishing: failed to put chunk 0 of upload 6f1c9a8e2b7d40a3958c1e2f3a4b5c6d: upload already finished
 	// 6f1c9a8e2b7d40a3958c1e2f3a4b5c6d 47 bytes: age-encryption.org/v1 ... (opaque to the store)
 	// pending: 0

@@ -22,7 +22,7 @@ const DefaultTimeout = time.Second
 
 // schemaVersion is the layout described in the package documentation. Open
 // refuses files written with a different layout rather than misreading them.
-const schemaVersion = "1"
+const schemaVersion = "2"
 
 // maxMetaKey bounds meta keys; they are names chosen by the server, never
 // input from clients.
@@ -128,7 +128,7 @@ func Open(path string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketTokens, bucketUploads, bucketSubmissions, bucketChunks} {
+		for _, name := range [][]byte{bucketMeta, bucketTokens, bucketUploads, bucketSubmissions, bucketChunks, bucketLogLeaves, bucketLogHashes} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("failed to create bucket %s: %w", name, err)
 			}

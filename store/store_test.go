@@ -65,7 +65,13 @@ func putAll(t testing.TB, db *DB, id string, data []byte) {
 func submissionOf(id string, data []byte, received time.Time) Submission {
 	sum := sha256.Sum256(data)
 	return Submission{ID: id, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
-		Chunks: int(chunkCount(int64(len(data)))), Received: received, Receipt: []byte(`{"version":1}`)}
+		Chunks: int(chunkCount(int64(len(data)))), Received: received}
+}
+
+// leafOf is a stand-in for the intake log leaf of s: the store treats
+// leaves as opaque bytes.
+func leafOf(s Submission) []byte {
+	return []byte("test leaf\n" + s.ID + "\n" + s.SHA256 + "\n")
 }
 
 // submit stores data as a finished submission and returns its record.
@@ -75,9 +81,11 @@ func submit(t testing.TB, db *DB, data []byte, received time.Time) Submission {
 	createUpload(t, db, id, int64(len(data)))
 	putAll(t, db, id, data)
 	s := submissionOf(id, data, received)
-	if err := db.FinishUpload(id, s); err != nil {
+	index, err := db.FinishUpload(id, s, leafOf(s))
+	if err != nil {
 		t.Fatal(err)
 	}
+	s.Index = index
 	return s
 }
 
@@ -146,27 +154,32 @@ func TestOpenErrors(t *testing.T) {
 	if err := os.WriteFile(notDB, bytes.Repeat([]byte("not a bbolt file "), 1000), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	future := filepath.Join(dir, "future.db")
-	bdb, err := bolt.Open(future, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = bdb.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket(bucketStore)
+	withSchema := func(name, version string) string {
+		path := filepath.Join(dir, name)
+		bdb, err := bolt.Open(path, 0o600, nil)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		return b.Put(keySchema, []byte("2"))
-	})
-	bdb.Close()
-	if err != nil {
-		t.Fatal(err)
+		err = bdb.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucket(bucketStore)
+			if err != nil {
+				return err
+			}
+			return b.Put(keySchema, []byte(version))
+		})
+		bdb.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
 
 	for name, path := range map[string]string{
 		"missing directory": filepath.Join(dir, "nope", "x.db"),
 		"not bbolt":         notDB,
-		"newer layout":      future,
+		"newer layout":      withSchema("future.db", "3"),
+		// Layout 1 kept signed receipts and had no intake log.
+		"older layout": withSchema("past.db", "1"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			db, err := Open(path, Options{})
@@ -375,10 +388,10 @@ func TestInvalidIDs(t *testing.T) {
 		ops := map[string]error{
 			"CreateUpload":  db.CreateUpload(Upload{ID: id, Size: 1, Expires: future}),
 			"PutChunk":      db.PutChunk(id, 0, []byte("x")),
-			"FinishUpload":  db.FinishUpload(id, submissionOf(id, []byte("x"), t0)),
 			"DeleteUpload":  db.DeleteUpload(id),
 			"MarkCollected": db.MarkCollected(id),
 		}
+		_, ops["FinishUpload"] = db.FinishUpload(id, submissionOf(id, []byte("x"), t0), []byte("leaf"))
 		_, ops["Upload"] = db.Upload(id)
 		_, ops["ReadChunk"] = db.ReadChunk(id, 0)
 		_, ops["ChunkIndexes"] = db.ChunkIndexes(id)
@@ -455,7 +468,8 @@ func TestConcurrentUse(t *testing.T) {
 		t.Error(err)
 	}
 	for w := range writers {
-		if err := db.FinishUpload(ids[w], submissionOf(ids[w], datas[w], t0)); err != nil {
+		s := submissionOf(ids[w], datas[w], t0)
+		if _, err := db.FinishUpload(ids[w], s, leafOf(s)); err != nil {
 			t.Fatal(err)
 		}
 		if got := readAll(t, db, ids[w]); !bytes.Equal(got, datas[w]) {

@@ -14,15 +14,15 @@ import (
 )
 
 // Submission is a finished upload: complete ciphertext that the server has
-// validated and signed a receipt for.
+// validated and appended to the intake log.
 type Submission struct {
 	ID        string // 32 lowercase hex characters, the id of the upload it was
 	Size      int64  // ciphertext size in bytes
 	SHA256    string // SHA-256 of the ciphertext in lowercase hex
 	Chunks    int    // number of chunks, always ceil(Size / ChunkSize)
 	Received  time.Time
-	Receipt   []byte // the signed receipt as sent to the client
-	Collected bool   // set by MarkCollected once a collector has fetched it
+	Index     int64 // index of its leaf in the intake log; set by FinishUpload
+	Collected bool  // set by MarkCollected once a collector has fetched it
 }
 
 type submissionRecord struct {
@@ -31,13 +31,17 @@ type submissionRecord struct {
 	SHA256    string    `json:"sha256"`
 	Chunks    int       `json:"chunks"`
 	Received  time.Time `json:"received"`
-	Receipt   []byte    `json:"receipt"`
+	Index     int64     `json:"index"`
 	Collected bool      `json:"collected,omitempty"`
 }
 
-// FinishUpload turns the upload id into the submission s, in one
-// transaction: the upload record is deleted, the submission record written,
-// and the chunks stay where they are. s.ID may be empty or must equal id.
+// FinishUpload turns the upload id into the submission s and appends leaf
+// to the intake log, in one transaction: the upload record is deleted, the
+// submission record written, the leaf and the log's new stored hashes
+// written, and the chunks stay where they are. It returns the leaf's index,
+// which is also stored as the submission's Index (s.Index is ignored).
+// s.ID may be empty or must equal id. The leaf is opaque here: the caller
+// encodes it (package intakelog); it must be 1 to MaxLeafSize bytes.
 //
 // Before committing it checks that exactly chunks 0..s.Chunks-1 are stored,
 // that all but the last are ChunkSize long and that together they are s.Size
@@ -47,27 +51,26 @@ type submissionRecord struct {
 //
 // The store does not hash the chunks; the caller must have checked s.SHA256
 // against the stored bytes.
-func (db *DB) FinishUpload(id string, s Submission) error {
+func (db *DB) FinishUpload(id string, s Submission, leaf []byte) (int64, error) {
 	raw, err := parseID(id)
 	if err != nil {
-		return fmt.Errorf("failed to finish upload: %w", err)
+		return 0, fmt.Errorf("failed to finish upload: %w", err)
 	}
 	switch {
+	case len(leaf) == 0 || len(leaf) > MaxLeafSize:
+		return 0, fmt.Errorf("failed to finish upload %s: log leaf must be 1 to %d bytes, not %d: %w", id, MaxLeafSize, len(leaf), ErrInvalid)
 	case s.ID != "" && s.ID != id:
-		return fmt.Errorf("failed to finish upload %s: submission id %q differs: %w", id, s.ID, ErrInvalid)
+		return 0, fmt.Errorf("failed to finish upload %s: submission id %q differs: %w", id, s.ID, ErrInvalid)
 	case s.Size < 0 || s.Chunks < 0 || int64(s.Chunks) != chunkCount(s.Size):
-		return fmt.Errorf("failed to finish upload %s: %d chunks cannot hold %d bytes: %w", id, s.Chunks, s.Size, ErrInvalid)
+		return 0, fmt.Errorf("failed to finish upload %s: %d chunks cannot hold %d bytes: %w", id, s.Chunks, s.Size, ErrInvalid)
 	case !validSHA256(s.SHA256):
-		return fmt.Errorf("failed to finish upload %s: sha256 must be 64 lowercase hex characters: %w", id, ErrInvalid)
+		return 0, fmt.Errorf("failed to finish upload %s: sha256 must be 64 lowercase hex characters: %w", id, ErrInvalid)
 	case s.Received.IsZero():
-		return fmt.Errorf("failed to finish upload %s: no received time: %w", id, ErrInvalid)
+		return 0, fmt.Errorf("failed to finish upload %s: no received time: %w", id, ErrInvalid)
 	}
 	rec := submissionRecord{ID: id, Size: s.Size, SHA256: s.SHA256, Chunks: s.Chunks,
-		Received: s.Received.UTC(), Receipt: s.Receipt, Collected: s.Collected}
-	val, err := json.Marshal(&rec)
-	if err != nil {
-		return fmt.Errorf("failed to encode submission %s: %w", id, err)
-	}
+		Received: s.Received.UTC(), Collected: s.Collected}
+	var index int64
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
 		u, err := loadUpload(tx, id)
 		if err != nil {
@@ -85,12 +88,20 @@ func (db *DB) FinishUpload(id string, s Submission) error {
 		if err := tx.Bucket(bucketUploads).Delete([]byte(id)); err != nil {
 			return err
 		}
+		if index, err = appendLeaf(tx, leaf); err != nil {
+			return err
+		}
+		rec.Index = index
+		val, err := json.Marshal(&rec)
+		if err != nil {
+			return fmt.Errorf("failed to encode submission record: %w", err)
+		}
 		return tx.Bucket(bucketSubmissions).Put([]byte(id), val)
 	})
 	if err != nil {
-		return fmt.Errorf("failed to finish upload %s: %w", id, err)
+		return 0, fmt.Errorf("failed to finish upload %s: %w", id, err)
 	}
-	return nil
+	return index, nil
 }
 
 // checkChunks verifies that raw has exactly chunks 0..n-1, all ChunkSize
@@ -160,8 +171,7 @@ func (db *DB) Submission(id string) (Submission, error) {
 }
 
 // Submissions returns all submissions, or only those not yet collected if
-// pendingOnly is set, ordered by Received and then ID so that repeated
-// listings agree.
+// pendingOnly is set, in log order (by Index).
 func (db *DB) Submissions(pendingOnly bool) ([]Submission, error) {
 	var ss []Submission
 	err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -180,7 +190,7 @@ func (db *DB) Submissions(pendingOnly bool) ([]Submission, error) {
 		return nil, fmt.Errorf("failed to list submissions: %w", err)
 	}
 	slices.SortFunc(ss, func(a, b Submission) int {
-		return cmp.Or(a.Received.Compare(b.Received), cmp.Compare(a.ID, b.ID))
+		return cmp.Compare(a.Index, b.Index)
 	})
 	return ss, nil
 }

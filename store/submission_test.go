@@ -42,7 +42,7 @@ func TestFinishUpload(t *testing.T) {
 	size := int64(len(data))
 
 	done := ready(size, "", nil)
-	if err := db.FinishUpload(done, good); err != nil {
+	if _, err := db.FinishUpload(done, good, leafOf(good)); err != nil {
 		t.Fatal(err)
 	}
 	// An upload of unknown size whose stored chunks do not cover
@@ -61,35 +61,50 @@ func TestFinishUpload(t *testing.T) {
 		name    string
 		id      string
 		s       Submission
+		leaf    []byte // nil: leafOf(s)
 		wantErr error
 	}{
-		{"declared size", ready(size, "", nil), good, nil},
-		{"declared sha256", ready(size, good.SHA256, nil), good, nil},
-		{"unknown size", ready(-1, "", nil), good, nil},
-		{"id filled in", ready(size, "", nil), with(func(s *Submission) { s.ID = "" }), nil},
-		{"empty", ready(0, "", []int{}), submissionOf("", nil, t0), nil},
-		{"already finished", done, good, ErrUploadComplete},
-		{"unknown upload", newID(t), good, ErrNotFound},
-		{"missing first chunk", ready(size, "", []int{1, 2}), good, ErrIncomplete},
-		{"missing middle chunk", ready(size, "", []int{0, 2}), good, ErrIncomplete},
-		{"missing last chunk", ready(size, "", []int{0, 1}), good, ErrIncomplete},
-		{"extra chunk", extra, good, ErrIncomplete},
-		{"short chunk before last", ragged, submissionOf("", data[:2*ChunkSize], t0), ErrIncomplete},
-		{"size differs from chunks", ready(-1, "", nil), with(func(s *Submission) { s.Size-- }), ErrIncomplete},
-		{"size differs from declared", ready(size, "", nil), with(func(s *Submission) { s.Size++ }), ErrInvalid},
-		{"sha256 differs from declared", ready(size, strings.Repeat("0", 64), nil), good, ErrInvalid},
-		{"other id", ready(size, "", nil), with(func(s *Submission) { s.ID = newID(t) }), ErrInvalid},
-		{"chunks inconsistent with size", ready(size, "", nil), with(func(s *Submission) { s.Chunks = 2 }), ErrInvalid},
-		{"negative size", ready(size, "", nil), with(func(s *Submission) { s.Size = -1; s.Chunks = 0 }), ErrInvalid},
-		{"bad sha256", ready(size, "", nil), with(func(s *Submission) { s.SHA256 = "xyz" }), ErrInvalid},
-		{"no received time", ready(size, "", nil), with(func(s *Submission) { s.Received = time.Time{} }), ErrInvalid},
+		{"declared size", ready(size, "", nil), good, nil, nil},
+		{"declared sha256", ready(size, good.SHA256, nil), good, nil, nil},
+		{"unknown size", ready(-1, "", nil), good, nil, nil},
+		{"id filled in", ready(size, "", nil), with(func(s *Submission) { s.ID = "" }), nil, nil},
+		{"empty", ready(0, "", []int{}), submissionOf("", nil, t0), nil, nil},
+		{"already finished", done, good, nil, ErrUploadComplete},
+		{"unknown upload", newID(t), good, nil, ErrNotFound},
+		{"missing first chunk", ready(size, "", []int{1, 2}), good, nil, ErrIncomplete},
+		{"missing middle chunk", ready(size, "", []int{0, 2}), good, nil, ErrIncomplete},
+		{"missing last chunk", ready(size, "", []int{0, 1}), good, nil, ErrIncomplete},
+		{"extra chunk", extra, good, nil, ErrIncomplete},
+		{"short chunk before last", ragged, submissionOf("", data[:2*ChunkSize], t0), nil, ErrIncomplete},
+		{"size differs from chunks", ready(-1, "", nil), with(func(s *Submission) { s.Size-- }), nil, ErrIncomplete},
+		{"size differs from declared", ready(size, "", nil), with(func(s *Submission) { s.Size++ }), nil, ErrInvalid},
+		{"sha256 differs from declared", ready(size, strings.Repeat("0", 64), nil), good, nil, ErrInvalid},
+		{"other id", ready(size, "", nil), with(func(s *Submission) { s.ID = newID(t) }), nil, ErrInvalid},
+		{"chunks inconsistent with size", ready(size, "", nil), with(func(s *Submission) { s.Chunks = 2 }), nil, ErrInvalid},
+		{"negative size", ready(size, "", nil), with(func(s *Submission) { s.Size = -1; s.Chunks = 0 }), nil, ErrInvalid},
+		{"bad sha256", ready(size, "", nil), with(func(s *Submission) { s.SHA256 = "xyz" }), nil, ErrInvalid},
+		{"no received time", ready(size, "", nil), with(func(s *Submission) { s.Received = time.Time{} }), nil, ErrInvalid},
+		{"empty leaf", ready(size, "", nil), good, []byte{}, ErrInvalid},
+		{"leaf too long", ready(size, "", nil), good, make([]byte, MaxLeafSize+1), ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, upBefore := db.Upload(tt.id)
-			err := db.FinishUpload(tt.id, tt.s)
+			leaf := tt.leaf
+			if leaf == nil {
+				leaf = leafOf(tt.s)
+			}
+			sizeBefore, err := db.LogSize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			index, err := db.FinishUpload(tt.id, tt.s, leaf)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("FinishUpload: %v, want %v", err, tt.wantErr)
+			}
+			sizeAfter, serr := db.LogSize()
+			if serr != nil {
+				t.Fatal(serr)
 			}
 			_, upErr := db.Upload(tt.id)
 			got, subErr := db.Submission(tt.id)
@@ -102,7 +117,16 @@ func TestFinishUpload(t *testing.T) {
 				if tt.wantErr != ErrUploadComplete && subErr == nil {
 					t.Error("failed finish created a submission")
 				}
+				if sizeAfter != sizeBefore {
+					t.Errorf("failed finish changed the log size from %d to %d", sizeBefore, sizeAfter)
+				}
 				return
+			}
+			if index != sizeBefore || sizeAfter != sizeBefore+1 {
+				t.Errorf("FinishUpload returned index %d, log size %d -> %d; want index %d and one more leaf", index, sizeBefore, sizeAfter, sizeBefore)
+			}
+			if got, err := db.LogLeaves(index, index+1); err != nil || len(got) != 1 || !bytes.Equal(got[0], leaf) {
+				t.Errorf("LogLeaves(%d) = %q, %v; want the leaf", index, got, err)
 			}
 			if !errors.Is(upErr, ErrNotFound) {
 				t.Errorf("upload still present after finish: %v", upErr)
@@ -111,7 +135,7 @@ func TestFinishUpload(t *testing.T) {
 				t.Fatal(subErr)
 			}
 			if got.ID != tt.id || got.Size != tt.s.Size || got.SHA256 != tt.s.SHA256 || got.Chunks != tt.s.Chunks ||
-				!got.Received.Equal(tt.s.Received) || !bytes.Equal(got.Receipt, tt.s.Receipt) || got.Collected {
+				!got.Received.Equal(tt.s.Received) || got.Index != index || got.Collected {
 				t.Errorf("Submission = %+v, want %+v", got, tt.s)
 			}
 			if rd := readAll(t, db, tt.id); int64(len(rd)) != tt.s.Size || !bytes.Equal(rd, data[:len(rd)]) {
@@ -123,20 +147,17 @@ func TestFinishUpload(t *testing.T) {
 
 func TestSubmissionsAndMarkCollected(t *testing.T) {
 	db := openTemp(t)
-	// Received times out of insertion order, two of them equal so that
-	// the id decides.
+	// Received times out of insertion order: the listing follows the log
+	// (insertion) order regardless, and ids are random.
 	times := []time.Time{t0.Add(time.Hour), t0, t0.Add(time.Hour), t0.Add(-time.Hour)}
-	var all []Submission
+	var want []Submission
 	for i, rt := range times {
-		all = append(all, submit(t, db, []byte{byte(i)}, rt))
-	}
-	want := slices.Clone(all)
-	slices.SortFunc(want, func(a, b Submission) int {
-		if c := a.Received.Compare(b.Received); c != 0 {
-			return c
+		s := submit(t, db, []byte{byte(i)}, rt)
+		if s.Index != int64(i) {
+			t.Fatalf("submission %d got log index %d", i, s.Index)
 		}
-		return strings.Compare(a.ID, b.ID)
-	})
+		want = append(want, s)
+	}
 	ids := func(ss []Submission) []string {
 		var out []string
 		for _, s := range ss {

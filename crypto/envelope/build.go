@@ -3,6 +3,7 @@ package envelope
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,7 +18,8 @@ import (
 // Build writes the padded tar envelope of the files at paths to w (normally
 // an age.Encrypt writer) and returns its manifest. Each file is stored at
 // the top level under its base name, in the order given, after
-// manifest.json.
+// manifest.json and, if signer is not nil, manifest.sig: the device's
+// signature over manifest.json.
 //
 // Every file is read twice, first to hash it for the manifest and then to
 // write it, so memory use does not depend on file sizes. If a file changes
@@ -29,7 +31,7 @@ import (
 // after case folding and Unicode normalisation), names Extract would refuse,
 // and anything over DefaultLimits, so Extract with DefaultLimits accepts
 // every envelope Build writes.
-func Build(w io.Writer, meta Meta, paths []string) (*Manifest, error) {
+func Build(w io.Writer, meta Meta, paths []string, signer ed25519.PrivateKey) (*Manifest, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("failed to build envelope: no files given")
 	}
@@ -43,12 +45,12 @@ func Build(w io.Writer, meta Meta, paths []string) (*Manifest, error) {
 		Created:       created.Format(DateFormat),
 		Files:         make([]File, 0, len(paths)),
 	}
-	byKey := map[string]string{foldKey(ManifestName): ManifestName}
+	byKey := map[string]string{foldKey(ManifestName): ManifestName, foldKey(SignatureName): SignatureName}
 	for _, p := range paths {
 		k := foldKey(filepath.Base(p))
 		if prev, ok := byKey[k]; ok {
-			if prev == ManifestName {
-				return nil, fmt.Errorf("failed to build envelope: %s: the name %s is reserved for the envelope's manifest; rename the file", p, ManifestName)
+			if prev == ManifestName || prev == SignatureName {
+				return nil, fmt.Errorf("failed to build envelope: %s: the name %s is reserved for the envelope's manifest; rename the file", p, prev)
 			}
 			return nil, fmt.Errorf("failed to build envelope: %s and %s have the same name in the envelope (names are compared ignoring case and Unicode normalisation); rename one", prev, p)
 		}
@@ -74,6 +76,16 @@ func Build(w io.Writer, meta Meta, paths []string) (*Manifest, error) {
 	if int64(mj.Len()) > DefaultLimits.MaxManifestSize {
 		return nil, fmt.Errorf("failed to build envelope: manifest.json would be larger than %d bytes; shorten the metadata or use fewer files", DefaultLimits.MaxManifestSize)
 	}
+	var sig []byte
+	if signer != nil {
+		if len(m.Files) > DefaultLimits.MaxEntries-2 {
+			return nil, fmt.Errorf("failed to build envelope: a signed envelope holds at most %d files", DefaultLimits.MaxEntries-2)
+		}
+		var err error
+		if sig, err = signManifest(signer, mj.Bytes()); err != nil {
+			return nil, fmt.Errorf("failed to sign envelope: %w", err)
+		}
+	}
 
 	cw := &countingWriter{w: w}
 	tw := tar.NewWriter(cw)
@@ -82,6 +94,14 @@ func Build(w io.Writer, meta Meta, paths []string) (*Manifest, error) {
 	}
 	if _, err := tw.Write(mj.Bytes()); err != nil {
 		return nil, fmt.Errorf("failed to write envelope: %w", err)
+	}
+	if sig != nil {
+		if err := tw.WriteHeader(tarHeader(SignatureName, int64(len(sig)), created)); err != nil {
+			return nil, fmt.Errorf("failed to write envelope: %w", err)
+		}
+		if _, err := tw.Write(sig); err != nil {
+			return nil, fmt.Errorf("failed to write envelope: %w", err)
+		}
 	}
 	for i, p := range paths {
 		if err := copyFile(tw, p, m.Files[i], created); err != nil {

@@ -54,7 +54,7 @@ func TestBuildExtractRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Build(w, meta, paths)
+	m, err := Build(w, meta, paths, nil)
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}
@@ -178,7 +178,7 @@ func TestBuildRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			_, err := Build(&out, tt.meta, tt.paths)
+			_, err := Build(&out, tt.meta, tt.paths, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Build = %v, want error containing %q", err, tt.want)
 			}
@@ -227,7 +227,7 @@ func TestBuildFileChanged(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := writeFile(t, t.TempDir(), "a.txt", []byte("original content"))
 			w := &changingWriter{change: func() error { return tt.change(p) }}
-			_, err := Build(w, Meta{}, []string{p})
+			_, err := Build(w, Meta{}, []string{p}, nil)
 			if err == nil || !strings.Contains(err.Error(), "changed while the envelope was being built") {
 				t.Fatalf("Build = %v, want a changed-file error", err)
 			}
@@ -247,7 +247,7 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 func TestBuildWriteError(t *testing.T) {
 	p := writeFile(t, t.TempDir(), "a.txt", bytes.Repeat([]byte("x"), 5000))
 	for _, n := range []int{0, 600, 2000, 7000} {
-		if _, err := Build(&failingWriter{n: n}, Meta{}, []string{p}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		if _, err := Build(&failingWriter{n: n}, Meta{}, []string{p}, nil); err == nil || !strings.Contains(err.Error(), "disk full") {
 			t.Errorf("Build with a writer failing after %d bytes = %v", n, err)
 		}
 	}

@@ -19,10 +19,10 @@ func TestBuildRefusesSpecialFiles(t *testing.T) {
 	}
 	// Opening a FIFO would block until a writer appears, so Build must
 	// refuse it before opening.
-	if _, err := Build(&bytes.Buffer{}, Meta{}, []string{fifo}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := Build(&bytes.Buffer{}, Meta{}, []string{fifo}, nil); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("Build(FIFO) = %v", err)
 	}
-	if _, err := Build(&bytes.Buffer{}, Meta{}, []string{"/dev/null"}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := Build(&bytes.Buffer{}, Meta{}, []string{"/dev/null"}, nil); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("Build(/dev/null) = %v", err)
 	}
 	// A symbolic link to a regular file is followed, as a shell user expects.
@@ -31,7 +31,7 @@ func TestBuildRefusesSpecialFiles(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	m, err := Build(&bytes.Buffer{}, Meta{}, []string{link})
+	m, err := Build(&bytes.Buffer{}, Meta{}, []string{link}, nil)
 	if err != nil || m.Files[0].Name != "link.txt" || m.Files[0].Size != 1 {
 		t.Errorf("Build(symlink) = %+v, %v", m, err)
 	}

@@ -147,7 +147,7 @@ func (m *Manifest) validate(lim Limits) error {
 	if len(m.Files) > lim.MaxEntries-1 {
 		return invalidf("manifest.json lists %d files, more than the limit of %d", len(m.Files), lim.MaxEntries-1)
 	}
-	seen := map[string]string{foldKey(ManifestName): ManifestName}
+	seen := map[string]string{foldKey(ManifestName): ManifestName, foldKey(SignatureName): SignatureName}
 	var total int64
 	for _, f := range m.Files {
 		q := quoteName(f.Name)

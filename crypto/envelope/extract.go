@@ -23,6 +23,13 @@ const (
 	DefaultMaxManifestSize = 1 << 20
 )
 
+// MaxEntryHeaderSize bounds the tar headers of one entry: its own header
+// block and the PAX and GNU extension headers before it. archive/tar caps
+// each extension at 1 MiB but reads any number of them in one call to
+// Next, so without this bound an endless run of them would be read forever
+// without ever reaching an entry that counts against the limits.
+const MaxEntryHeaderSize = 4 << 20
+
 // Limits bound what Extract accepts. A zero or negative field means the
 // default.
 type Limits struct {
@@ -66,8 +73,16 @@ type Result struct {
 	Manifest *Manifest
 	// Files are the extracted files in archive order, with sizes and
 	// hashes computed while writing them (and, with a manifest, equal to
-	// it). manifest.json itself is not listed.
+	// it). manifest.json and manifest.sig are not listed.
 	Files []File
+	// ManifestJSON is the exact content of manifest.json (nil without a
+	// manifest): the bytes the signature covers.
+	ManifestJSON []byte
+	// Signature is the content of manifest.sig, or nil if the envelope is
+	// unsigned. It has been verified: a bad signature is an error.
+	Signature *Signature
+	// SignatureStatus is SigValid if Signature verified, else SigNone.
+	SignatureStatus SignatureStatus
 }
 
 // Sizes of the tar framing.
@@ -164,9 +179,16 @@ type extractor struct {
 func (x *extractor) run() error {
 	tr := tar.NewReader(x.src)
 	for {
+		// The previous entry's data has been read, except for the zero
+		// padding to a block boundary.
+		x.src.limit = x.src.n + blockSize + MaxEntryHeaderSize
 		hdr, err := tr.Next()
+		x.src.limit = 0
 		if err == io.EOF {
 			break
+		}
+		if errors.Is(err, errHeaderLimit) {
+			return fmt.Errorf("tar entry %d: %w", x.entries+1, invalidf("extension headers are larger than %d bytes", MaxEntryHeaderSize))
 		}
 		// With GODEBUG=tarinsecurepath=0 the reader flags names it thinks
 		// unsafe but still returns the header; the checks below give the
@@ -242,6 +264,9 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 	if x.entries == 1 && hdr.Name == ManifestName && hdr.Typeflag == tar.TypeReg && !isSparse(hdr) {
 		return x.manifest(hdr, tr)
 	}
+	if x.entries == 2 && x.res.Manifest != nil && hdr.Name == SignatureName && hdr.Typeflag == tar.TypeReg && !isSparse(hdr) {
+		return x.signature(hdr, tr)
+	}
 	if err := checkType(hdr, x.res.Manifest != nil); err != nil {
 		return entryError(hdr.Name, err)
 	}
@@ -257,6 +282,9 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 		return entryError(hdr.Name, err)
 	}
 	k := foldKey(p)
+	if k == foldKey(SignatureName) {
+		return entryError(hdr.Name, invalidf("%s is allowed only as the entry right after %s", SignatureName, ManifestName))
+	}
 	if n, ok := x.nodes[k]; ok {
 		if isDir && n.dir && !n.explicit && n.name == p {
 			// Created earlier as the parent of a file.
@@ -403,6 +431,7 @@ func (x *extractor) manifest(hdr *tar.Header, tr *tar.Reader) error {
 		return err
 	}
 	x.res.Manifest = m
+	x.res.ManifestJSON = data
 	return nil
 }
 
@@ -498,15 +527,27 @@ func (x *extractor) readError(what string, err error) error {
 
 func roundUp(n, m int64) int64 { return (n + m - 1) / m * m }
 
+// errHeaderLimit stops archive/tar when an entry's headers exceed
+// MaxEntryHeaderSize.
+var errHeaderLimit = errors.New("entry headers over the limit")
+
 // countingReader counts the bytes read and remembers the first error other
-// than io.EOF.
+// than io.EOF. If limit is positive, reading stops there with
+// errHeaderLimit, which is not remembered: it is not the source's error.
 type countingReader struct {
-	r   io.Reader
-	n   int64
-	err error
+	r     io.Reader
+	n     int64
+	err   error
+	limit int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.limit > 0 {
+		if c.n >= c.limit {
+			return 0, errHeaderLimit
+		}
+		p = p[:min(int64(len(p)), c.limit-c.n)]
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	if err != nil && err != io.EOF && c.err == nil {

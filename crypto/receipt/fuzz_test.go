@@ -1,17 +1,16 @@
 package receipt
 
 import (
-	"crypto/ed25519"
 	"encoding/json"
 	"testing"
 )
 
 func FuzzReceiptParse(f *testing.F) {
-	r, _ := signed(f)
+	_, r, vkey := signedLog(f)
 	good, _ := json.Marshal(r)
 	f.Add(good)
 	f.Add([]byte(`{}`))
-	f.Add([]byte(`{"version":1,"version":1}`))
+	f.Add([]byte(`{"version":2,"version":2}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := Parse(data)
 		if err != nil {
@@ -27,14 +26,9 @@ func FuzzReceiptParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Parse(Marshal(Parse(%q))): %v", data, err)
 		}
-		if *r2 != *r {
+		if !equal(r, r2) {
 			t.Fatalf("round trip changed %+v to %+v", r, r2)
 		}
-		key, err := ParseKey(r.Key)
-		if err != nil {
-			t.Fatalf("accepted receipt has a bad key: %v", err)
-		}
-		_ = r.Verify(key)
-		_ = r.Verify(make(ed25519.PublicKey, ed25519.PublicKeySize))
+		_, _ = r.Verify(vkey)
 	})
 }

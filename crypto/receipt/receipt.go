@@ -1,137 +1,101 @@
-// Package receipt signs and verifies the receipts that the server hands to a
-// caseworker when a submission is complete.
+// Package receipt is the caseworker's proof that the server accepted a
+// submission: the submission's intake log leaf (id, ciphertext size and
+// SHA-256, UTC date received), its index in the log, a checkpoint signed by
+// the log key that includes it, and the inclusion proof.
 //
-// A receipt is the caseworker's proof that the server accepted a specific
-// ciphertext (by size and SHA-256) on a specific day. It is signed with the
-// server's Ed25519 receipt key so that a server which later drops or swaps
-// the submission can be caught by anyone holding the receipt and the key.
-//
-// The signed message is a fixed, line-based text rather than the JSON
-// document itself, so that JSON formatting never affects verification:
-//
-//	testimony receipt v1\n
-//	<id>\n
-//	<size in decimal>\n
-//	<sha256 hex>\n
-//	<received date YYYY-MM-DD>\n
-//
-// The date has no time of day on purpose: a precise timestamp would help an
-// observer correlate an upload with a caseworker's movements.
+// A receipt verifies against the log's verifier key alone, so it stays
+// useful if the server is later seized or starts lying: a log that drops or
+// swaps the submission can no longer produce checkpoints consistent with the
+// one in the receipt. The date has no time of day on purpose: a precise
+// timestamp would help an observer correlate an upload with a caseworker's
+// movements.
 package receipt
 
 import (
-	"bytes"
-	"crypto/ed25519"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/crypto/internal/strictjson"
 )
 
 // Version is the only receipt format version this package produces and accepts.
-const Version = 1
+const Version = 2
 
-// MaxSize bounds the receipt JSON that Parse accepts. A well-formed receipt
-// is about 300 bytes.
-const MaxSize = 4 << 10
+// MaxSize bounds the receipt JSON that Parse accepts. A receipt for a log
+// of a million entries is about 1.3 KiB.
+const MaxSize = 16 << 10
 
-// DateFormat is the layout of Receipt.Received (a UTC calendar date).
-const DateFormat = "2006-01-02"
-
-// messagePrefix starts the signed message and binds the signature to this
-// format and version.
-const messagePrefix = "testimony receipt v1\n"
-
-var (
-	// ErrBadSignature means the signature does not verify for the receipt's
-	// fields: the receipt was altered or was not made with this key.
-	ErrBadSignature = errors.New("receipt signature is invalid")
-	// ErrWrongKey means the receipt names a different signing key than the
-	// one the caller trusts.
-	ErrWrongKey = errors.New("receipt is signed by a different key")
-	// ErrMalformed means a receipt or key is not well-formed.
-	ErrMalformed = errors.New("malformed receipt")
-)
+// ErrMalformed means a receipt is not well-formed. Verification failures
+// wrap the intakelog errors (ErrUnknownKey, ErrBadSignature, ErrInclusion…).
+var ErrMalformed = errors.New("malformed receipt")
 
 // Receipt is the JSON document described in docs/formats.md.
 type Receipt struct {
-	Version   int    `json:"version"`
-	ID        string `json:"id"`
-	Size      int64  `json:"size"`
-	SHA256    string `json:"sha256"`
-	Received  string `json:"received"`
-	Key       string `json:"key"`
-	Signature string `json:"signature"`
+	Version  int    `json:"version"`
+	ID       string `json:"id"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+	Received string `json:"received"`
+	Index    int64  `json:"index"`
+	// Checkpoint is the signed checkpoint note text.
+	Checkpoint string `json:"checkpoint"`
+	// Proof is the inclusion proof of the leaf at Index in Checkpoint's
+	// tree, each hash in standard base64.
+	Proof []string `json:"proof"`
 }
 
-// Sign returns a receipt for the submission id of size bytes whose
-// ciphertext hashes to sum, received at the given instant (only its UTC date
-// is kept).
-func Sign(priv ed25519.PrivateKey, id string, size int64, sum [32]byte, received time.Time) (*Receipt, error) {
-	if len(priv) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("failed to sign receipt: private key is %d bytes, want %d", len(priv), ed25519.PrivateKeySize)
+// New returns the receipt for leaf, stored at index in the log, included in
+// the tree of signedCheckpoint with the given proof. It does not verify.
+func New(leaf intakelog.Leaf, index int64, signedCheckpoint []byte, proof []tlog.Hash) *Receipt {
+	return &Receipt{
+		Version:    Version,
+		ID:         leaf.ID,
+		Size:       leaf.Size,
+		SHA256:     leaf.SHA256,
+		Received:   leaf.Date,
+		Index:      index,
+		Checkpoint: string(signedCheckpoint),
+		Proof:      intakelog.EncodeProof(proof),
 	}
-	r := &Receipt{
-		Version:  Version,
-		ID:       id,
-		Size:     size,
-		SHA256:   hex.EncodeToString(sum[:]),
-		Received: received.UTC().Format(DateFormat),
-		Key:      KeyString(priv.Public().(ed25519.PublicKey)),
-	}
-	if err := r.checkFields(); err != nil {
-		return nil, fmt.Errorf("failed to sign receipt: %w", err)
-	}
-	r.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(priv, r.Message()))
-	return r, nil
 }
 
-// Message returns the exact bytes the signature covers.
-func (r *Receipt) Message() []byte {
-	var b bytes.Buffer
-	b.WriteString(messagePrefix)
-	b.WriteString(r.ID + "\n")
-	b.WriteString(strconv.FormatInt(r.Size, 10) + "\n")
-	b.WriteString(r.SHA256 + "\n")
-	b.WriteString(r.Received + "\n")
-	return b.Bytes()
+// Leaf returns the intake log leaf the receipt is for.
+func (r *Receipt) Leaf() intakelog.Leaf {
+	return intakelog.Leaf{ID: r.ID, SHA256: r.SHA256, Size: r.Size, Date: r.Received}
 }
 
-// Verify checks that r is well-formed, names pub as its key and carries a
-// valid signature by pub. It returns an error wrapping ErrWrongKey,
-// ErrBadSignature or ErrMalformed.
-func (r *Receipt) Verify(pub ed25519.PublicKey) error {
-	if len(pub) != ed25519.PublicKeySize {
-		return fmt.Errorf("failed to verify receipt: public key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
-	}
+// Verify checks that r is well-formed, that its checkpoint is signed by the
+// log key logVerifier (a note verifier key) and that the proof shows r's leaf
+// at r.Index in that checkpoint's tree. It returns the checkpoint, which the
+// caller keeps to check later checkpoints for consistency with it.
+func (r *Receipt) Verify(logVerifier string) (intakelog.Checkpoint, error) {
 	if err := r.check(); err != nil {
-		return fmt.Errorf("failed to verify receipt: %w", err)
+		return intakelog.Checkpoint{}, fmt.Errorf("failed to verify receipt: %w", err)
 	}
-	key, _ := ParseKey(r.Key) // well-formed: checked above
-	if !key.Equal(pub) {
-		return fmt.Errorf("failed to verify receipt %s: %w (receipt has %s, expected %s)", r.ID, ErrWrongKey, r.Key, KeyString(pub))
+	cp, err := intakelog.OpenCheckpoint([]byte(r.Checkpoint), logVerifier)
+	if err != nil {
+		return intakelog.Checkpoint{}, fmt.Errorf("failed to verify receipt %s: %w", r.ID, err)
 	}
-	sig, _ := decodeBase64(r.Signature, ed25519.SignatureSize) // checked above
-	if !ed25519.Verify(pub, r.Message(), sig) {
-		return fmt.Errorf("failed to verify receipt %s: %w", r.ID, ErrBadSignature)
+	proof, _ := intakelog.DecodeProof(r.Proof) // checked above
+	if err := intakelog.VerifyInclusion(cp, r.Index, r.Leaf(), proof); err != nil {
+		return intakelog.Checkpoint{}, fmt.Errorf("failed to verify receipt %s: %w", r.ID, err)
 	}
-	return nil
+	return cp, nil
 }
 
-// Parse decodes a receipt strictly: at most MaxSize bytes, exactly the seven
+// Parse decodes a receipt strictly: at most MaxSize bytes, exactly the eight
 // fields with their exact names, each once, no null, nothing after the
-// document, and every field well-formed. It does not check the signature;
-// call Verify for that.
+// document, and every field well-formed. It does not verify the checkpoint
+// or the proof; call Verify for that.
 func Parse(data []byte) (*Receipt, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("failed to parse receipt: %w: larger than %d bytes", ErrMalformed, MaxSize)
 	}
-	// Look at the version first, so a newer receipt gets a clear message
+	// Look at the version first, so another version gets a clear message
 	// rather than an "unknown field" one.
 	var v struct {
 		Version *int `json:"version"`
@@ -149,80 +113,26 @@ func Parse(data []byte) (*Receipt, error) {
 	return r, nil
 }
 
-// check reports whether every field of r is well-formed, including the
-// presence of a key and a signature.
+// check reports whether every field of r is well-formed.
 func (r *Receipt) check() error {
 	if r.Version != Version {
 		return fmt.Errorf("%w: unsupported version %d (want %d)", ErrMalformed, r.Version, Version)
 	}
-	if err := r.checkFields(); err != nil {
-		return err
+	// The leaf's own parser is the one definition of a well-formed leaf.
+	if _, err := intakelog.ParseLeaf(r.Leaf().Bytes()); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if _, err := ParseKey(r.Key); err != nil {
-		return err
+	if r.Index < 0 {
+		return fmt.Errorf("%w: index must not be negative", ErrMalformed)
 	}
-	if _, err := decodeBase64(r.Signature, ed25519.SignatureSize); err != nil {
-		return fmt.Errorf("%w: signature: %v", ErrMalformed, err)
+	if r.Checkpoint == "" || len(r.Checkpoint) > intakelog.MaxCheckpointSize {
+		return fmt.Errorf("%w: checkpoint must be a signed note of at most %d bytes", ErrMalformed, intakelog.MaxCheckpointSize)
 	}
-	return nil
-}
-
-// checkFields checks the signed fields.
-func (r *Receipt) checkFields() error {
-	if !isLowerHex(r.ID, 32) {
-		return fmt.Errorf("%w: id must be 32 lowercase hex characters", ErrMalformed)
+	if r.Proof == nil {
+		return fmt.Errorf("%w: proof is missing", ErrMalformed)
 	}
-	if r.Size < 0 {
-		return fmt.Errorf("%w: size must not be negative", ErrMalformed)
-	}
-	if !isLowerHex(r.SHA256, 64) {
-		return fmt.Errorf("%w: sha256 must be 64 lowercase hex characters", ErrMalformed)
-	}
-	if t, err := time.Parse(DateFormat, r.Received); err != nil || t.Format(DateFormat) != r.Received {
-		return fmt.Errorf("%w: received must be a date like 2026-11-27", ErrMalformed)
+	if _, err := intakelog.DecodeProof(r.Proof); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return nil
-}
-
-// KeyString encodes a receipt public key as standard base64 with padding, as
-// it appears in receipts and in GET /v1/recipients.
-func KeyString(pub ed25519.PublicKey) string {
-	return base64.StdEncoding.EncodeToString(pub)
-}
-
-// ParseKey decodes a key produced by KeyString. Only the canonical encoding
-// of a 32-byte key is accepted.
-func ParseKey(s string) (ed25519.PublicKey, error) {
-	b, err := decodeBase64(s, ed25519.PublicKeySize)
-	if err != nil {
-		return nil, fmt.Errorf("%w: key: %v", ErrMalformed, err)
-	}
-	return ed25519.PublicKey(b), nil
-}
-
-// decodeBase64 decodes canonical standard base64 (with padding, no
-// newlines) of exactly n bytes.
-func decodeBase64(s string, n int) ([]byte, error) {
-	enc := base64.StdEncoding.Strict()
-	if len(s) != enc.EncodedLen(n) {
-		return nil, fmt.Errorf("must be base64 of %d bytes", n)
-	}
-	b, err := enc.DecodeString(s)
-	if err != nil || len(b) != n {
-		return nil, fmt.Errorf("must be base64 of %d bytes", n)
-	}
-	return b, nil
-}
-
-func isLowerHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -1,40 +1,39 @@
 package receipt
 
 import (
-	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/testimony-ngo/testimony/crypto/intakelog"
 )
 
-const testID = "0123456789abcdef0123456789abcdef"
+const origin = "testimony-log-0a1b2c3d"
 
-func key(t testing.TB, seed byte) ed25519.PrivateKey {
+// signedLog returns a log of 5 leaves, a receipt for leaf 3 and the log's
+// verifier key.
+func signedLog(t testing.TB) (*memLog, *Receipt, string) {
 	t.Helper()
-	s := make([]byte, ed25519.SeedSize)
-	s[0] = seed
-	return ed25519.NewKeyFromSeed(s)
-}
-
-func signed(t testing.TB) (*Receipt, ed25519.PrivateKey) {
-	t.Helper()
-	priv := key(t, 1)
-	r, err := Sign(priv, testID, 12345, sha256.Sum256([]byte("ciphertext")), time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
-	if err != nil {
-		t.Fatal(err)
+	skey, vkey := fixedKey(t, origin, 1)
+	m := newMemLog(t, skey)
+	for i := range 5 {
+		m.add(t, testLeaf(i))
 	}
-	return r, priv
+	return m, m.receipt(t, 3), vkey
 }
 
-func TestSignVerifyRoundTrip(t *testing.T) {
-	r, priv := signed(t)
-	pub := priv.Public().(ed25519.PublicKey)
-	if err := r.Verify(pub); err != nil {
+func TestNewVerifyRoundTrip(t *testing.T) {
+	m, r, vkey := signedLog(t)
+	cp, err := r.Verify(vkey)
+	if err != nil {
 		t.Fatalf("Verify: %v", err)
+	}
+	if cp.Size != 5 || cp.Origin != origin {
+		t.Errorf("Verify returned checkpoint %+v, want size 5 of %s", cp, origin)
+	}
+	if r.Leaf() != m.leaves[3] {
+		t.Errorf("Leaf() = %+v, want %+v", r.Leaf(), m.leaves[3])
 	}
 	data, err := json.Marshal(r)
 	if err != nil {
@@ -44,96 +43,76 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse(%s): %v", data, err)
 	}
-	if *r2 != *r {
+	if !equal(r, r2) {
 		t.Errorf("Parse(Marshal(r)) = %+v, want %+v", r2, r)
 	}
-	if err := r2.Verify(pub); err != nil {
+	if _, err := r2.Verify(vkey); err != nil {
 		t.Errorf("Verify after round trip: %v", err)
 	}
 }
 
-func TestMessage(t *testing.T) {
-	r, _ := signed(t)
-	sum := sha256.Sum256([]byte("ciphertext"))
-	want := "testimony receipt v1\n" + testID + "\n12345\n" + hexString(sum[:]) + "\n2026-11-27\n"
-	if got := string(r.Message()); got != want {
-		t.Errorf("Message() = %q, want %q", got, want)
-	}
+func equal(a, b *Receipt) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
 }
 
-func hexString(b []byte) string {
-	const digits = "0123456789abcdef"
-	var s strings.Builder
-	for _, c := range b {
-		s.WriteByte(digits[c>>4])
-		s.WriteByte(digits[c&15])
+func TestSingleLeafLog(t *testing.T) {
+	skey, vkey := fixedKey(t, origin, 1)
+	m := newMemLog(t, skey)
+	m.add(t, testLeaf(0))
+	r := m.receipt(t, 0)
+	data, _ := json.Marshal(r)
+	if !strings.Contains(string(data), `"proof":[]`) {
+		t.Errorf("receipt of a one-leaf log has no empty proof: %s", data)
 	}
-	return s.String()
-}
-
-func TestReceivedIsUTCDate(t *testing.T) {
-	seoul := time.FixedZone("KST", 9*60*60)
-	// 2026-11-28 08:30 in Seoul is still 2026-11-27 in UTC.
-	r, err := Sign(key(t, 1), testID, 1, [32]byte{}, time.Date(2026, 11, 28, 8, 30, 0, 0, seoul))
+	r2, err := Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Received != "2026-11-27" {
-		t.Errorf("Received = %q, want 2026-11-27", r.Received)
-	}
-}
-
-func TestSignRefuses(t *testing.T) {
-	tests := []struct {
-		name string
-		priv ed25519.PrivateKey
-		id   string
-		size int64
-	}{
-		{"short key", key(t, 1)[:31], testID, 1},
-		{"uppercase id", key(t, 1), strings.ToUpper(testID), 1},
-		{"short id", key(t, 1), testID[:31], 1},
-		{"non-hex id", key(t, 1), "g" + testID[1:], 1},
-		{"negative size", key(t, 1), testID, -1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if _, err := Sign(tt.priv, tt.id, tt.size, [32]byte{}, time.Now()); err == nil {
-				t.Error("Sign succeeded, want error")
-			}
-		})
+	if _, err := r2.Verify(vkey); err != nil {
+		t.Errorf("Verify: %v", err)
 	}
 }
 
 func TestVerifyTamper(t *testing.T) {
-	other := key(t, 2)
+	otherSkey, _ := fixedKey(t, origin, 2)
+	other := newMemLog(t, otherSkey)
+	for i := range 5 {
+		other.add(t, testLeaf(i))
+	}
+	byOtherKey := other.receipt(t, 3).Checkpoint
+	_, vkey := fixedKey(t, origin, 1)
+
 	tests := []struct {
 		name   string
 		modify func(r *Receipt)
 		want   error
 	}{
-		{"id", func(r *Receipt) { r.ID = strings.Repeat("f", 32) }, ErrBadSignature},
-		{"size", func(r *Receipt) { r.Size++ }, ErrBadSignature},
-		{"sha256", func(r *Receipt) { r.SHA256 = strings.Repeat("0", 64) }, ErrBadSignature},
-		{"received", func(r *Receipt) { r.Received = "2026-11-28" }, ErrBadSignature},
-		{"signature", func(r *Receipt) {
-			sig, _ := base64.StdEncoding.DecodeString(r.Signature)
-			sig[0] ^= 1
-			r.Signature = base64.StdEncoding.EncodeToString(sig)
-		}, ErrBadSignature},
-		{"signature by other key", func(r *Receipt) {
-			r.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(other, r.Message()))
-		}, ErrBadSignature},
-		{"key swapped", func(r *Receipt) { r.Key = KeyString(other.Public().(ed25519.PublicKey)) }, ErrWrongKey},
-		{"version", func(r *Receipt) { r.Version = 2 }, ErrMalformed},
-		{"garbage signature", func(r *Receipt) { r.Signature = "not base64" }, ErrMalformed},
-		{"missing key", func(r *Receipt) { r.Key = "" }, ErrMalformed},
+		{"id", func(r *Receipt) { r.ID = strings.Repeat("f", 32) }, intakelog.ErrInclusion},
+		{"size", func(r *Receipt) { r.Size++ }, intakelog.ErrInclusion},
+		{"sha256", func(r *Receipt) { r.SHA256 = strings.Repeat("0", 64) }, intakelog.ErrInclusion},
+		{"received", func(r *Receipt) { r.Received = "2026-11-28" }, intakelog.ErrInclusion},
+		{"index", func(r *Receipt) { r.Index = 2 }, intakelog.ErrInclusion},
+		{"index past the checkpoint", func(r *Receipt) { r.Index = 5 }, intakelog.ErrInclusion},
+		{"proof hash", func(r *Receipt) { r.Proof[0] = r.Proof[1] }, intakelog.ErrInclusion},
+		{"proof truncated", func(r *Receipt) { r.Proof = r.Proof[1:] }, intakelog.ErrInclusion},
+		{"checkpoint size", func(r *Receipt) {
+			r.Checkpoint = strings.Replace(r.Checkpoint, "\n5\n", "\n6\n", 1)
+		}, intakelog.ErrBadSignature},
+		{"checkpoint by another key", func(r *Receipt) { r.Checkpoint = byOtherKey }, intakelog.ErrUnknownKey},
+		{"checkpoint garbage", func(r *Receipt) { r.Checkpoint = "hello" }, intakelog.ErrMalformed},
+		{"version", func(r *Receipt) { r.Version = 1 }, ErrMalformed},
+		{"proof not base64", func(r *Receipt) { r.Proof[0] = "!" }, ErrMalformed},
+		{"proof missing", func(r *Receipt) { r.Proof = nil }, ErrMalformed},
+		{"negative index", func(r *Receipt) { r.Index = -1 }, ErrMalformed},
+		{"empty checkpoint", func(r *Receipt) { r.Checkpoint = "" }, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, priv := signed(t)
+			_, r, _ := signedLog(t)
 			tt.modify(r)
-			err := r.Verify(priv.Public().(ed25519.PublicKey))
+			_, err := r.Verify(vkey)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("Verify = %v, want %v", err, tt.want)
 			}
@@ -142,70 +121,74 @@ func TestVerifyTamper(t *testing.T) {
 }
 
 func TestVerifyWrongTrustedKey(t *testing.T) {
-	r, _ := signed(t)
-	err := r.Verify(key(t, 2).Public().(ed25519.PublicKey))
-	if !errors.Is(err, ErrWrongKey) {
-		t.Errorf("Verify with another key = %v, want ErrWrongKey", err)
+	_, r, _ := signedLog(t)
+	_, otherName := fixedKey(t, "other-log", 1)
+	if _, err := r.Verify(otherName); !errors.Is(err, intakelog.ErrUnknownKey) {
+		t.Errorf("Verify with a key of another name = %v, want ErrUnknownKey", err)
 	}
-	if err := r.Verify(ed25519.PublicKey{1, 2, 3}); err == nil {
-		t.Error("Verify with a 3-byte key succeeded")
+	_, otherKey := fixedKey(t, origin, 9)
+	if _, err := r.Verify(otherKey); !errors.Is(err, intakelog.ErrUnknownKey) {
+		t.Errorf("Verify with another key of the same name = %v, want ErrUnknownKey", err)
+	}
+	if _, err := r.Verify("not a key"); err == nil {
+		t.Error("Verify with a garbage key succeeded")
 	}
 }
 
 func TestParse(t *testing.T) {
-	r, _ := signed(t)
+	_, r, _ := signedLog(t)
 	good, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// field replaces one "key":value pair of the good receipt.
-	field := func(key, value string) string {
+	cpJSON, _ := json.Marshal(r.Checkpoint)
+	field := func(name, replacement string) string {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(good, &m); err != nil {
 			t.Fatal(err)
 		}
-		old := `"` + key + `":` + string(m[key])
+		old := `"` + name + `":` + string(m[name])
 		if !strings.Contains(string(good), old) {
-			t.Fatalf("no %s in %s", old, good)
+			t.Fatalf("field %s not found", name)
 		}
-		return strings.Replace(string(good), old, value, 1)
+		return strings.Replace(string(good), old, replacement, 1)
 	}
-	nonCanonicalKey := []byte(r.Key)
-	nonCanonicalKey[42] = base64Alphabet[strings.IndexByte(base64Alphabet, nonCanonicalKey[42])|1]
+	proofJSON, _ := json.Marshal(r.Proof)
 
 	tests := []struct {
 		name, in string
 		wantErr  string // empty for success
 	}{
 		{"valid", string(good), ""},
-		{"valid with spaces", strings.ReplaceAll(string(good), ",", " ,\n "), ""},
+		{"valid with spaces", strings.ReplaceAll(string(good), `","`, `" , "`), ""},
 		{"empty", "", "unexpected end"},
 		{"not an object", "[]", "must be an object"},
 		{"null", "null", "null"},
 		{"unknown field", strings.Replace(string(good), "{", `{"extra":1,`, 1), `unknown field "extra"`},
+		{"v1 key field", strings.Replace(string(good), "{", `{"key":"AAAA",`, 1), `unknown field "key"`},
 		{"duplicate field", strings.Replace(string(good), "{", `{"size":1,`, 1), `duplicate field "size"`},
-		{"key in other case", field("id", `"ID":"`+testID+`"`), `unknown field "ID"`},
+		{"key in other case", field("id", `"ID":"`+r.ID+`"`), `unknown field "ID"`},
 		{"null field", field("size", `"size":null`), "null"},
-		{"missing field", strings.Replace(string(good), `,"signature":"`+r.Signature+`"`, "", 1), "signature"},
+		{"null proof", field("proof", `"proof":null`), "null"},
+		{"missing proof", strings.Replace(string(good), `,"proof":`+string(proofJSON), "", 1), "proof"},
+		{"missing checkpoint", strings.Replace(string(good), `,"checkpoint":`+string(cpJSON), "", 1), "checkpoint"},
 		{"trailing data", string(good) + "{}", "after the JSON document"},
-		{"trailing garbage", string(good) + "x", "after the JSON document"},
 		{"too large", string(good) + strings.Repeat(" ", MaxSize), "larger than"},
-		{"version 2", field("version", `"version":2`), "unsupported version 2"},
-		{"version string", field("version", `"version":"1"`), "must be a number"},
-		{"size string", field("size", `"size":"12345"`), "must be a number"},
+		{"version 1", field("version", `"version":1`), "unsupported version 1"},
+		{"version string", field("version", `"version":"2"`), "must be a number"},
 		{"size fraction", field("size", `"size":1.5`), "size"},
-		{"size negative", field("size", `"size":-1`), "negative"},
-		{"size nested", field("size", `"size":{"a":1}`), "must be a number"},
-		{"id uppercase", field("id", `"id":"`+strings.ToUpper(testID)+`"`), "id must be"},
-		{"id short", field("id", `"id":"abc"`), "id must be"},
+		{"size negative", field("size", `"size":-1`), "size must be"},
+		{"index negative", field("index", `"index":-1`), "negative"},
+		{"index string", field("index", `"index":"3"`), "must be a number"},
+		{"id uppercase", field("id", `"id":"`+strings.Repeat("A", 32)+`"`), "id must be"},
+		{"id with newline", field("id", `"id":"`+r.ID[:31]+`\n"`), "log leaf"},
 		{"sha256 short", field("sha256", `"sha256":"00"`), "sha256 must be"},
-		{"received with time", field("received", `"received":"2026-11-27T10:00:00Z"`), "received must be"},
-		{"received impossible", field("received", `"received":"2026-02-30"`), "received must be"},
-		{"received unpadded", field("received", `"received":"2026-1-2"`), "received must be"},
-		{"key short", field("key", `"key":"AAAA"`), "key"},
-		{"key not canonical", field("key", `"key":"`+string(nonCanonicalKey)+`"`), "key"},
-		{"key unpadded", field("key", `"key":"`+strings.TrimRight(r.Key, "=")+`"`), "key"},
-		{"signature short", field("signature", `"signature":"AAAA"`), "signature"},
+		{"received with time", field("received", `"received":"2026-11-27T10:00:00Z"`), "log leaf"},
+		{"received impossible", field("received", `"received":"2026-02-30"`), "date must be"},
+		{"checkpoint too large", field("checkpoint", `"checkpoint":"`+strings.Repeat("a", intakelog.MaxCheckpointSize+1)+`"`), "checkpoint must be"},
+		{"proof unpadded", field("proof", `"proof":["`+strings.TrimRight(r.Proof[0], "=")+`"]`), "hash 0"},
+		{"proof too long", field("proof", `"proof":[`+strings.Repeat(`"`+r.Proof[0]+`",`, intakelog.MaxProofHashes)+`"`+r.Proof[0]+`"]`), "more than"},
+		{"proof of numbers", field("proof", `"proof":[1]`), "must be a string"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,7 +197,7 @@ func TestParse(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Parse: %v", err)
 				}
-				if *got != *r {
+				if !equal(got, r) {
 					t.Errorf("Parse = %+v, want %+v", got, r)
 				}
 				return
@@ -229,23 +212,5 @@ func TestParse(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tt.wantErr)
 			}
 		})
-	}
-}
-
-const base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-func TestKeyRoundTrip(t *testing.T) {
-	pub := key(t, 3).Public().(ed25519.PublicKey)
-	got, err := ParseKey(KeyString(pub))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !got.Equal(pub) {
-		t.Error("ParseKey(KeyString(pub)) != pub")
-	}
-	for _, bad := range []string{"", "AAAA", KeyString(pub) + "\n", " " + KeyString(pub), base64.RawStdEncoding.EncodeToString(pub)} {
-		if _, err := ParseKey(bad); err == nil {
-			t.Errorf("ParseKey(%q) succeeded", bad)
-		}
 	}
 }

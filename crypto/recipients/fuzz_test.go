@@ -92,3 +92,35 @@ func FuzzCheckHeader(f *testing.F) {
 		}
 	})
 }
+
+func FuzzVerifyNote(f *testing.F) {
+	skey, vkey := orgKey(f, "testimony-org")
+	msg, err := SignNote(&Set{Type: TypeX25519, Strings: []string{x25519ID(f).Recipient().String()}}, 1, skey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(msg)
+	f.Add([]byte(NoteHeader + "\nversion 1\ntype X25519\n\n— testimony-org AAAA\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		verified, err := VerifyNote(data, vkey)
+		unverified, uerr := ParseNoteUnverified(data)
+		if err == nil {
+			// Whatever verifies also parses, to the same set.
+			if uerr != nil || !Equal(verified.Set, unverified.Set) || verified.Version != unverified.Version {
+				t.Fatalf("VerifyNote accepted %q but ParseNoteUnverified = %v", data, uerr)
+			}
+		}
+		if uerr != nil {
+			return
+		}
+		// An accepted body re-signs to a note that parses the same way.
+		again, err := SignNote(unverified.Set, unverified.Version, skey)
+		if err != nil {
+			t.Fatalf("SignNote of an accepted note: %v", err)
+		}
+		got, err := VerifyNote(again, vkey)
+		if err != nil || !Equal(got.Set, unverified.Set) || got.Version != unverified.Version {
+			t.Fatalf("re-signed note does not verify the same: %v", err)
+		}
+	})
+}

@@ -93,7 +93,7 @@ func (c *cli) dev(args []string) error {
 	if err := writeSecret(demo(devRecipientsFile), recipient+"\n"); err != nil {
 		return err
 	}
-	if _, err := server.Init(dataDir, strings.NewReader(recipient+"\n")); err != nil {
+	if _, err := server.Init(dataDir, strings.NewReader(recipient+"\n"), server.InitOptions{}); err != nil {
 		return explain(err, dataDir)
 	}
 	if err := devTokens(dataDir, demo(devSubmitToken), demo(devCollectToken)); err != nil {

@@ -3,25 +3,28 @@
 //
 // Usage:
 //
-//	testimony-server init -data DIR -recipients FILE
+//	testimony-server init -data DIR -recipients FILE [-origin NAME] [-org-key VKEY]
 //	testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
 //	                       [-max-size BYTES] [-upload-expiry DURATION]
 //	testimony-server token create -data DIR -role submit|collect -name NAME
 //	testimony-server token list -data DIR
 //	testimony-server token revoke -data DIR ID|NAME
 //	testimony-server recipients show -data DIR
+//	testimony-server recipients set -data DIR NOTEFILE
 //	testimony-server dev [-addr 127.0.0.1:8443] [-data DIR]
 //
 // init creates DIR (mode 0700) with the reviewers' age recipients (public
-// keys only: a file holding a private key is refused) and a new receipt
-// signing key, and prints that key. serve runs the HTTPS API; the token and
+// keys only: a file holding a private key is refused) and a new intake log
+// key, and prints its verifier key. serve runs the HTTPS API; the token and
 // recipients commands work whether or not it runs, through its admin socket
-// when it does. dev runs a throw-away demo deployment on 127.0.0.1 and prints
+// when it does. recipients set replaces the served recipients with an
+// organisation-signed recipients note of a higher version. dev runs a throw-away demo deployment on 127.0.0.1 and prints
 // the commands to try it.
 //
 // Files in DIR:
 //
-//	testimony.db    submissions, uploads, token hashes, recipients, receipt key
+//	testimony.db    submissions, intake log, uploads, token hashes, recipients
+//	                (and the signed recipients note), log key
 //	admin.sock      the admin socket while serve runs
 //	tls/cert.pem    the -tls-self-signed certificate (clients: -ca or -pin)
 //	tls/key.pem     its key
@@ -40,13 +43,14 @@ import (
 )
 
 const usage = `Usage:
-    testimony-server init -data DIR -recipients FILE
+    testimony-server init -data DIR -recipients FILE [-origin NAME] [-org-key VKEY]
     testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
                            [-max-size BYTES] [-upload-expiry DURATION]
     testimony-server token create -data DIR -role submit|collect -name NAME
     testimony-server token list -data DIR
     testimony-server token revoke -data DIR ID|NAME
     testimony-server recipients show -data DIR
+    testimony-server recipients set -data DIR NOTEFILE
     testimony-server dev [-addr 127.0.0.1:8443] [-data DIR]
 
 Run "testimony-server COMMAND -h" for a command's flags.

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"crypto/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"filippo.io/age"
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/testimony-ngo/testimony/crypto/recipients"
 )
 
 func TestMain(m *testing.M) {
@@ -21,6 +26,12 @@ func TestMain(m *testing.M) {
 //	mixed.txt       one of each
 //	identity.txt    a private key (to be refused)
 //	keygen.txt      age-keygen style output: public key in a comment, then the private key
+//	note-v1.txt     recipients.txt's recipient, signed by the organisation key as version 1
+//	note-v2.txt     a second hybrid recipient, version 2
+//	note-x25519.txt x25519.txt's recipient, version 3
+//	note-forged.txt a hybrid recipient, version 9, signed by a key named like the organisation's
+//
+// and $ORGKEY is the organisation's verifier key.
 func TestScript(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:   "testdata",
@@ -47,6 +58,38 @@ func setupKeys(env *testscript.Env) error {
 		"identity.txt":   hybrid.String() + "\n",
 		"keygen.txt":     "# created: 2026-11-27T10:00:00Z\n# public key: " + hybrid.Recipient().String() + "\n" + hybrid.String() + "\n",
 	}
+	orgSigner, orgVerifier, err := note.GenerateKey(rand.Reader, "testimony-org")
+	if err != nil {
+		return err
+	}
+	forger, _, err := note.GenerateKey(rand.Reader, "testimony-org")
+	if err != nil {
+		return err
+	}
+	hybrid2, err := age.GenerateHybridIdentity()
+	if err != nil {
+		return err
+	}
+	for _, n := range []struct {
+		file, recipient, signer string
+		version                 uint64
+	}{
+		{"note-v1.txt", hybrid.Recipient().String(), orgSigner, 1},
+		{"note-v2.txt", hybrid2.Recipient().String(), orgSigner, 2},
+		{"note-x25519.txt", x.Recipient().String(), orgSigner, 3},
+		{"note-forged.txt", hybrid2.Recipient().String(), forger, 9},
+	} {
+		set, err := recipients.Parse(strings.NewReader(n.recipient + "\n"))
+		if err != nil {
+			return err
+		}
+		msg, err := recipients.SignNote(set, n.version, n.signer)
+		if err != nil {
+			return err
+		}
+		files[n.file] = string(msg)
+	}
+	env.Setenv("ORGKEY", orgVerifier)
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(env.WorkDir, name), []byte(content), 0o600); err != nil {
 			return err

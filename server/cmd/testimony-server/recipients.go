@@ -3,32 +3,55 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 
+	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/server"
 )
 
-const recipientsUsage = `Usage: testimony-server recipients show -data DIR
+const recipientsUsage = `Usage:
+    testimony-server recipients show -data DIR
+    testimony-server recipients set -data DIR NOTEFILE
 
-Prints the deployment's recipients as an age recipients file, with the
-recipient type and the receipt key as comments. Works while the server runs.
+show prints the deployment's recipients as an age recipients file, with the
+recipient type, the log key and the recipients note version as comments.
+
+set replaces the served recipients with those of NOTEFILE, a recipients
+note signed with the organisation key on the air-gapped machine
+(testimony-review recipients sign). Its version must be higher than the
+one served now and its recipient type the deployment's. If init was given
+-org-key, the note must be signed by that key. The server cannot forge a
+note: caseworkers who pinned the organisation key check the signature
+themselves.
+
+Both work while the server runs.
 
 Example:
     testimony-server recipients show -data /var/lib/testimony
+    testimony-server recipients set -data /var/lib/testimony recipients-v2.note
 `
 
 func (c *cli) recipients(args []string) error {
+	usageHint := "use: testimony-server recipients show -data DIR, or recipients set -data DIR NOTEFILE"
 	switch {
 	case len(args) == 0:
-		return withHint(errors.New("missing recipients subcommand"), "use: testimony-server recipients show -data DIR")
+		return withHint(errors.New("missing recipients subcommand"), "%s", usageHint)
 	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
 		fmt.Fprint(c.stdout, recipientsUsage)
 		return errHelpShown
-	case args[0] != "show":
-		return withHint(fmt.Errorf("unknown recipients subcommand %q", args[0]), "use: testimony-server recipients show -data DIR")
+	case args[0] == "show":
+		return c.recipientsShow(args[1:])
+	case args[0] == "set":
+		return c.recipientsSet(args[1:])
 	}
+	return withHint(fmt.Errorf("unknown recipients subcommand %q", args[0]), "%s", usageHint)
+}
+
+func (c *cli) recipientsShow(args []string) error {
 	fs := newFlags("recipients show")
 	data := fs.String("data", "", "")
-	rest, err := c.parseFlags(fs, recipientsUsage, args[1:])
+	rest, err := c.parseFlags(fs, recipientsUsage, args)
 	if err != nil {
 		return err
 	}
@@ -48,9 +71,68 @@ func (c *cli) recipients(args []string) error {
 		return explain(err, *data)
 	}
 	fmt.Fprintf(c.stdout, "# recipient type: %s\n", info.Type)
-	fmt.Fprintf(c.stdout, "# receipt key: %s\n", info.ReceiptKey)
+	fmt.Fprintf(c.stdout, "# log key: %s\n", info.LogKey)
+	if info.OrgKey != "" {
+		fmt.Fprintf(c.stdout, "# organisation key: %s\n", info.OrgKey)
+	}
+	if info.Version > 0 {
+		fmt.Fprintf(c.stdout, "# signed recipients note: version %d\n", info.Version)
+	} else {
+		fmt.Fprintf(c.stdout, "# signed recipients note: none (recipients from init)\n")
+	}
 	for _, r := range info.Recipients {
 		fmt.Fprintln(c.stdout, r)
 	}
 	return nil
+}
+
+func (c *cli) recipientsSet(args []string) error {
+	fs := newFlags("recipients set")
+	data := fs.String("data", "", "")
+	rest, err := c.parseFlags(fs, recipientsUsage, args)
+	if err != nil {
+		return err
+	}
+	if err := required(fs, "data"); err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return withHint(errors.New("recipients set takes exactly one NOTEFILE"), "run \"testimony-server recipients set -h\" for its usage")
+	}
+	note, err := readNote(rest[0])
+	if err != nil {
+		return err
+	}
+	admin, err := server.OpenAdmin(*data)
+	if err != nil {
+		return explain(err, *data)
+	}
+	defer admin.Close()
+	info, err := admin.SetRecipients(note)
+	if err != nil {
+		return explain(err, *data)
+	}
+	fmt.Fprintf(c.stdout, "recipients set to version %d: %d %s recipients\n", info.Version, len(info.Recipients), info.Type)
+	if info.OrgKey == "" {
+		c.note("hint: this server has no organisation key, so it checked the note's form but not its signature; caseworkers who pinned the organisation key check it")
+	}
+	return nil
+}
+
+// readNote reads a recipients note file, refusing anything larger than a
+// note can be before reading it all.
+func readNote(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open the recipients note: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, recipients.MaxNoteSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the recipients note: %w", err)
+	}
+	if len(data) > recipients.MaxNoteSize {
+		return nil, withHint(fmt.Errorf("%s is larger than a recipients note can be (%d bytes)", path, recipients.MaxNoteSize), "give the file that \"testimony-review recipients sign\" printed")
+	}
+	return data, nil
 }

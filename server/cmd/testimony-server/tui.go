@@ -52,7 +52,7 @@ func explain(err error, dataDir string) error {
 	}
 	switch {
 	case errors.Is(err, server.ErrAlreadyInitialized):
-		return withHint(err, "init never replaces recipients or the receipt key; use a new -data directory for a new deployment, and \"testimony-server recipients show -data %s\" to see this one", dataDir)
+		return withHint(err, "init never replaces recipients or the log key; use a new -data directory for a new deployment, and \"testimony-server recipients show -data %s\" to see this one", dataDir)
 	case errors.Is(err, server.ErrNotInitialized):
 		return withHint(err, "create the deployment first: testimony-server init -data %s -recipients FILE", dataDir)
 	case errors.Is(err, server.ErrLocked):
@@ -65,6 +65,18 @@ func explain(err error, dataDir string) error {
 		return withHint(err, "list the tokens with: testimony-server token list -data %s", dataDir)
 	case errors.Is(err, server.ErrTokenNameTaken):
 		return withHint(err, "choose another -name; the names of revoked tokens stay taken, so a name always means one token")
+	case errors.Is(err, server.ErrBadOrgKey):
+		return withHint(err, "give the line \"testimony-review org init\" printed, e.g. -org-key 'testimony-org+1a2b3c4d+AbC…'")
+	case errors.Is(err, server.ErrBadOrigin):
+		return withHint(err, "use a short name without spaces or '+', e.g. -origin example.org/testimony")
+	case errors.Is(err, server.ErrRecipientsVersion):
+		return withHint(err, "sign the recipients again with a higher version: testimony-review recipients sign -org FILE -version N RECIPIENTS; \"testimony-server recipients show -data %s\" shows the current one", dataDir)
+	case errors.Is(err, server.ErrRecipientsType):
+		return withHint(err, "a deployment keeps its recipient type for ever; for another type, set up a new deployment")
+	case errors.Is(err, server.ErrRecipientsSignature):
+		return withHint(err, "sign the note with the organisation key given to init -org-key (testimony-review recipients sign -org FILE …); a note signed by any other key is refused")
+	case errors.Is(err, server.ErrRecipientsNote):
+		return withHint(err, "give the file that \"testimony-review recipients sign\" printed, unchanged")
 	}
 	return err
 }
