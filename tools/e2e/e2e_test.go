@@ -60,6 +60,7 @@ type env struct {
 	recips    string
 	submitTok string
 	collTok   string
+	logKey    string
 	home      string
 	addr      string
 	server    *exec.Cmd
@@ -79,7 +80,15 @@ func newEnv(t *testing.T) *env {
 	if !strings.HasPrefix(out, "age1pq1") || strings.Count(out, "\n") != 1 {
 		t.Fatalf("keygen printed %q, want one age1pq1 recipient line", out)
 	}
-	e.run(nil, bin("testimony-server"), "init", "-data", e.data, "-recipients", e.recips)
+	initOut := e.run(nil, bin("testimony-server"), "init", "-data", e.data, "-recipients", e.recips)
+	for _, line := range strings.Split(initOut, "\n") {
+		if k, ok := strings.CutPrefix(line, "log key: "); ok {
+			e.logKey = k
+		}
+	}
+	if e.logKey == "" {
+		t.Fatalf("testimony-server init printed no log key:\n%s", initOut)
+	}
 	e.submitTok = strings.TrimSpace(e.run(nil, bin("testimony-server"), "token", "create", "-data", e.data, "-role", "submit", "-name", "laptop"))
 	e.collTok = strings.TrimSpace(e.run(nil, bin("testimony-server"), "token", "create", "-data", e.data, "-role", "collect", "-name", "collector"))
 	e.addr = freeAddr(t)
@@ -115,7 +124,7 @@ func (e *env) run(extraEnv []string, name string, args ...string) string {
 
 func (e *env) runErr(extraEnv []string, name string, args ...string) (string, error) {
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "TESTIMONY_HOME="+e.home)
+	cmd.Env = append(os.Environ(), "TESTIMONY_HOME="+e.home, "TESTIMONY_REVIEW_HOME="+filepath.Join(e.dir, "review"))
 	cmd.Env = append(cmd.Env, extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -194,7 +203,7 @@ func (e *env) collect(bundle string) {
 
 func (e *env) open(bundle, out string) string {
 	e.t.Helper()
-	return e.run(nil, bin("testimony-review"), "open", "-i", e.identity, "-o", out, bundle)
+	return e.run(nil, bin("testimony-review"), "open", "-log-key", e.logKey, "-i", e.identity, "-o", out, bundle)
 }
 
 func lastLine(s string) string {
@@ -314,8 +323,9 @@ func TestCoreLoop(t *testing.T) {
 		t.Fatalf("manifest of the Korean testimony: %s (%v)", data, err)
 	}
 
-	// Collecting and opening again changes nothing and loses nothing.
-	e.collect(bundle)
+	// Collecting everything again and opening it changes nothing and loses
+	// nothing.
+	e.run([]string{"TESTIMONY_TOKEN=" + e.collTok}, bin("testimony"), "collect", "-server", e.url(), "-ca", e.certFile(), "-since", "0", "-o", bundle)
 	again := e.open(bundle, out)
 	if strings.Count(again, "already open") != 3 {
 		t.Fatalf("second open should report three submissions already open:\n%s", again)

@@ -2,25 +2,36 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/collect"
 )
 
 const collectUsage = `Usage:
-    testimony collect -server URL [-ca FILE | -pin SHA256] [-token-file FILE] -o DIR
+    testimony collect -server URL [-ca FILE | -pin SHA256] [-token-file FILE] [-since N] -o DIR
 
-Downloads every submission the server has not yet handed out into the
-bundle directory DIR, for the reviewer's air-gapped machine: each
-ciphertext as <id>.age, its signed receipt as <id>.receipt.json, and the
-list in bundle.json. Every download is checked against its receipt before
-the server is told it was collected. Running collect again after an
-interruption loses nothing and duplicates nothing.
+Collects everything the server's intake log received since the last
+bundle into the bundle directory DIR, for the reviewer's air-gapped
+machine: the log's newest signed checkpoint, the proof that it extends the
+checkpoint the last bundle ended at, every log entry in between with its
+inclusion proof, and every entry's ciphertext as <id>.age, all listed in
+bundle.json. Everything is verified against the pinned log key before
+bundle.json is written; then the server is told what was collected.
+Running collect again after an interruption downloads nothing twice.
+
+Each bundle continues where the last one collected on this device ended,
+which is where the reviewer expects the next one to start. Collecting into
+a directory that holds a bundle replaces its bundle.json (ciphertexts
+already there are kept and not downloaded again): carry each bundle to the
+reviewer before collecting the next one into the same directory, or use a
+new directory each time.
 
 Options:
     -server URL              The intake server (https://…, or http:// for a .onion).
@@ -28,8 +39,15 @@ Options:
     -pin SHA256              Trust only the certificate with this SHA-256 fingerprint.
     -token-file FILE         Read the collect token from FILE (default: $TESTIMONY_TOKEN).
     -o DIR                   The bundle directory; created if missing.
-    -accept-new-recipients   Accept server keys that differ from the pinned ones,
-                             after verifying them with your organisation.
+    -since N                 Start at log size N instead of where the last bundle
+                             ended: 0 (everything), or the size at which an earlier
+                             bundle ended, for a reviewer who did not open later ones.
+    -log-key VKEY            The log's verifier key (pinned if none is yet).
+    -accept-new-recipients   Accept a log key that differs from the pinned one,
+                             after verifying it with your organisation.
+
+Files, in the state directory:
+    collect/<host>_<port>.json   the checkpoints at which bundles ended
 
 Example:
     $ testimony collect -server https://intake.example.org -o /media/usb/bundle-2026-11-27
@@ -42,7 +60,10 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 	var (
 		dir    = fs.String("o", "", "")
 		accept = fs.Bool("accept-new-recipients", false, "")
+		since  = fs.Int64("since", -1, "")
+		tf     trustFlags
 	)
+	fs.StringVar(&tf.logKey, "log-key", "", "")
 	if err := c.parseFlags(fs, collectUsage, args); err != nil {
 		return err
 	}
@@ -51,6 +72,9 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 	}
 	if *dir == "" {
 		return usageErrorf("missing -o DIR")
+	}
+	if *since < -1 {
+		return usageErrorf("-since must be a log size, 0 or more")
 	}
 	u, err := cf.serverURL(true)
 	if err != nil {
@@ -68,49 +92,94 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	t, err := c.trust(h, tf)
+	if err != nil {
+		return err
+	}
 	cl, err := newClient(u, tok, tlsOpt)
 	if err != nil {
 		return err
 	}
-	keys, err := c.fetchKeys(ctx, h, cl, u, nil, *accept)
+	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, *accept, true)
 	if err != nil {
 		return err
+	}
+	hp := api.HostPort(u)
+	statePath := h.collectStatePath(hp)
+	state, err := collect.LoadState(statePath, keys.logKey)
+	if err != nil {
+		if *since != 0 {
+			return errorf("%v", err).
+				hint("if the log key was replaced on purpose, run 'testimony collect -since 0' to start again from the beginning of the log")
+		}
+		state = &collect.State{Version: collect.StateVersion, LogKey: keys.logKey, Checkpoints: []string{}}
+	}
+	witness, last, err := state.Last()
+	if err != nil {
+		return errorf("%v", err).hint("the collector state %s may be damaged; run 'testimony collect -since 0' to start again", statePath)
+	}
+	from, fromRaw := last, witness
+	switch {
+	case *since == 0:
+		from, fromRaw = 0, nil
+	case *since > 0 && *since != last:
+		fromRaw = state.Find(*since)
+		if fromRaw == nil {
+			known := "none"
+			if sizes := state.Sizes(); len(sizes) > 0 {
+				known = strings.Join(sizes, ", ")
+			}
+			return usageErrorf("no bundle collected on this device ended at log size %d, so there is no signed checkpoint to start from", *since).
+				hint("-since takes 0 (everything) or a size at which an earlier bundle ended: %s", known)
+		}
+		from = *since
 	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return errorf("failed to create bundle directory: %v", err)
 	}
 	col := &collect.Collector{
-		Server:     cl,
-		Dir:        *dir,
-		ReceiptKey: keys.keyString,
-		VerifyReceipt: func(raw []byte, s api.Submission) error {
-			r, err := verifyReceipt(raw, keys.receiptKey, s.ID, s.Size, s.SHA256)
-			if err == nil && s.Received != "" && r.Received != s.Received {
-				err = fmt.Errorf("%w: it says received %s, the list says %s", errBadReceipt, r.Received, api.Sanitize(s.Received, 20))
-			}
-			return err
-		},
-		Progress: func(id string, done, total int64) { c.progress(id[:8], done, total) },
-		Now:      c.now,
-		Retry:    c.retry,
-		Sleep:    c.sleep,
+		Server:         cl,
+		Dir:            *dir,
+		LogKey:         keys.logKey,
+		From:           from,
+		FromCheckpoint: fromRaw,
+		Witness:        witness,
+		Progress:       func(id string, done, total int64) { c.progress(id[:8], done, total) },
+		Now:            c.now,
+		Retry:          c.retry,
+		Sleep:          c.sleep,
 	}
 	sum, err := col.Run(ctx)
 	c.progressClear()
-	if err != nil {
-		if sum == nil {
-			return explain(err, u, "run 'testimony collect' again")
-		}
-		return err
+	switch {
+	case errors.Is(err, collect.ErrLog), errors.Is(err, collect.ErrMismatch):
+		return errorf("%v", err).hint("no bundle was written; " + serverSuspect)
+	case errors.Is(err, collect.ErrOtherKey):
+		return errorf("%v", err).hint("collect into a new directory")
+	case err != nil:
+		return explain(err, u, "run 'testimony collect' again; what was downloaded is kept")
 	}
-	fmt.Fprintf(c.stdout, "collected %d new submission(s) into %s (%d already there); bundle.json lists %d\n",
-		sum.Downloaded, *dir, sum.Present, sum.Bundle)
-	if len(sum.Failed) > 0 {
-		for _, id := range slices.Sorted(maps.Keys(sum.Failed)) {
-			printError(c.stderr, "", prefixed("submission "+id+": ", explain(sum.Failed[id], u, "run 'testimony collect' again")))
+	state.Record(sum.Checkpoint)
+	if err := state.Save(statePath); err != nil {
+		return errorf("the bundle was written, but the collector state was not: %v", err).
+			hint("the next collect would start at log size %d again; pass -since %d once the state directory is writable", from, sum.Size)
+	}
+	if r := sum.Replaced; r != nil {
+		c.notef("replaced the bundle.json in %s, which covered log entries %d to %d", *dir, r.From, r.To-1)
+		c.hintf("if the reviewer has not opened that bundle yet, run 'testimony collect -since %d' so that the new bundle covers those entries too", r.From)
+	}
+	n := sum.Downloaded + sum.Present
+	if n == 0 {
+		fmt.Fprintf(c.stdout, "nothing new in the log since size %d; %s/bundle.json ends at log size %d\n", sum.From, *dir, sum.Size)
+	} else {
+		fmt.Fprintf(c.stdout, "bundled log entries %d to %d: %d submission(s) in %s (%d downloaded, %d already there); the bundle ends at log size %d\n",
+			sum.From, sum.Size-1, n, *dir, sum.Downloaded, sum.Present, sum.Size)
+	}
+	if len(sum.AckFailed) > 0 {
+		for _, id := range slices.Sorted(maps.Keys(sum.AckFailed)) {
+			c.notef("warning: submission %s is in the bundle, but the server could not be told: %v", id, sum.AckFailed[id])
 		}
-		return errorf("%d submission(s) were not collected and stay pending on the server", len(sum.Failed)).
-			hint("if the errors above are about receipts or hashes, report them to your organisation: the server may be misbehaving")
+		c.hintf("they are safely in the bundle; the server just keeps listing them as pending")
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/devicekey"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/outbox"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
 )
@@ -172,7 +173,7 @@ func (c *cli) openHome(create bool) (*home, error) {
 				return nil, errorf("failed to restrict state directory: %v", err)
 			}
 		}
-		for _, sub := range []string{"pins", "outbox", "receipts"} {
+		for _, sub := range []string{"pins", "outbox", "receipts", "checkpoints", "collect"} {
 			if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 				return nil, errorf("failed to create state directory: %v", err)
 			}
@@ -184,7 +185,18 @@ func (c *cli) openHome(create bool) (*home, error) {
 func (h *home) pins() pin.Store          { return pin.Store{Dir: filepath.Join(h.dir, "pins")} }
 func (h *home) outbox() outbox.Outbox    { return outbox.Outbox{Dir: filepath.Join(h.dir, "outbox")} }
 func (h *home) receiptsDir() string      { return filepath.Join(h.dir, "receipts") }
-func (h *home) pinPath(hp string) string { return filepath.Join(h.dir, "pins", hp+".json") }
+func (h *home) pinPath(hp string) string { return h.pins().Path(hp) }
+func (h *home) trustPath() string        { return filepath.Join(h.dir, "trust.json") }
+func (h *home) deviceKeyPath() string    { return filepath.Join(h.dir, devicekey.FileName) }
+
+// checkpointPath holds the newest checkpoint of hp's log that 'receipts
+// verify' checked.
+func (h *home) checkpointPath(hp string) string { return filepath.Join(h.dir, "checkpoints", hp) }
+
+// collectStatePath holds the collector's state for hp's log.
+func (h *home) collectStatePath(hp string) string {
+	return filepath.Join(h.dir, "collect", hp+".json")
+}
 
 // lockOutbox takes the outbox lock, with advice if another process has it.
 func (h *home) lockOutbox() (func(), error) {

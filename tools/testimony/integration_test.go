@@ -23,7 +23,11 @@ import (
 
 	"filippo.io/age"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/crypto/receipt"
+	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/server"
 	"github.com/testimony-ngo/testimony/store"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
@@ -43,6 +47,16 @@ type deployment struct {
 	addr       string
 	submitTok  string
 	collectTok string
+	logKey     string
+
+	// rewriteRecipients, if set, edits every GET /v1/recipients answer,
+	// as a compromised server would. rewriteLog does the same for the
+	// answers of the log routes (path, body) -> body.
+	rewriteRecipients func(*api.Recipients)
+	rewriteLog        func(path string, body []byte) []byte
+	// rewriteReceipt, if set, edits the receipt in the answer to POST
+	// /v1/uploads/{id}/finish.
+	rewriteReceipt func(*receipt.Receipt)
 
 	mu sync.Mutex
 	// cutAfterPuts makes the network fail (connections closed without an
@@ -57,7 +71,8 @@ func newDeployment(t *testing.T) *deployment {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
-	if _, err := server.Init(dataDir, strings.NewReader("# reviewers\n"+id.Recipient().String()+"\n")); err != nil {
+	res, err := server.Init(dataDir, strings.NewReader("# reviewers\n"+id.Recipient().String()+"\n"), server.InitOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	admin, err := server.OpenAdmin(dataDir)
@@ -82,7 +97,7 @@ func newDeployment(t *testing.T) *deployment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &deployment{t: t, identity: id, db: db, dataDir: dataDir, srv: srv, submitTok: submitTok, collectTok: collectTok}
+	d := &deployment{t: t, identity: id, db: db, dataDir: dataDir, srv: srv, submitTok: submitTok, collectTok: collectTok, logKey: res.LogKey}
 	d.start("127.0.0.1:0")
 	return d
 }
@@ -108,6 +123,41 @@ func (d *deployment) start(addr string) {
 		d.mu.Unlock()
 		if cut {
 			panic(http.ErrAbortHandler)
+		}
+		d.mu.Lock()
+		rr, rl, rc := d.rewriteRecipients, d.rewriteLog, d.rewriteReceipt
+		d.mu.Unlock()
+		switch {
+		case rc != nil && strings.HasSuffix(r.URL.Path, "/finish"):
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			var body receipt.Receipt
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				panic(err)
+			}
+			rc(&body)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(rec.Code)
+			json.NewEncoder(w).Encode(&body)
+			return
+		case rr != nil && r.URL.Path == "/v1/recipients":
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			var body api.Recipients
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				panic(err)
+			}
+			rr(&body)
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(&body)
+			return
+		case rl != nil && strings.HasPrefix(r.URL.Path, "/v1/log/"):
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			w.Header().Set("Content-Type", rec.Header().Get("Content-Type"))
+			w.WriteHeader(rec.Code)
+			w.Write(rl(r.URL.Path, rec.Body.Bytes()))
+			return
 		}
 		sw := &statusRecorder{ResponseWriter: w}
 		h.ServeHTTP(sw, r)
@@ -152,6 +202,48 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 func (d *deployment) pin() string {
 	sum := sha256.Sum256(d.ts.Certificate().Raw)
 	return hex.EncodeToString(sum[:])
+}
+
+// setNote installs a signed recipients note through the running server's
+// admin API, as 'testimony-server recipients set' does.
+func (d *deployment) setNote(msg []byte) {
+	d.t.Helper()
+	rec := httptest.NewRecorder()
+	d.srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/admin/recipients", bytes.NewReader(msg)))
+	if rec.Code != http.StatusOK {
+		d.t.Fatalf("recipients set: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// org is an organisation signing key, as made by 'testimony-review org init'.
+type org struct {
+	signer, verifier string
+}
+
+func newOrg(t *testing.T, name string) org {
+	skey, vkey, err := note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return org{skey, vkey}
+}
+
+// sign returns the recipients note of version for ids, signed by o.
+func (o org) sign(t *testing.T, version uint64, ids ...*age.HybridIdentity) []byte {
+	t.Helper()
+	var lines []string
+	for _, id := range ids {
+		lines = append(lines, id.Recipient().String())
+	}
+	set, err := recipients.Parse(strings.NewReader(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := recipients.SignNote(set, version, o.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
 }
 
 // client is one user of the CLI with its own state directory.
@@ -267,23 +359,33 @@ func TestEndToEnd(t *testing.T) {
 	caFile := writeFile(t, filepath.Join(dir, "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d.ts.Certificate().Raw}))
 	bundleDir := filepath.Join(t.TempDir(), "bundle")
 	stdout, stderr, code = col.run("collect", "-server", d.ts.URL, "-ca", caFile, "-o", bundleDir)
-	if code != 0 || !strings.Contains(stdout, "collected 2 new submission(s)") {
+	if code != 0 || !strings.Contains(stdout, "bundled log entries 0 to 1: 2 submission(s)") || !strings.Contains(stdout, "(2 downloaded, 0 already there)") {
 		t.Fatalf("collect: exit %d, stdout %q\n%s", code, stdout, stderr)
 	}
+	// Again into the same directory: nothing new since the last bundle.
 	stdout, stderr, code = col.run("collect", "-server", d.ts.URL, "-ca", caFile, "-o", bundleDir)
-	if code != 0 || !strings.Contains(stdout, "collected 0 new submission(s)") || !strings.Contains(stdout, "lists 2") {
+	if code != 0 || !strings.Contains(stdout, "nothing new in the log since size 2") ||
+		!strings.Contains(stderr, "testimony: replaced the bundle.json in "+bundleDir+", which covered log entries 0 to 1") ||
+		!strings.Contains(stderr, "run 'testimony collect -since 0'") {
 		t.Fatalf("second collect: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
+	// Everything again, from the start of the log: nothing downloaded twice.
+	stdout, stderr, code = col.run("collect", "-server", d.ts.URL, "-ca", caFile, "-since", "0", "-o", bundleDir)
+	if code != 0 || !strings.Contains(stdout, "(0 downloaded, 2 already there)") {
+		t.Fatalf("collect -since 0: exit %d, stdout %q\n%s", code, stdout, stderr)
 	}
 	b, err := bundle.Read(bundleDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ok1 := b.Lookup(id)
+	e1, ok1 := b.Lookup(id)
 	_, ok2 := b.Lookup(id2)
-	if !ok1 || !ok2 || len(b.Submissions) != 2 {
+	if !ok1 || !ok2 || len(b.Submissions) != 2 || len(b.Leaves) != 2 || b.LogKey != d.logKey {
 		t.Fatalf("bundle lists %+v, want %s and %s", b.Submissions, id, id2)
 	}
-
+	if e1.Index != 0 {
+		t.Errorf("first submission is at log index %d, want 0", e1.Index)
+	}
 	// What the reviewer will decrypt is exactly what was submitted.
 	f, err := os.Open(filepath.Join(bundleDir, id+".age"))
 	if err != nil {
@@ -302,6 +404,11 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if m := res.Manifest; m == nil || m.Case != "NK-2026-041" || m.Language != "ko" || m.InterviewDate != "2026-11-27" || len(m.Files) != 2 {
 		t.Errorf("manifest = %+v", res.Manifest)
+	}
+	// The manifest is signed with the device key that init prints.
+	deviceKey, _, code := cw.run("init")
+	if code != 0 || res.SignatureStatus != envelope.SigValid || res.Signature == nil || res.Signature.Key != strings.TrimSpace(deviceKey) {
+		t.Errorf("envelope signature %v %+v, device key %q", res.SignatureStatus, res.Signature, deviceKey)
 	}
 	if got, _ := os.ReadFile(filepath.Join(out, "interview.mp4")); !bytes.Equal(got, video) {
 		t.Error("decrypted interview.mp4 differs from the submitted file")

@@ -2,30 +2,103 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
-	"fmt"
+	"io/fs"
 	"net/url"
 	"strings"
 
-	"github.com/testimony-ngo/testimony/crypto/receipt"
 	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
 )
 
-// serverKeys are the keys the client uses with one server, after pinning.
-type serverKeys struct {
-	recipients *recipients.Set
-	receiptKey ed25519.PublicKey
-	keyString  string
+// trustFlags are the flags that give trust anchors on the command line.
+type trustFlags struct {
+	orgKey string
+	logKey string
 }
 
-// fetchKeys gets the server's recipients and receipt key, validates them,
-// and checks them against the pin (pinning them on first use). If local is
-// set, the client encrypts to those recipients instead and only the receipt
-// key is pinned and compared.
-func (c *cli) fetchKeys(ctx context.Context, h *home, cl *api.Client, u *url.URL, local *recipients.Set, accept bool) (*serverKeys, error) {
+// serverKeys are the keys the client uses with one server, after pinning.
+type serverKeys struct {
+	// recipients is nil when only the log key was asked for.
+	recipients *recipients.Set
+	logKey     string
+}
+
+// keyID names a note verifier key in messages: its name and key hash. The
+// key may come from the server, so it is sanitized for the terminal.
+func keyID(vkey string) string {
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) < 3 {
+		return api.Sanitize(vkey, 100)
+	}
+	return api.Sanitize(parts[0]+"+"+parts[1], 100)
+}
+
+// trust loads trust.json and applies -org-key and -log-key: a key that is
+// not pinned yet is pinned (and saved) now; one that differs from the
+// pinned key is refused, because a flag must never silently replace what
+// the organisation handed over.
+func (c *cli) trust(h *home, tf trustFlags) (*pin.Trust, error) {
+	t, err := pin.LoadTrust(h.trustPath())
+	if err != nil {
+		return nil, errorf("%v", err).
+			hint("the trust file may be damaged or tampered with; restore it from a backup, or delete it and run 'testimony init' with the keys your organisation gave you")
+	}
+	changed, err := c.applyTrust(h, t, tf, false)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		if err := pin.SaveTrust(h.trustPath(), t); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// applyTrust sets the keys of tf in t. It reports whether t changed.
+func (c *cli) applyTrust(h *home, t *pin.Trust, tf trustFlags, replace bool) (bool, error) {
+	changed := false
+	for _, k := range []struct {
+		flag, what string
+		val        string
+		dst        *string
+	}{
+		{"-org-key", "organisation key", tf.orgKey, &t.OrgKey},
+		{"-log-key", "log key", tf.logKey, &t.LogKey},
+	} {
+		if k.val == "" || k.val == *k.dst {
+			continue
+		}
+		if err := pin.CheckKey(k.val); err != nil {
+			return false, usageErrorf("%s: %v", k.flag, err)
+		}
+		if *k.dst != "" && !replace {
+			return false, errorf("%s %s differs from the %s pinned in %s (%s)", k.flag, keyID(k.val), k.what, h.trustPath(), keyID(*k.dst)).
+				hint("a changed key may mean someone is trying to make you trust theirs; confirm the new key with your organisation out of band").
+				hint("if it was really replaced, run 'testimony init -replace %s KEY'", k.flag)
+		}
+		if *k.dst == "" {
+			c.notef("pinned the %s %s in %s", k.what, keyID(k.val), h.trustPath())
+		} else {
+			c.notef("replaced the %s %s with %s in %s", k.what, keyID(*k.dst), keyID(k.val), h.trustPath())
+		}
+		*k.dst = k.val
+		changed = true
+	}
+	return changed, nil
+}
+
+// fetchKeys returns the keys to use with the server at u. The log key comes
+// from trust.json, or is pinned on first use. The recipients come from the
+// organisation-signed note if an organisation key is pinned, from local if
+// set, and otherwise are pinned on first use. With logOnly, only the log key
+// is wanted, and the server is not asked if trust.json has one.
+func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Client, u *url.URL, local *recipients.Set, accept, logOnly bool) (*serverKeys, error) {
+	if logOnly && t.LogKey != "" {
+		return &serverKeys{logKey: t.LogKey}, nil
+	}
 	var got *api.Recipients
 	err := c.retry.Do(ctx, c.sleep, api.Retryable, func(ctx context.Context) error {
 		var err error
@@ -35,23 +108,49 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, cl *api.Client, u *url.URL
 	if err != nil {
 		return nil, explain(err, u, "run the command again")
 	}
-	set, err := recipients.Parse(strings.NewReader(strings.Join(got.Recipients, "\n")))
-	if err != nil {
-		return nil, errorf("the server published unusable recipients: %v", err).
-			hint("report this to the operator; do not submit until it is fixed")
-	}
-	if set.Type != got.Type {
-		return nil, errorf("the server says its recipients are of type %s, but they are of type %s", api.Sanitize(got.Type, 40), set.Type).
-			hint("report this to the operator; do not submit until it is fixed")
-	}
-	key, err := receipt.ParseKey(got.ReceiptKey)
-	if err != nil {
-		return nil, errorf("the server published a malformed receipt key: %v", err).
+	if err := pin.CheckKey(got.LogKey); err != nil {
+		return nil, errorf("the server published a malformed log key: %v", err).
 			hint("report this to the operator; do not submit until it is fixed")
 	}
 	hp := api.HostPort(u)
-	p, res, err := h.pins().Check(hp, pin.Keys{Type: set.Type, Recipients: set.Strings, ReceiptKey: receipt.KeyString(key)},
-		pin.CheckOptions{Accept: accept, ReceiptKeyOnly: local != nil, Server: u.String(), Now: c.now()})
+	if t.LogKey != "" && got.LogKey != t.LogKey {
+		return nil, errorf("the server's log key %s is not the log key pinned in %s (%s); a different log key may mean the server was replaced or compromised, and its receipts would prove nothing",
+			keyID(got.LogKey), h.trustPath(), keyID(t.LogKey)).
+			hint("confirm the log key with your organisation out of band (not through this server)").
+			hint("if it was really replaced, run 'testimony init -replace -log-key KEY'")
+	}
+
+	// Without an organisation key the recipients are pinned on first use,
+	// together with the log key; otherwise only the log key is.
+	var set *recipients.Set
+	tofu := !logOnly && local == nil && t.OrgKey == ""
+	keys := pin.Keys{LogKey: got.LogKey}
+	if tofu {
+		set, err = recipients.Parse(strings.NewReader(strings.Join(got.Recipients, "\n")))
+		if err != nil {
+			return nil, errorf("the server published unusable recipients: %v", err).
+				hint("report this to the operator; do not submit until it is fixed")
+		}
+		if set.Type != got.Type {
+			return nil, errorf("the server says its recipients are of type %s, but they are of type %s", api.Sanitize(got.Type, 40), set.Type).
+				hint("report this to the operator; do not submit until it is fixed")
+		}
+		keys.Type, keys.Recipients = set.Type, set.Strings
+	}
+	if t.LogKey != "" {
+		// trust.json is the authority on the log key: bring the pin in
+		// line with it, and only then compare the rest as usual.
+		_, _, err := h.pins().Check(hp, pin.Keys{LogKey: t.LogKey}, pin.CheckOptions{
+			Accept: true, LogKeyOnly: true, Server: u.String(), Now: c.now(),
+		})
+		if err != nil {
+			return nil, errorf("%v", err).
+				hint("the pin file may be damaged or tampered with; restore it from a backup, or delete it and confirm the keys with your organisation when they are pinned again")
+		}
+	}
+	p, res, err := h.pins().Check(hp, keys, pin.CheckOptions{
+		Accept: accept, LogKeyOnly: !tofu, Server: u.String(), Now: c.now(),
+	})
 	var changed *pin.ChangedError
 	if errors.As(err, &changed) {
 		return nil, errorf("%v; a changed key may mean the server was compromised, and whoever holds the new key would read everything you submit or be able to fake receipts", err).
@@ -62,35 +161,101 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, cl *api.Client, u *url.URL
 		return nil, errorf("%v", err).
 			hint("the pin file may be damaged or tampered with; restore it from a backup, or delete it and confirm the keys with your organisation when they are pinned again")
 	}
-	switch res {
-	case pin.FirstUse:
-		c.notef("first connection to %s: pinned its %d %s recipient(s) and receipt key %s", u.Host, len(p.Recipients), p.Type, p.ReceiptKey)
+	switch {
+	case res == pin.FirstUse && tofu:
+		c.notef("first connection to %s: pinned its %d %s recipient(s) and log key %s", u.Host, len(p.Recipients), p.Type, keyID(p.LogKey))
 		c.hintf("confirm these keys with your organisation out of band; they are saved in %s", h.pinPath(hp))
-	case pin.Replaced:
+	case res == pin.FirstUse && t.LogKey == "":
+		c.notef("first connection to %s: pinned its log key %s", u.Host, keyID(p.LogKey))
+		c.hintf("confirm it with your organisation out of band; it is saved in %s", h.pinPath(hp))
+	case res == pin.Replaced:
 		c.notef("accepted new keys for %s and replaced the pin in %s", u.Host, h.pinPath(hp))
 	}
-	pinnedKey, err := receipt.ParseKey(p.ReceiptKey)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read pinned receipt key: %w", err)
-	}
-	k := &serverKeys{recipients: set, receiptKey: pinnedKey, keyString: p.ReceiptKey}
-	if local != nil {
-		if local.Type != set.Type {
-			return nil, errorf("the recipients file is of type %s, but the server accepts only %s", local.Type, set.Type).
-				hint("use a recipients file of type %s, as your organisation publishes it", set.Type)
+	k := &serverKeys{recipients: set, logKey: p.LogKey}
+	switch {
+	case logOnly:
+	case local != nil:
+		if local.Type != got.Type {
+			return nil, errorf("the recipients file is of type %s, but the server accepts only %s", local.Type, api.Sanitize(got.Type, 40)).
+				hint("use a recipients file of type %s, as your organisation publishes it", api.Sanitize(got.Type, 40))
 		}
 		k.recipients = local
+	case t.OrgKey != "":
+		if k.recipients, err = c.signedRecipients(h, t, hp, p, got); err != nil {
+			return nil, err
+		}
+	default:
+		c.notef("warning: no organisation key is pinned, so these recipients are trusted only because they match what %s sent the first time", u.Host)
+		c.hintf("ask your organisation for its key (it is printed by 'testimony-review org init') and run 'testimony init -org-key KEY'; a compromised server can then no longer hand out its own recipients")
 	}
 	return k, nil
 }
 
-// pinnedReceiptKey returns the receipt key pinned for u, for resume, which
-// does not need the recipients.
-func pinnedReceiptKey(h *home, u *url.URL) (ed25519.PublicKey, error) {
+// signedRecipients verifies the organisation-signed recipients note the
+// server serves, refuses a rollback to a version older than the one
+// verified before, and records the version in the pin p.
+func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got *api.Recipients) (*recipients.Set, error) {
+	org := keyID(t.OrgKey)
+	if got.SignedRecipients == "" {
+		return nil, errorf("the server offers no recipients signed by your organisation, but you pinned your organisation's key %s: without that signature nothing shows the recipients are your reviewers' keys and not the server's own", org).
+			hint("do not submit; ask the operator to install the signed recipients ('testimony-server recipients set -data DIR NOTEFILE' with the note from 'testimony-review recipients sign')")
+	}
+	ss, err := recipients.VerifyNote([]byte(got.SignedRecipients), t.OrgKey)
+	if errors.Is(err, recipients.ErrNoteSignature) {
+		return nil, errorf("the recipients offered by the server were not signed by your organisation's key %s: the server may be compromised, and whoever holds the keys it offers could read what you submit", org).
+			hint("do not submit; report this to your organisation through another channel than this server").
+			hint("if your organisation really replaced its key, confirm the new key out of band and run 'testimony init -replace -org-key KEY'")
+	}
+	if err != nil {
+		return nil, errorf("the server's signed recipients are unusable: %v", err).
+			hint("report this to the operator; do not submit until it is fixed")
+	}
+	if ss.Set.Type != got.Type {
+		return nil, errorf("your organisation's recipients are of type %s, but the server accepts only %s", ss.Set.Type, api.Sanitize(got.Type, 40)).
+			hint("report this to the operator: the server must be set up for the type the organisation signed")
+	}
+	var prior uint64
+	if p.OrgKey == t.OrgKey {
+		prior = p.RecipientsVersion
+	}
+	switch {
+	case ss.Version < prior:
+		return nil, errorf("the server offers recipients version %d, but version %d was already verified: refusing a rollback (an older list may hold keys your organisation retired, perhaps because they were compromised)", ss.Version, prior).
+			hint("do not submit; report this to your organisation: the server may be compromised or restored from an old backup").
+			hint("the verified version is recorded in %s", h.pinPath(hp))
+	case ss.Version == prior && (ss.Set.Type != p.Type || !pin.SameRecipients(ss.Set.Strings, p.Recipients)):
+		return nil, errorf("the server offers recipients version %d that differ from the version %d verified before: two different lists were signed with the same version", ss.Version, prior).
+			hint("do not submit; report this to your organisation: a new list must get a higher version")
+	case ss.Version == prior:
+		return ss.Set, nil
+	}
+	old := p.RecipientsVersion
+	p.Type, p.Recipients, p.RecipientsVersion, p.OrgKey = ss.Set.Type, ss.Set.Strings, ss.Version, t.OrgKey
+	p.Pinned = c.now().UTC().Format("2006-01-02")
+	if err := h.pins().Save(hp, p); err != nil {
+		return nil, err
+	}
+	if prior > 0 {
+		c.notef("recipients rotated to version %d (was %d): %d %s recipient(s), signed by your organisation's key %s", ss.Version, old, len(ss.Set.Strings), ss.Set.Type, org)
+	} else {
+		c.notef("verified recipients version %d: %d %s recipient(s), signed by your organisation's key %s", ss.Version, len(ss.Set.Strings), ss.Set.Type, org)
+	}
+	return ss.Set, nil
+}
+
+// pinnedLogKey returns the log key for u, for resume, which does not fetch
+// the server's keys.
+func pinnedLogKey(h *home, t *pin.Trust, u *url.URL) (string, error) {
+	if t.LogKey != "" {
+		return t.LogKey, nil
+	}
 	p, err := h.pins().Load(api.HostPort(u))
 	if err != nil {
-		return nil, errorf("no pinned receipt key for %s: %v", u.Host, err).
-			hint("the pin is written by 'testimony submit'; if it was deleted, run 'testimony submit' to the same server once to pin the keys again")
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", errorf("no log key is pinned for %s", u.Host).
+				hint("run 'testimony init -log-key KEY' with the key your organisation gave you, or 'testimony submit' to the same server once to pin it")
+		}
+		return "", errorf("%v", err)
 	}
-	return receipt.ParseKey(p.ReceiptKey)
+	return p.LogKey, nil
 }

@@ -1,33 +1,50 @@
 // Command testimony is the caseworker's and collector's client for a
-// testimony intake server. It encrypts files on this device, uploads only
-// ciphertext, resumes interrupted uploads, keeps the server's signed
-// receipts, and collects submissions into bundles for the air-gapped
-// reviewer.
+// testimony intake server. It encrypts and signs files on this device,
+// uploads only ciphertext, resumes interrupted uploads, keeps and re-checks
+// the receipts the server's intake log issues, and collects the log and
+// its submissions into bundles for the air-gapped reviewer.
 //
 // Usage:
 //
+//	testimony init [-org-key VKEY] [-log-key VKEY] [-replace]
+//	               [-server URL [-ca FILE | -pin SHA256] [-token-file FILE]]
 //	testimony submit -server URL [-ca FILE | -pin SHA256] [-recipients FILE]
 //	                 [-case REF] [-lang CODE] [-date YYYY-MM-DD] [-consent TEXT]
-//	                 [-accept-new-recipients] [-token-file FILE] [-limit-rate RATE] FILE...
+//	                 [-org-key VKEY] [-log-key VKEY] [-accept-new-recipients]
+//	                 [-token-file FILE] [-limit-rate RATE] FILE...
 //	testimony resume [-server URL] [-ca FILE | -pin SHA256] [-token-file FILE]
 //	                 [-limit-rate RATE]
 //	testimony status
-//	testimony collect -server URL [-ca FILE | -pin SHA256] [-accept-new-recipients]
-//	                  [-token-file FILE] -o DIR
+//	testimony receipts verify -server URL [-ca FILE | -pin SHA256] [-token-file FILE]
+//	                 [-log-key VKEY]
+//	testimony collect -server URL [-ca FILE | -pin SHA256] [-log-key VKEY]
+//	                  [-accept-new-recipients] [-token-file FILE] [-since N] -o DIR
 //
-// submit packs FILE... with a manifest into one envelope, encrypts it with
-// age to the reviewers' recipients, stores the ciphertext in the outbox,
-// uploads it in resumable 1 MiB chunks, verifies the signed receipt and
-// prints the submission id as the last line of standard output.
+// init creates the device's signing key and pins the organisation's key
+// and the intake log's key, given out of band, in trust.json. It prints the
+// device's public key (tdk1…) for the reviewers to register.
+//
+// submit packs FILE... with a manifest signed by the device key into one
+// envelope, encrypts it with age to the reviewers' recipients (those
+// signed by the organisation's key, if it is pinned), stores the
+// ciphertext in the outbox, uploads it in resumable 1 MiB chunks, verifies
+// the receipt (a log checkpoint signed by the pinned log key and the proof
+// that it includes the submission) and prints the submission id as the
+// last line of standard output.
 //
 // resume finishes every upload left in the outbox (after a lost connection
 // or a killed client) and prints one submission id per line.
 //
 // status lists the outbox and the saved receipts.
 //
-// collect downloads pending submissions into the bundle directory DIR
-// (bundle.json, <id>.age, <id>.receipt.json), verifying each against its
-// signed receipt, and then marks them collected on the server.
+// receipts verify re-checks every saved receipt against the log's newest
+// checkpoint: consistency with the receipt's checkpoint, and inclusion.
+//
+// collect writes into the bundle directory DIR the log's newest checkpoint,
+// the consistency proof from where the last bundle ended (or from -since
+// N), every log entry in between with its inclusion proof (bundle.json),
+// and each entry's ciphertext (<id>.age), after verifying all of it; then
+// it marks the submissions collected on the server.
 //
 // Flags:
 //
@@ -35,13 +52,17 @@
 //	-ca FILE               trust only this PEM CA or self-signed certificate
 //	-pin SHA256            trust only the certificate with this SHA-256 (hex, of the DER)
 //	-token-file FILE       read the access token from FILE instead of $TESTIMONY_TOKEN
+//	-org-key VKEY          the organisation's note verifier key (pinned in trust.json)
+//	-log-key VKEY          the intake log's note verifier key (pinned in trust.json)
+//	-replace               (init) replace pinned keys that differ
 //	-recipients FILE       encrypt to the recipients in FILE, not to the server's list
 //	-case REF              case reference recorded in the encrypted manifest
 //	-lang CODE             language of the testimony (for example ko)
 //	-date YYYY-MM-DD       interview date
 //	-consent TEXT          the consent given, and for what use
-//	-accept-new-recipients accept keys that differ from the pinned ones
+//	-accept-new-recipients accept keys that differ from the ones pinned on first use
 //	-limit-rate RATE       upload at most RATE bytes per second (like 64K or 2M)
+//	-since N               (collect) start the bundle at log size N
 //	-o DIR                 bundle directory to collect into
 //
 // Environment:
@@ -51,16 +72,22 @@
 //
 // Files, inside the state directory (mode 0700):
 //
-//	pins/<host>_<port>.json   recipients, type and receipt key pinned on first use
+//	device.key                the device's Ed25519 signing key (mode 0600)
+//	trust.json                the organisation key and log key given out of band
+//	pins/<host>_<port>.json   per server: the recipients in use (and the version of
+//	                          the organisation-signed list), and the log key
 //	outbox/<name>.age         ciphertext waiting for its receipt, with <name>.json
 //	outbox/<name>.age.part    ciphertext being written; discarded by resume
-//	receipts/<id>.json        signed receipts of completed submissions
+//	receipts/<id>.json        receipts of completed submissions
+//	checkpoints/<host>_<port> the newest log checkpoint 'receipts verify' checked
+//	collect/<host>_<port>.json the checkpoints at which collected bundles ended
 //
-// The first time the client talks to a server it pins the server's
-// recipients and receipt key. If they change later, submit and collect
-// refuse to continue: a changed key may mean the server was compromised.
-// Verify the new keys with your organisation out of band, then run again
-// with -accept-new-recipients.
+// With the organisation's key pinned, submit encrypts only to recipients
+// in a note signed with it, and refuses a missing note, a bad signature,
+// and a version older than one already verified; a newer version is a key
+// rotation, accepted and shown. Without it, the client pins the server's
+// recipients on first use and refuses any later change until it is
+// confirmed out of band and accepted with -accept-new-recipients.
 package main
 
 import (
@@ -81,16 +108,20 @@ import (
 )
 
 const usage = `Usage:
+    testimony init [-org-key VKEY] [-log-key VKEY]
     testimony submit -server URL [-ca FILE | -pin SHA256] [options] FILE...
     testimony resume [-server URL] [-ca FILE | -pin SHA256]
     testimony status
-    testimony collect -server URL [-ca FILE | -pin SHA256] -o DIR
+    testimony receipts verify -server URL [-ca FILE | -pin SHA256]
+    testimony collect -server URL [-ca FILE | -pin SHA256] [-since N] -o DIR
 
 Commands:
-    submit    Encrypt FILE... into one submission, upload it and keep its receipt.
-    resume    Finish the uploads left in the outbox.
-    status    List the outbox and the saved receipts.
-    collect   Download pending submissions into a bundle directory.
+    init       Create this device's signing key and pin your organisation's keys.
+    submit     Encrypt FILE... into one submission, upload it and keep its receipt.
+    resume     Finish the uploads left in the outbox.
+    status     List the outbox and the saved receipts.
+    receipts   Re-check the saved receipts against the server's log ('receipts verify').
+    collect    Collect the log and its submissions into a bundle directory.
 
 Run 'testimony COMMAND -h' for the flags of a command.
 
@@ -100,11 +131,14 @@ machine could see it. State lives in $TESTIMONY_HOME, by default in
 testimony/ under your configuration directory.
 
 Examples:
+    $ testimony init -org-key 'testimony-org+2f1c9a0b+AaBbCc…' -log-key 'testimony-log-1a2b3c4d+7d3e0f21+AdEeFf…'
+    tdk1P8m0qV3x…
     $ export TESTIMONY_TOKEN="$(cat ~/token.txt)"
     $ testimony submit -server https://intake.example.org -case NK-2026-041 \
           -lang ko -date 2026-11-27 -consent "research and publication" interview.m4a notes.pdf
     7c0e2c5f8f3a4b0d9e1a6b2c3d4e5f60
     $ testimony resume
+    $ testimony receipts verify -server https://intake.example.org
     $ testimony collect -server https://intake.example.org -o /media/usb/bundle-2026-11-27
 `
 
@@ -160,6 +194,10 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	cmd, args := args[0], args[1:]
 	var err error
 	switch cmd {
+	case "init":
+		err = c.init(ctx, args)
+	case "receipts":
+		err = c.receiptsCmd(ctx, args)
 	case "submit":
 		err = c.submit(ctx, args)
 	case "resume":

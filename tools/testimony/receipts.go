@@ -1,34 +1,40 @@
 package main
 
 import (
-	"crypto/ed25519"
+	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/crypto/receipt"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 )
 
 // errBadReceipt wraps every way a receipt can fail to prove what the
 // client sent.
 var errBadReceipt = errors.New("the server's receipt does not prove this submission")
 
-// verifyReceipt checks that raw is a receipt signed by key for exactly the
-// ciphertext id, size and sha256Hex.
-func verifyReceipt(raw []byte, key ed25519.PublicKey, id string, size int64, sha256Hex string) (*receipt.Receipt, error) {
+// verifyReceipt checks that raw is a receipt for exactly the ciphertext
+// id, size and sha256Hex, whose checkpoint is signed by the log key and
+// includes the submission's leaf.
+func verifyReceipt(raw []byte, logKey string, id string, size int64, sha256Hex string) (*receipt.Receipt, error) {
 	r, err := receipt.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errBadReceipt, err)
-	}
-	if err := r.Verify(key); err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadReceipt, err)
 	}
 	switch {
@@ -38,6 +44,9 @@ func verifyReceipt(raw []byte, key ed25519.PublicKey, id string, size int64, sha
 		return nil, fmt.Errorf("%w: it says %d bytes, not %d", errBadReceipt, r.Size, size)
 	case r.SHA256 != sha256Hex:
 		return nil, fmt.Errorf("%w: it names ciphertext sha256 %s, not %s", errBadReceipt, r.SHA256, sha256Hex)
+	}
+	if _, err := r.Verify(logKey); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadReceipt, err)
 	}
 	return r, nil
 }
@@ -107,4 +116,261 @@ func readSmall(name string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", name, max)
 	}
 	return data, nil
+}
+
+const receiptsUsage = `Usage:
+    testimony receipts verify -server URL [-ca FILE | -pin SHA256] [-token-file FILE] [-log-key VKEY]
+
+Re-checks every saved receipt of this server's log against the log's
+newest checkpoint: the checkpoint must be signed by the pinned log key and
+consistent with the checkpoint in each receipt (the server proves that its
+log only grew since), and must still include each submission. A server
+that dropped, swapped or rewrote a submission after acknowledging it
+cannot pass. The newest verified checkpoint is kept, so the next run also
+catches a server that rolls its log back or shows another history.
+
+Any access token (submit or collect) may read the log.
+
+Options:
+    -server URL        The intake server (https://…, or http:// for a .onion).
+    -ca FILE           Trust only this PEM CA or self-signed certificate.
+    -pin SHA256        Trust only the certificate with this SHA-256 fingerprint.
+    -token-file FILE   Read the access token from FILE (default: $TESTIMONY_TOKEN).
+    -log-key VKEY      The log's verifier key, as given by your organisation
+                       (pinned in trust.json if none is yet).
+
+Example:
+    $ testimony receipts verify -server https://intake.example.org
+    ok      7c0e2c5f8f3a4b0d9e1a6b2c3d4e5f60  leaf 41, received 2026-11-27
+    verified 1 receipt(s) against the log's checkpoint of size 57
+`
+
+func (c *cli) receiptsCmd(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usageErrorf("missing receipts command").hint("the only one is 'testimony receipts verify'")
+	}
+	switch args[0] {
+	case "verify":
+		return c.receiptsVerify(ctx, args[1:])
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(c.stdout, receiptsUsage)
+		return flag.ErrHelp
+	}
+	return usageErrorf("unknown receipts command %q", args[0]).hint("the only one is 'testimony receipts verify'")
+}
+
+func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("receipts verify", flag.ContinueOnError)
+	var cf connFlags
+	cf.register(fs)
+	var tf trustFlags
+	fs.StringVar(&tf.logKey, "log-key", "", "")
+	if err := c.parseFlags(fs, receiptsUsage, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("receipts verify takes no arguments")
+	}
+	u, err := cf.serverURL(true)
+	if err != nil {
+		return err
+	}
+	tlsOpt, _, err := cf.tlsOptions()
+	if err != nil {
+		return err
+	}
+	tok, err := c.token(cf.tokenFile)
+	if err != nil {
+		return err
+	}
+	h, err := c.openHome(true)
+	if err != nil {
+		return err
+	}
+	t, err := c.trust(h, tf)
+	if err != nil {
+		return err
+	}
+	cl, err := newClient(u, tok, tlsOpt)
+	if err != nil {
+		return err
+	}
+	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, false, true)
+	if err != nil {
+		return err
+	}
+	list, broken, err := h.receipts()
+	if err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(broken)) {
+		c.notef("warning: skipping unreadable receipt %s: %v", name, broken[name])
+	}
+
+	var raw []byte
+	err = c.retry.Do(ctx, c.sleep, api.Retryable, func(ctx context.Context) error {
+		var err error
+		raw, err = cl.Checkpoint(ctx)
+		return err
+	})
+	if err != nil {
+		return explain(err, u, "run 'testimony receipts verify' again")
+	}
+	newest, err := intakelog.OpenCheckpoint(raw, keys.logKey)
+	if err != nil {
+		return errorf("the server's newest checkpoint does not verify: %v", err).
+			hint(serverSuspect)
+	}
+	hp := api.HostPort(u)
+	if err := c.checkWitness(ctx, h, u, keys.logKey, cl, newest); err != nil {
+		return err
+	}
+
+	lv := &logVerifier{c: c, cl: cl, u: u, newest: newest, proofs: map[int64][]tlog.Hash{}}
+	verified, failed, other := 0, 0, 0
+	for _, r := range list {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		cp, err := intakelog.OpenCheckpoint([]byte(r.Checkpoint), keys.logKey)
+		if errors.Is(err, intakelog.ErrUnknownKey) {
+			// A receipt from another server's log.
+			other++
+			continue
+		}
+		if err == nil {
+			_, err = r.Verify(keys.logKey)
+		}
+		if err == nil {
+			err = lv.check(ctx, r, cp)
+		}
+		if err != nil {
+			var ce *cliError
+			if errors.As(err, &ce) || errors.Is(err, context.Canceled) {
+				return err // the network or the user, not the receipt
+			}
+			fmt.Fprintf(c.stdout, "FAILED  %s  leaf %d, received %s: %v\n", r.ID, r.Index, r.Received, err)
+			failed++
+			continue
+		}
+		fmt.Fprintf(c.stdout, "ok      %s  leaf %d, received %s\n", r.ID, r.Index, r.Received)
+		verified++
+	}
+	if failed > 0 {
+		return errorf("%d receipt(s) are not proven by the server's log any more: it dropped, altered or rewrote what it acknowledged", failed).
+			hint("keep the receipts in %s and this output: they are evidence; report this to your organisation through another channel than this server", h.receiptsDir())
+	}
+	if err := safefile.Write(h.checkpointPath(hp), raw, 0o600); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("verified %d receipt(s) against the log's checkpoint of size %d", verified, newest.Size)
+	if other > 0 {
+		msg += fmt.Sprintf(" (%d receipt(s) of other logs skipped)", other)
+	}
+	fmt.Fprintln(c.stdout, msg)
+	return nil
+}
+
+// serverSuspect is the hint for any proof of misbehaviour by the server.
+const serverSuspect = "the server may be compromised or misbehaving; keep this output and report it to your organisation through another channel than this server"
+
+// checkWitness checks newest against the checkpoint kept from the last
+// run: the log may only have grown since.
+func (c *cli) checkWitness(ctx context.Context, h *home, u *url.URL, logKey string, cl *api.Client, newest intakelog.Checkpoint) error {
+	hp := api.HostPort(u)
+	data, err := readSmall(h.checkpointPath(hp), intakelog.MaxCheckpointSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return errorf("failed to read the last verified checkpoint: %v", err)
+	}
+	old, err := intakelog.OpenCheckpoint(data, logKey)
+	if err != nil {
+		return errorf("the last verified checkpoint in %s does not verify with the log key: %v", h.checkpointPath(hp), err).
+			hint("if the log key was replaced on purpose, delete that file and run the command again")
+	}
+	var proof []tlog.Hash
+	if old.Size > 0 && old.Size < newest.Size {
+		var s []string
+		err := c.retry.Do(ctx, c.sleep, api.Retryable, func(ctx context.Context) error {
+			var err error
+			s, err = cl.Consistency(ctx, old.Size, newest.Size)
+			return err
+		})
+		if err != nil {
+			return explain(err, u, "run 'testimony receipts verify' again")
+		}
+		if proof, err = intakelog.DecodeProof(s); err != nil {
+			return errorf("the server sent a malformed consistency proof: %v", err).hint(serverSuspect)
+		}
+	}
+	if err := intakelog.VerifyConsistency(old, newest, proof); err != nil {
+		return errorf("the server's log is not consistent with the checkpoint of size %d verified before: %v", old.Size, err).
+			hint(serverSuspect)
+	}
+	return nil
+}
+
+// logVerifier checks receipts against the newest checkpoint, fetching
+// each consistency proof once.
+type logVerifier struct {
+	c      *cli
+	cl     *api.Client
+	u      *url.URL
+	newest intakelog.Checkpoint
+	proofs map[int64][]tlog.Hash
+}
+
+// check returns a plain error if the log does not prove r, and a *cliError
+// if the server could not be asked.
+func (lv *logVerifier) check(ctx context.Context, r *receipt.Receipt, cp intakelog.Checkpoint) error {
+	if cp.Size > lv.newest.Size {
+		return fmt.Errorf("its checkpoint has size %d, but the server's newest has size %d: %w", cp.Size, lv.newest.Size, intakelog.ErrRollback)
+	}
+	proof, ok := lv.proofs[cp.Size]
+	if !ok && cp.Size > 0 && cp.Size < lv.newest.Size {
+		var s []string
+		if err := lv.fetch(ctx, func(ctx context.Context) (err error) {
+			s, err = lv.cl.Consistency(ctx, cp.Size, lv.newest.Size)
+			return err
+		}); err != nil {
+			return err
+		}
+		var err error
+		if proof, err = intakelog.DecodeProof(s); err != nil {
+			return err
+		}
+		lv.proofs[cp.Size] = proof
+	}
+	if err := intakelog.VerifyConsistency(cp, lv.newest, proof); err != nil {
+		return err
+	}
+	var s []string
+	if err := lv.fetch(ctx, func(ctx context.Context) (err error) {
+		s, err = lv.cl.Inclusion(ctx, r.Index, lv.newest.Size)
+		return err
+	}); err != nil {
+		return err
+	}
+	incl, err := intakelog.DecodeProof(s)
+	if err != nil {
+		return err
+	}
+	return intakelog.VerifyInclusion(lv.newest, r.Index, r.Leaf(), incl)
+}
+
+func (lv *logVerifier) fetch(ctx context.Context, op func(context.Context) error) error {
+	err := lv.c.retry.Do(ctx, lv.c.sleep, api.Retryable, op)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case api.Retryable(err), api.IsStatus(err, http.StatusUnauthorized), api.IsStatus(err, http.StatusForbidden):
+		return prefixed("", explain(err, lv.u, "run 'testimony receipts verify' again"))
+	}
+	// The server refused to prove this receipt (an index or size it says
+	// it does not have): that is the receipt's failure.
+	return err
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/outbox"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
 )
 
 const resumeUsage = `Usage:
@@ -69,6 +70,10 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 		return err
 	}
 	defer unlock()
+	t, err := c.trust(h, trustFlags{})
+	if err != nil {
+		return err
+	}
 
 	ob := h.outbox()
 	l, err := ob.List()
@@ -108,7 +113,7 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 		if tlsSet {
 			opt = tlsFlags
 		}
-		id, err := c.resumeOne(ctx, h, u, tok, opt, e, int64(rate))
+		id, err := c.resumeOne(ctx, h, t, u, tok, opt, e, int64(rate))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -126,8 +131,8 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 	return nil
 }
 
-func (c *cli) resumeOne(ctx context.Context, h *home, u *url.URL, tok string, opt api.TLSOptions, e *outbox.Entry, rate int64) (string, error) {
-	key, err := pinnedReceiptKey(h, u)
+func (c *cli) resumeOne(ctx context.Context, h *home, t *pin.Trust, u *url.URL, tok string, opt api.TLSOptions, e *outbox.Entry, rate int64) (string, error) {
+	key, err := pinnedLogKey(h, t, u)
 	if err != nil {
 		return "", err
 	}

@@ -65,12 +65,12 @@ func (c *cli) status(args []string) error {
 		fmt.Fprintln(w, "receipts: none")
 	} else {
 		fmt.Fprintf(w, "receipts: %d\n", len(receipts)+len(broken))
-		fmt.Fprintln(w, "  ID\tSIZE\tRECEIVED")
+		fmt.Fprintln(w, "  ID\tSIZE\tRECEIVED\tLOG ENTRY")
 		for _, r := range receipts {
-			fmt.Fprintf(w, "  %s\t%s\t%s\n", r.ID, formatSize(r.Size), r.Received)
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%d\n", r.ID, formatSize(r.Size), r.Received, r.Index)
 		}
 		for _, name := range slices.Sorted(maps.Keys(broken)) {
-			fmt.Fprintf(w, "  %s\t-\tunreadable: %v\n", name, broken[name])
+			fmt.Fprintf(w, "  %s\t-\tunreadable: %v\t-\n", name, broken[name])
 		}
 	}
 	return w.Flush()

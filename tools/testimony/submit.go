@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"github.com/testimony-ngo/testimony/crypto/envelope"
 	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/devicekey"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/outbox"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/upload"
 )
@@ -22,9 +25,14 @@ const submitUsage = `Usage:
     testimony submit -server URL [-ca FILE | -pin SHA256] [options] FILE...
 
 Encrypts FILE... into one submission on this device, keeps the ciphertext
-in the outbox, uploads it and saves the server's signed receipt. The
-submission id is the last line of standard output. If the upload is
-interrupted, run 'testimony resume'.
+in the outbox, uploads it and saves the server's receipt after checking it
+against the intake log's key. The submission id is the last line of
+standard output. If the upload is interrupted, run 'testimony resume'.
+
+The manifest inside the envelope (metadata and every file's SHA-256) is
+signed with this device's key (device.key, created on first use), so the
+reviewer can tell which device packed the testimony and that nothing
+changed since.
 
 Options:
     -server URL              The intake server (https://…, or http:// for a .onion).
@@ -38,11 +46,16 @@ Options:
     -consent TEXT            The consent given, and for what use.
     -limit-rate RATE         Upload at most RATE bytes per second on average
                              (like 64K or 2M), to spare a slow or watched link.
+    -org-key VKEY            Your organisation's verifier key (pinned if none is yet).
+    -log-key VKEY            The intake log's verifier key (pinned if none is yet).
     -accept-new-recipients   Accept server keys that differ from the pinned ones,
                              after verifying them with your organisation.
 
-The first connection to a server pins its recipients and receipt key; a
-later change is refused, because it may mean the server was compromised.
+With your organisation's key pinned ('testimony init -org-key KEY'), only
+recipients your organisation signed are used: a server that offers others,
+none, or an older version of the list is refused. Without it, the first
+connection to a server pins its recipients and log key, and a later change
+is refused, because it may mean the server was compromised.
 
 Example:
     $ testimony submit -server https://intake.example.org -case NK-2026-041 \
@@ -61,8 +74,11 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		consent        = fs.String("consent", "", "")
 		accept         = fs.Bool("accept-new-recipients", false, "")
 		rate           rateFlag
+		tf             trustFlags
 	)
 	fs.Var(&rate, "limit-rate", "")
+	fs.StringVar(&tf.orgKey, "org-key", "", "")
+	fs.StringVar(&tf.logKey, "log-key", "", "")
 	if err := c.parseFlags(fs, submitUsage, args); err != nil {
 		return err
 	}
@@ -118,12 +134,20 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		return err
 	}
 	defer unlock()
+	t, err := c.trust(h, tf)
+	if err != nil {
+		return err
+	}
 
 	cl, err := newClient(u, tok, tlsOpt)
 	if err != nil {
 		return err
 	}
-	keys, err := c.fetchKeys(ctx, h, cl, u, local, *accept)
+	keys, err := c.fetchKeys(ctx, h, t, cl, u, local, *accept, false)
+	if err != nil {
+		return err
+	}
+	signer, err := c.deviceKey(h)
 	if err != nil {
 		return err
 	}
@@ -139,7 +163,7 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("failed to encrypt: %w", err)
 		}
-		if _, err := envelope.Build(aw, meta, files); err != nil {
+		if _, err := envelope.Build(aw, meta, files, signer); err != nil {
 			return err
 		}
 		if err := aw.Close(); err != nil {
@@ -154,7 +178,7 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		}
 		return errorf("%v", err)
 	}
-	id, err := c.send(ctx, h, cl, u, keys.receiptKey, e, int64(rate))
+	id, err := c.send(ctx, h, cl, u, keys.logKey, e, int64(rate))
 	if err != nil {
 		return err
 	}
@@ -165,7 +189,7 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 // send uploads an outbox entry (at most rate bytes per second if rate > 0),
 // verifies and saves its receipt and removes the entry. It returns the
 // submission id.
-func (c *cli) send(ctx context.Context, h *home, cl *api.Client, u *url.URL, key []byte, e *outbox.Entry, rate int64) (string, error) {
+func (c *cli) send(ctx context.Context, h *home, cl *api.Client, u *url.URL, logKey string, e *outbox.Entry, rate int64) (string, error) {
 	ob := h.outbox()
 	f, err := ob.Open(e)
 	if err != nil {
@@ -195,7 +219,7 @@ func (c *cli) send(ctx context.Context, h *home, cl *api.Client, u *url.URL, key
 	if err != nil {
 		return "", explain(err, u, "run 'testimony resume'; the encrypted submission stays in the outbox")
 	}
-	r, err := verifyReceipt(raw, key, id, e.Meta.Size, e.Meta.SHA256)
+	r, err := verifyReceipt(raw, logKey, id, e.Meta.Size, e.Meta.SHA256)
 	if err != nil {
 		return "", errorf("%v", err).
 			hint("the submission stays in the outbox; report this to your organisation, as the server may be misbehaving")
@@ -208,6 +232,26 @@ func (c *cli) send(ctx context.Context, h *home, cl *api.Client, u *url.URL, key
 		return "", err
 	}
 	return id, nil
+}
+
+// deviceKey loads the device's signing key, creating it on first use.
+func (c *cli) deviceKey(h *home) (ed25519.PrivateKey, error) {
+	priv, created, err := devicekey.LoadOrCreate(h.deviceKeyPath())
+	if errors.Is(err, devicekey.ErrExposed) {
+		c.notef("warning: %v", err)
+		c.hintf("restrict it with: chmod 600 %s", h.deviceKeyPath())
+		err = nil
+	}
+	if err != nil {
+		return nil, errorf("%v", err).
+			hint("if %s is damaged, move it away and run 'testimony init' to make a new key; then register the new key with your reviewers", h.deviceKeyPath())
+	}
+	if created {
+		pub := priv.Public().(ed25519.PublicKey)
+		c.notef("created this device's signing key %s", envelope.DeviceKeyString(pub))
+		c.hintf("give that line to your reviewers, who register it with 'testimony-review caseworkers add NAME KEY'")
+	}
+	return priv, nil
 }
 
 // countWriter reports the bytes written so far, and stops the writing

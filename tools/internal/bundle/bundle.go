@@ -2,12 +2,25 @@
 // directory a collector fills with ciphertexts and carries to the air-gapped
 // reviewer.
 //
-// A bundle directory holds bundle.json (this package's format), and for every
-// submission <id>.age (the age ciphertext) and <id>.receipt.json (the server's
-// signed receipt). The reviewer reads bundle.json from a USB stick that anyone
-// could have written to, so Parse is strict and bounded: unknown or duplicate
-// keys, wrong case, oversized documents, bad ids, hashes or file names are all
-// refused rather than guessed at.
+// A bundle directory holds bundle.json (this package's format) and, for every
+// submission it delivers, <id>.age (the age ciphertext). bundle.json carries
+// a slice [FromSize, N) of the server's intake log: the signed checkpoint of
+// size N, the signed checkpoint of size FromSize the slice continues from (the
+// reviewer's last verified one), the consistency proof between the two, every
+// leaf in the slice with its inclusion proof at size N, and the submissions
+// whose ciphertexts are in the directory.
+//
+// The reviewer reads bundle.json from a USB stick that anyone could have
+// written to, so Parse is strict and bounded: unknown or duplicate keys, wrong
+// case, oversized documents, malformed ids, hashes, proofs or file names are
+// all refused rather than guessed at.
+//
+// Validate checks the form of every field, not what the fields prove: it
+// verifies no signature or proof, and does not check that leaves and
+// submissions agree or that the leaves cover the slice. Those are the
+// reviewer's checks (testimony-review log verify), which name each
+// discrepancy — a dropped submission, a swapped ciphertext, a rewritten
+// history — instead of calling the bundle malformed.
 //
 // The package imports no networking code: the reviewer's binary links it and
 // must link no networking package.
@@ -22,26 +35,36 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
 const (
 	// Version is the only bundle.json schema version this package reads and writes.
-	Version = 1
+	Version = 2
 	// FileName is the name of the manifest inside a bundle directory.
 	FileName = "bundle.json"
-	// MaxSize caps bundle.json, so a hostile file cannot exhaust memory.
-	MaxSize = 16 << 20
-	// MaxEntries caps the number of submissions in one bundle.
+	// MaxSize caps bundle.json, so a hostile file cannot exhaust memory. Every
+	// leaf carries an inclusion proof of about log2(N) hashes, roughly 1 KiB
+	// per leaf for a log of a million entries.
+	MaxSize = 64 << 20
+	// MaxEntries caps the number of leaves, and of submissions, in one bundle.
 	MaxEntries = 100000
-	// maxDepth caps JSON nesting; the format needs three levels.
-	maxDepth = 3
+	// MaxProof caps the number of hashes in one inclusion or consistency
+	// proof; 64 hashes cover any log this system will ever hold.
+	MaxProof = 64
+	// MaxNoteSize caps a signed checkpoint and the log key.
+	MaxNoteSize = 8 << 10
 
 	idLen        = 32 // 128 random bits as lowercase hex
 	sha256HexLen = 64
-	ed25519Size  = 32
+	hashSize     = 32
+	dateLayout   = "2006-01-02"
 )
 
 // ErrInvalid is returned (wrapped, with detail) when bundle.json or a Bundle
@@ -51,50 +74,64 @@ var ErrInvalid = errors.New("invalid bundle")
 // Bundle is the content of bundle.json.
 type Bundle struct {
 	Version int `json:"version"`
-	// Created is when the bundle was first written, RFC 3339 in UTC
+	// Created is when the bundle was written, RFC 3339 in UTC
 	// (for example "2026-11-27T10:00:00Z").
 	Created string `json:"created"`
-	// ReceiptKey is the server's receipt signing key (base64 of a 32-byte
-	// Ed25519 public key) that every receipt in the bundle was verified with
-	// when it was collected.
-	ReceiptKey  string  `json:"receipt_key"`
+	// LogKey is the log's note verifier key the collector verified the
+	// checkpoints with. The reviewer uses its own pinned key, never this one.
+	LogKey string `json:"log_key"`
+	// FromSize is the log size the bundle continues from: 0 for a bundle
+	// that starts at the beginning of the log.
+	FromSize int64 `json:"from_size"`
+	// FromCheckpoint is the signed checkpoint of size FromSize, empty if and
+	// only if FromSize is 0.
+	FromCheckpoint string `json:"from_checkpoint"`
+	// Checkpoint is the signed checkpoint the bundle ends at; its size N is
+	// the end of the slice.
+	Checkpoint string `json:"checkpoint"`
+	// Consistency is the proof (base64 hashes) that the tree of size N
+	// extends the tree of size FromSize; empty when FromSize is 0 or N.
+	Consistency []string `json:"consistency"`
+	// Leaves are the log entries FromSize … N-1.
+	Leaves []Leaf `json:"leaves"`
+	// Submissions are the ciphertexts in the bundle directory.
 	Submissions []Entry `json:"submissions"`
 }
 
-// Entry describes one submission in a bundle.
+// Leaf is one log entry with its inclusion proof at the bundle's checkpoint.
+type Leaf struct {
+	Index  int64    `json:"index"`
+	ID     string   `json:"id"`     // 32 lowercase hex characters
+	SHA256 string   `json:"sha256"` // ciphertext SHA-256, lowercase hex
+	Size   int64    `json:"size"`   // ciphertext size in bytes
+	Date   string   `json:"date"`   // UTC date received, YYYY-MM-DD
+	Proof  []string `json:"proof"`  // inclusion proof, base64 hashes
+}
+
+// Entry describes one submission whose ciphertext is in the bundle.
 type Entry struct {
 	ID     string `json:"id"`     // 32 lowercase hex characters
 	Size   int64  `json:"size"`   // ciphertext size in bytes
 	SHA256 string `json:"sha256"` // ciphertext SHA-256, lowercase hex
 	File   string `json:"file"`   // always ID + ".age"
-	// Receipt is always ID + ".receipt.json".
-	Receipt string `json:"receipt"`
+	Index  int64  `json:"index"`  // the submission's log leaf
 }
 
-// New returns an empty bundle for submissions whose receipts verify with
-// receiptKey, created at now.
-func New(receiptKey string, now time.Time) *Bundle {
-	return &Bundle{
-		Version:     Version,
-		Created:     now.UTC().Truncate(time.Second).Format(time.RFC3339),
-		ReceiptKey:  receiptKey,
-		Submissions: []Entry{},
-	}
-}
-
-// NewEntry returns the entry for a submission, with the file names the
+// NewEntry returns the entry for a submission, with the file name the
 // format requires.
-func NewEntry(id string, size int64, sha256Hex string) Entry {
-	return Entry{ID: id, Size: size, SHA256: sha256Hex, File: CiphertextName(id), Receipt: ReceiptName(id)}
+func NewEntry(id string, size int64, sha256Hex string, index int64) Entry {
+	return Entry{ID: id, Size: size, SHA256: sha256Hex, File: CiphertextName(id), Index: index}
 }
 
 // CiphertextName is the name of a submission's ciphertext inside a bundle.
 func CiphertextName(id string) string { return id + ".age" }
 
-// ReceiptName is the name of a submission's receipt inside a bundle.
-func ReceiptName(id string) string { return id + ".receipt.json" }
+// CreatedAt formats t as a Created value.
+func CreatedAt(t time.Time) string {
+	return t.UTC().Truncate(time.Second).Format(time.RFC3339)
+}
 
-// Lookup returns the entry with the given id.
+// Lookup returns the submission entry with the given id.
 func (b *Bundle) Lookup(id string) (Entry, bool) {
 	for _, e := range b.Submissions {
 		if e.ID == id {
@@ -102,18 +139,6 @@ func (b *Bundle) Lookup(id string) (Entry, bool) {
 		}
 	}
 	return Entry{}, false
-}
-
-// Add appends e, or replaces the entry with the same id, so that collecting
-// the same submission twice never produces a duplicate entry.
-func (b *Bundle) Add(e Entry) {
-	for i := range b.Submissions {
-		if b.Submissions[i].ID == e.ID {
-			b.Submissions[i] = e
-			return
-		}
-	}
-	b.Submissions = append(b.Submissions, e)
 }
 
 // ValidID reports whether s is a well-formed submission id: 32 lowercase hex
@@ -132,7 +157,8 @@ func isLowerHex(s string) bool {
 	return true
 }
 
-// Validate checks every field of b against the format.
+// Validate checks the form of every field of b (see the package comment for
+// what it does not check).
 func (b *Bundle) Validate() error {
 	if b.Version != Version {
 		return fmt.Errorf("%w: unsupported version %d (want %d)", ErrInvalid, b.Version, Version)
@@ -141,12 +167,48 @@ func (b *Bundle) Validate() error {
 	if err != nil || t.Location() != time.UTC || t.Format(time.RFC3339) != b.Created {
 		return fmt.Errorf("%w: created %q is not an RFC 3339 UTC time like 2026-11-27T10:00:00Z", ErrInvalid, b.Created)
 	}
-	key, err := base64.StdEncoding.Strict().DecodeString(b.ReceiptKey)
-	if err != nil || len(key) != ed25519Size || base64.StdEncoding.EncodeToString(key) != b.ReceiptKey {
-		return fmt.Errorf("%w: receipt_key is not a base64 Ed25519 public key", ErrInvalid)
+	if len(b.LogKey) > MaxNoteSize || strings.ContainsAny(b.LogKey, "\r\n") {
+		return fmt.Errorf("%w: log_key is not a note verifier key", ErrInvalid)
+	}
+	if _, err := note.NewVerifier(b.LogKey); err != nil {
+		return fmt.Errorf("%w: log_key is not a note verifier key", ErrInvalid)
+	}
+	if b.FromSize < 0 {
+		return fmt.Errorf("%w: from_size %d is negative", ErrInvalid, b.FromSize)
+	}
+	if b.FromSize == 0 && b.FromCheckpoint != "" {
+		return fmt.Errorf("%w: from_checkpoint must be empty when from_size is 0", ErrInvalid)
+	}
+	if b.FromSize > 0 {
+		if err := checkNote("from_checkpoint", b.FromCheckpoint); err != nil {
+			return err
+		}
+	}
+	if err := checkNote("checkpoint", b.Checkpoint); err != nil {
+		return err
+	}
+	if b.Consistency == nil {
+		return fmt.Errorf("%w: missing consistency", ErrInvalid)
+	}
+	if err := checkProof(b.Consistency); err != nil {
+		return fmt.Errorf("%w: consistency: %v", ErrInvalid, err)
+	}
+	if b.Leaves == nil {
+		return fmt.Errorf("%w: missing leaves", ErrInvalid)
+	}
+	if b.Submissions == nil {
+		return fmt.Errorf("%w: missing submissions", ErrInvalid)
+	}
+	if len(b.Leaves) > MaxEntries {
+		return fmt.Errorf("%w: %d leaves, more than the limit of %d", ErrInvalid, len(b.Leaves), MaxEntries)
 	}
 	if len(b.Submissions) > MaxEntries {
 		return fmt.Errorf("%w: %d submissions, more than the limit of %d", ErrInvalid, len(b.Submissions), MaxEntries)
+	}
+	for i, l := range b.Leaves {
+		if err := l.validate(); err != nil {
+			return fmt.Errorf("%w: leaf %d: %v", ErrInvalid, i, err)
+		}
 	}
 	seen := make(map[string]bool, len(b.Submissions))
 	for i, e := range b.Submissions {
@@ -161,6 +223,65 @@ func (b *Bundle) Validate() error {
 	return nil
 }
 
+// checkNote checks that s could be a signed note: not empty, bounded,
+// UTF-8 text ending in a newline. Its signatures are the reviewer's concern.
+func checkNote(field, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, field)
+	case len(s) > MaxNoteSize:
+		return fmt.Errorf("%w: %s is larger than %d bytes", ErrInvalid, field, MaxNoteSize)
+	case !utf8.ValidString(s) || !strings.HasSuffix(s, "\n"):
+		return fmt.Errorf("%w: %s is not a signed note", ErrInvalid, field)
+	}
+	return nil
+}
+
+func checkProof(p []string) error {
+	if len(p) > MaxProof {
+		return fmt.Errorf("%d hashes, more than the limit of %d", len(p), MaxProof)
+	}
+	for i, h := range p {
+		raw, err := base64.StdEncoding.Strict().DecodeString(h)
+		if err != nil || len(raw) != hashSize || base64.StdEncoding.EncodeToString(raw) != h {
+			return fmt.Errorf("hash %d is not a base64 SHA-256 hash", i)
+		}
+	}
+	return nil
+}
+
+func checkHash(sum string) error {
+	if len(sum) != sha256HexLen || !isLowerHex(sum) {
+		return fmt.Errorf("sha256 %q is not 64 lowercase hex characters", sum)
+	}
+	return nil
+}
+
+func (l *Leaf) validate() error {
+	if l.Index < 0 {
+		return fmt.Errorf("index %d is negative", l.Index)
+	}
+	if !ValidID(l.ID) {
+		return fmt.Errorf("id %q is not 32 lowercase hex characters", l.ID)
+	}
+	if err := checkHash(l.SHA256); err != nil {
+		return err
+	}
+	if l.Size <= 0 {
+		return fmt.Errorf("size %d is not positive", l.Size)
+	}
+	if d, err := time.Parse(dateLayout, l.Date); err != nil || d.Format(dateLayout) != l.Date {
+		return fmt.Errorf("date %q is not a date like 2026-11-27", l.Date)
+	}
+	if l.Proof == nil {
+		return errors.New("missing proof")
+	}
+	if err := checkProof(l.Proof); err != nil {
+		return fmt.Errorf("proof: %v", err)
+	}
+	return nil
+}
+
 func (e *Entry) validate() error {
 	if !ValidID(e.ID) {
 		return fmt.Errorf("id %q is not 32 lowercase hex characters", e.ID)
@@ -168,14 +289,14 @@ func (e *Entry) validate() error {
 	if e.Size <= 0 {
 		return fmt.Errorf("size %d is not positive", e.Size)
 	}
-	if len(e.SHA256) != sha256HexLen || !isLowerHex(e.SHA256) {
-		return fmt.Errorf("sha256 %q is not 64 lowercase hex characters", e.SHA256)
+	if err := checkHash(e.SHA256); err != nil {
+		return err
 	}
 	if e.File != CiphertextName(e.ID) {
 		return fmt.Errorf("file %q must be %q", e.File, CiphertextName(e.ID))
 	}
-	if e.Receipt != ReceiptName(e.ID) {
-		return fmt.Errorf("receipt %q must be %q", e.Receipt, ReceiptName(e.ID))
+	if e.Index < 0 {
+		return fmt.Errorf("index %d is negative", e.Index)
 	}
 	return nil
 }
@@ -209,24 +330,29 @@ func Parse(data []byte) (*Bundle, error) {
 	if err := dec.Decode(&b); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if b.Submissions == nil {
-		return nil, fmt.Errorf("%w: missing submissions", ErrInvalid)
-	}
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
 	return &b, nil
 }
 
-// Marshal returns the canonical encoding of b, after validating it.
+// Marshal returns the canonical encoding of b, after validating it. Nil
+// slices are encoded as empty lists.
 func (b *Bundle) Marshal() ([]byte, error) {
-	if b.Submissions == nil {
-		b.Submissions = []Entry{}
+	c := *b
+	if c.Consistency == nil {
+		c.Consistency = []string{}
 	}
-	if err := b.Validate(); err != nil {
+	if c.Leaves == nil {
+		c.Leaves = []Leaf{}
+	}
+	if c.Submissions == nil {
+		c.Submissions = []Entry{}
+	}
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	data, err := json.MarshalIndent(b, "", "\t")
+	data, err := json.MarshalIndent(&c, "", "\t")
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode bundle: %w", err)
 	}

@@ -6,23 +6,43 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 )
 
+// shape describes what a JSON value may be: a nil *shape is a scalar, a
+// shape with fields is an object with exactly those allowed keys, and a
+// shape with elem is an array of at most max elements.
+type shape struct {
+	fields map[string]*shape
+	elem   *shape
+	max    int
+	what   string // what an array holds, for the limit message
+}
+
 var (
-	bundleKeys = []string{"version", "created", "receipt_key", "submissions"}
-	entryKeys  = []string{"id", "size", "sha256", "file", "receipt"}
+	proofShape = &shape{elem: nil, max: MaxProof, what: "proof hashes"}
+	leafShape  = &shape{fields: map[string]*shape{
+		"index": nil, "id": nil, "sha256": nil, "size": nil, "date": nil, "proof": proofShape,
+	}}
+	entryShape = &shape{fields: map[string]*shape{
+		"id": nil, "size": nil, "sha256": nil, "file": nil, "index": nil,
+	}}
+	bundleShape = &shape{fields: map[string]*shape{
+		"version": nil, "created": nil, "log_key": nil, "from_size": nil, "from_checkpoint": nil,
+		"checkpoint": nil, "consistency": proofShape,
+		"leaves":      {elem: leafShape, max: MaxEntries, what: "leaves"},
+		"submissions": {elem: entryShape, max: MaxEntries, what: "submissions"},
+	}}
 )
 
 // checkKeys walks the JSON tokens of data and refuses what encoding/json
 // would silently accept: duplicate keys (last one wins), keys that differ
-// only in case from a field name, nesting deeper than the format has, and
-// trailing data after the document. Without it two readers of the same
-// bundle.json could disagree about its content.
+// only in case from a field name, objects or arrays where the format has
+// none, oversized arrays, and trailing data after the document. Without it
+// two readers of the same bundle.json could disagree about its content.
 func checkKeys(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	if err := walk(dec, 0, bundleKeys); err != nil {
+	if err := walk(dec, bundleShape); err != nil {
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -31,10 +51,9 @@ func checkKeys(data []byte) error {
 	return nil
 }
 
-// walk consumes one JSON value. keys is the set of allowed object keys if
-// the value is an object at this level; nil means any object here is an
-// error.
-func walk(dec *json.Decoder, depth int, keys []string) error {
+// walk consumes one JSON value, which must have shape s. The recursion depth
+// is bounded by the shapes, not by the input.
+func walk(dec *json.Decoder, s *shape) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return fmt.Errorf("malformed JSON: %v", err)
@@ -43,46 +62,41 @@ func walk(dec *json.Decoder, depth int, keys []string) error {
 	if !ok {
 		return nil
 	}
-	if depth >= maxDepth {
-		return errors.New("JSON nested too deeply")
-	}
-	switch d {
-	case '{':
-		if keys == nil {
-			return errors.New("unexpected JSON object")
-		}
-		seen := make(map[string]bool, len(keys))
+	switch {
+	case d == '{' && s != nil && s.fields != nil:
+		seen := make(map[string]bool, len(s.fields))
 		for dec.More() {
 			tok, err := dec.Token()
 			if err != nil {
 				return fmt.Errorf("malformed JSON: %v", err)
 			}
 			k := tok.(string) // the decoder only yields strings as object keys
-			if !slices.Contains(keys, k) {
+			next, ok := s.fields[k]
+			if !ok {
 				return fmt.Errorf("unknown field %q", k)
 			}
 			if seen[k] {
 				return fmt.Errorf("duplicate field %q", k)
 			}
 			seen[k] = true
-			var next []string
-			if k == "submissions" {
-				next = entryKeys
-			}
-			if err := walk(dec, depth+1, next); err != nil {
+			if err := walk(dec, next); err != nil {
 				return err
 			}
 		}
-	case '[':
+	case d == '[' && s != nil && s.fields == nil:
 		n := 0
 		for dec.More() {
-			if n++; n > MaxEntries {
-				return fmt.Errorf("more than %d submissions", MaxEntries)
+			if n++; n > s.max {
+				return fmt.Errorf("more than %d %s", s.max, s.what)
 			}
-			if err := walk(dec, depth+1, keys); err != nil {
+			if err := walk(dec, s.elem); err != nil {
 				return err
 			}
 		}
+	case d == '{':
+		return errors.New("unexpected JSON object")
+	default:
+		return errors.New("unexpected JSON array")
 	}
 	if _, err := dec.Token(); err != nil { // the closing delimiter
 		return fmt.Errorf("malformed JSON: %v", err)

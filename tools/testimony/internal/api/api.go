@@ -33,6 +33,15 @@ const (
 	maxListResponse = 64 << 20
 	// maxErrorMessage caps the part of a server error message shown to the user.
 	maxErrorMessage = 300
+	// maxCheckpoint caps a signed checkpoint (intakelog.MaxCheckpointSize).
+	maxCheckpoint = 8 << 10
+	// maxLeavesResponse caps one page of log leaves: MaxLeaves entries of
+	// about 200 bytes.
+	maxLeavesResponse = 1 << 20
+	// MaxLeaves is the most leaves the server returns per request.
+	MaxLeaves = 1000
+	// maxRetryAfter caps a Retry-After delay, in seconds.
+	maxRetryAfter = 24 * 60 * 60
 )
 
 // Doer sends one HTTP request. *http.Client implements it.
@@ -93,7 +102,20 @@ func (e *retryAfterError) Unwrap() error { return e.StatusError }
 type Recipients struct {
 	Type       string   `json:"type"`
 	Recipients []string `json:"recipients"`
-	ReceiptKey string   `json:"receipt_key"`
+	// LogKey is the intake log's note verifier key.
+	LogKey string `json:"log_key"`
+	// SignedRecipients is the organisation-signed recipients note, or
+	// empty if the operator installed none.
+	SignedRecipients string `json:"signed_recipients"`
+}
+
+// LogLeaf is one entry of GET /v1/log/leaves.
+type LogLeaf struct {
+	Index  int64  `json:"index"`
+	ID     string `json:"id"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	Date   string `json:"date"`
 }
 
 // Upload is the state of a resumable upload, from POST /v1/uploads or
@@ -121,10 +143,11 @@ type Submission struct {
 	Size     int64           `json:"size"`
 	SHA256   string          `json:"sha256"`
 	Received string          `json:"received"`
+	Index    int64           `json:"index"`
 	Receipt  json.RawMessage `json:"receipt"`
 }
 
-// Recipients fetches the reviewers' recipients and the receipt key.
+// Recipients fetches the reviewers' recipients and the log key.
 func (c *Client) Recipients(ctx context.Context) (*Recipients, error) {
 	var r Recipients
 	if err := c.doJSON(ctx, http.MethodGet, "/v1/recipients", nil, http.StatusOK, maxJSONResponse, &r); err != nil {
@@ -198,6 +221,68 @@ func (c *Client) Pending(ctx context.Context) ([]Submission, error) {
 		return nil, fmt.Errorf("failed to list submissions: %w", err)
 	}
 	return list.Submissions, nil
+}
+
+// Checkpoint fetches the log's newest signed checkpoint (note text); the
+// caller verifies it.
+func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
+	req, err := c.request(ctx, http.MethodGet, "/v1/log/checkpoint", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("failed to get checkpoint: %w", netError(err))
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("failed to get checkpoint: %w", statusError(resp))
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxCheckpoint+1))
+	if err != nil {
+		return nil, fmt.Errorf("failed to get checkpoint: %w", netError(err))
+	}
+	if len(data) > maxCheckpoint {
+		return nil, fmt.Errorf("failed to get checkpoint: response larger than %d bytes", maxCheckpoint)
+	}
+	return data, nil
+}
+
+// Inclusion fetches the proof that leaf index is in the tree of size size.
+func (c *Client) Inclusion(ctx context.Context, index, size int64) ([]string, error) {
+	var r struct {
+		Proof []string `json:"proof"`
+	}
+	path := fmt.Sprintf("/v1/log/inclusion?index=%d&size=%d", index, size)
+	if err := c.doJSON(ctx, http.MethodGet, path, nil, http.StatusOK, maxJSONResponse, &r); err != nil {
+		return nil, fmt.Errorf("failed to get inclusion proof of leaf %d: %w", index, err)
+	}
+	return r.Proof, nil
+}
+
+// Consistency fetches the proof that the tree of size newSize extends the
+// tree of size oldSize.
+func (c *Client) Consistency(ctx context.Context, oldSize, newSize int64) ([]string, error) {
+	var r struct {
+		Proof []string `json:"proof"`
+	}
+	path := fmt.Sprintf("/v1/log/consistency?old=%d&new=%d", oldSize, newSize)
+	if err := c.doJSON(ctx, http.MethodGet, path, nil, http.StatusOK, maxJSONResponse, &r); err != nil {
+		return nil, fmt.Errorf("failed to get consistency proof from size %d to %d: %w", oldSize, newSize, err)
+	}
+	return r.Proof, nil
+}
+
+// Leaves fetches the log leaves start … end-1 (at most MaxLeaves).
+func (c *Client) Leaves(ctx context.Context, start, end int64) ([]LogLeaf, error) {
+	var r struct {
+		Leaves []LogLeaf `json:"leaves"`
+	}
+	path := fmt.Sprintf("/v1/log/leaves?start=%d&end=%d", start, end)
+	if err := c.doJSON(ctx, http.MethodGet, path, nil, http.StatusOK, maxLeavesResponse, &r); err != nil {
+		return nil, fmt.Errorf("failed to get log leaves %d to %d: %w", start, end, err)
+	}
+	return r.Leaves, nil
 }
 
 // Download opens the ciphertext of submission id. The caller must close
@@ -314,7 +399,9 @@ func statusError(resp *http.Response) error {
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
-			return &retryAfterError{se, time.Duration(secs) * time.Second}
+			// Capped before the multiplication, which a hostile server
+			// could otherwise overflow into a negative delay.
+			return &retryAfterError{se, time.Duration(min(secs, maxRetryAfter)) * time.Second}
 		}
 	}
 	return se

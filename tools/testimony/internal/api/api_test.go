@@ -94,7 +94,7 @@ func tlsServer(t *testing.T) *httptest.Server {
 			fmt.Fprint(w, `{"error":"invalid token \u001b[2J"}`)
 			return
 		}
-		fmt.Fprint(w, `{"type":"X25519","recipients":["age1x"],"receipt_key":"k"}`)
+		fmt.Fprint(w, `{"type":"X25519","recipients":["age1x"],"log_key":"k","signed_recipients":"note"}`)
 	}))
 	t.Cleanup(ts.Close)
 	return ts
@@ -122,7 +122,7 @@ func TestTLSPin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("with the right pin: %v", err)
 	}
-	if r.Type != "X25519" || len(r.Recipients) != 1 {
+	if r.Type != "X25519" || len(r.Recipients) != 1 || r.LogKey != "k" || r.SignedRecipients != "note" {
 		t.Errorf("Recipients = %+v", r)
 	}
 
@@ -205,5 +205,49 @@ func TestRetryable(t *testing.T) {
 	}
 	if !Retryable(errors.New("connection reset by peer")) {
 		t.Error("network errors must be retried")
+	}
+}
+
+// TestLogRoutes checks the paths, queries and limits of the log routes.
+func TestLogRoutes(t *testing.T) {
+	var big bool
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch r.URL.Path {
+		case "/v1/log/checkpoint":
+			if big {
+				w.Write([]byte(strings.Repeat("x", maxCheckpoint+1)))
+				return
+			}
+			fmt.Fprint(w, "origin\n3\nroot\n\n— sig\n")
+		case "/v1/log/inclusion":
+			fmt.Fprintf(w, `{"proof":["i%s-%s"]}`, q.Get("index"), q.Get("size"))
+		case "/v1/log/consistency":
+			fmt.Fprintf(w, `{"proof":["c%s-%s"]}`, q.Get("old"), q.Get("new"))
+		case "/v1/log/leaves":
+			fmt.Fprintf(w, `{"leaves":[{"index":%s,"id":"x","sha256":"y","size":5,"date":"2026-11-27"}]}`, q.Get("start"))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer ts.Close()
+	u, _ := url.Parse(ts.URL)
+	c := New(u, "t", ts.Client())
+	ctx := context.Background()
+	if cp, err := c.Checkpoint(ctx); err != nil || !strings.HasPrefix(string(cp), "origin\n3\n") {
+		t.Errorf("Checkpoint = %q, %v", cp, err)
+	}
+	if p, err := c.Inclusion(ctx, 4, 9); err != nil || len(p) != 1 || p[0] != "i4-9" {
+		t.Errorf("Inclusion = %v, %v", p, err)
+	}
+	if p, err := c.Consistency(ctx, 3, 9); err != nil || len(p) != 1 || p[0] != "c3-9" {
+		t.Errorf("Consistency = %v, %v", p, err)
+	}
+	if l, err := c.Leaves(ctx, 7, 8); err != nil || len(l) != 1 || l[0].Index != 7 || l[0].Size != 5 || l[0].Date != "2026-11-27" {
+		t.Errorf("Leaves = %+v, %v", l, err)
+	}
+	big = true
+	if _, err := c.Checkpoint(ctx); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("oversized checkpoint: %v", err)
 	}
 }

@@ -1,20 +1,33 @@
-// Package collect pulls pending submissions from the intake server into a
-// bundle directory for the air-gapped reviewer.
+// Package collect pulls a slice of the server's intake log, and the
+// ciphertexts of its submissions, into a bundle directory for the
+// air-gapped reviewer.
 //
-// The order of steps is what makes collection safe to interrupt and re-run:
-// a ciphertext is downloaded to <id>.age.part, checked against the size and
-// SHA-256 the server listed (and signed in the receipt), synced and renamed;
-// its receipt is written; bundle.json is rewritten atomically; only then is
-// the server told the submission was collected. A crash at any point leaves
-// the submission either still pending on the server or complete in the
-// bundle, and a re-run never adds an entry twice.
+// A bundle continues from a checkpoint the reviewer already verified (or
+// from the beginning of the log) up to the server's newest checkpoint. The
+// collector checks everything the reviewer will check before it writes a
+// byte of bundle.json: the checkpoint's signature, its consistency with the
+// checkpoint the bundle starts from and with the last one this collector
+// bundled, every leaf's inclusion proof, and every ciphertext's size and
+// SHA-256 against its leaf. A server that rewrites, forks or rolls back its
+// log, or swaps a ciphertext, is refused here already, before anything is
+// carried to the reviewer.
+//
+// A bundle directory holds one bundle: collecting into it again replaces
+// bundle.json with the next slice (the ciphertexts already there stay, and
+// are not downloaded again if the new slice lists them).
+//
+// The order of steps makes collection safe to interrupt and re-run: each
+// ciphertext is downloaded to <id>.age.part, checked, synced and renamed;
+// bundle.json is written atomically once every ciphertext is in place;
+// only then is the server told what was collected, and only then does the
+// caller record the new checkpoint. A re-run finds the ciphertexts already
+// there and does not download them again.
 package collect
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +36,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
@@ -34,53 +48,74 @@ import (
 // against a server that claims absurd sizes.
 const MaxSubmissionSize = 1 << 40
 
-// ErrOtherKey means the bundle directory already holds submissions signed
-// by a different receipt key (another server, or a replaced key).
-var ErrOtherKey = errors.New("bundle belongs to a different receipt key")
-
-// ErrMismatch means a download does not match what the server listed.
-var ErrMismatch = errors.New("downloaded ciphertext does not match the listing")
+var (
+	// ErrOtherKey means the bundle directory already holds a bundle of a
+	// different log (another server, or a replaced log key).
+	ErrOtherKey = errors.New("bundle directory holds a bundle of another log")
+	// ErrMismatch means a ciphertext does not match its log leaf.
+	ErrMismatch = errors.New("ciphertext does not match its log leaf")
+	// ErrLog means the server's log does not verify: a bad checkpoint
+	// signature, a rewritten, forked or rolled-back history, a leaf
+	// without a valid inclusion proof, or malformed log data. The wrapped
+	// intakelog error says which.
+	ErrLog = errors.New("the server's log does not verify")
+)
 
 // Server is the part of the API the collector needs. *api.Client implements it.
 type Server interface {
-	Pending(ctx context.Context) ([]api.Submission, error)
+	Checkpoint(ctx context.Context) ([]byte, error)
+	Consistency(ctx context.Context, oldSize, newSize int64) ([]string, error)
+	Inclusion(ctx context.Context, index, size int64) ([]string, error)
+	Leaves(ctx context.Context, start, end int64) ([]api.LogLeaf, error)
 	Download(ctx context.Context, id string) (body io.ReadCloser, size int64, sha256Hex string, err error)
 	MarkCollected(ctx context.Context, id string) error
 }
 
-// Collector collects into one bundle directory.
+// Collector collects one bundle.
 type Collector struct {
 	Server Server
 	Dir    string // must exist
-	// ReceiptKey is the pinned receipt key (base64); the bundle records it.
-	ReceiptKey string
-	// VerifyReceipt checks that raw is a receipt for s signed with the
-	// pinned key, whose id, size and SHA-256 are those of s.
-	VerifyReceipt func(raw []byte, s api.Submission) error
-	Retry         retry.Policy    // zero means retry.Default
-	Sleep         retry.SleepFunc // nil means retry.Sleep
+	// LogKey is the pinned log verifier key.
+	LogKey string
+	// From is the log size the bundle starts at, and FromCheckpoint the
+	// signed checkpoint of that size (nil if From is 0).
+	From           int64
+	FromCheckpoint []byte
+	// Witness, if set, is the last checkpoint this collector bundled; the
+	// server's newest checkpoint must be consistent with it too.
+	Witness []byte
+	Retry   retry.Policy    // zero means retry.Default
+	Sleep   retry.SleepFunc // nil means retry.Sleep
 	// Progress, if set, reports download progress.
 	Progress func(id string, done, total int64)
-	// Done, if set, is called after each submission is safely in the bundle.
-	Done func(id string, downloaded bool)
-	Now  func() time.Time // nil means time.Now
+	Now      func() time.Time // nil means time.Now
 }
 
 // Summary says what a Run did.
 type Summary struct {
-	Pending    int // submissions the server listed
-	Downloaded int // newly downloaded
-	Present    int // already in the directory with the right hash
-	Bundle     int // submissions in bundle.json afterwards
-	// Failed maps ids (or "#n" for the malformed n-th entry of the list)
-	// to why they were left pending; they stay on the server for the next
-	// run.
-	Failed map[string]error
+	From int64 // where the bundle starts
+	// Checkpoint is the signed checkpoint the bundle ends at, of Size.
+	Checkpoint []byte
+	Size       int64
+	Downloaded int // ciphertexts newly downloaded
+	Present    int // ciphertexts already in the directory with the right hash
+	// AckFailed maps the ids the server could not be told about to why.
+	// They are safely in the bundle; the server just still lists them as
+	// pending.
+	AckFailed map[string]error
+	// Replaced is set if Dir held a bundle of another range, whose
+	// bundle.json was replaced.
+	Replaced *Range
 }
 
-// Run collects every pending submission. An error is returned only if
-// nothing can be collected at all; per-submission failures are in the
-// summary.
+// Range is the slice [From, To) of the log a bundle covers.
+type Range struct {
+	From, To int64
+}
+
+// Run collects the log from c.From (or earlier, see From) to the server's
+// newest checkpoint. It writes bundle.json only if everything verified and
+// every ciphertext is in the directory.
 func (c *Collector) Run(ctx context.Context) (*Summary, error) {
 	if c.Retry.Attempts == 0 {
 		c.Retry = retry.Default
@@ -89,105 +124,230 @@ func (c *Collector) Run(ctx context.Context) (*Summary, error) {
 	if c.Now != nil {
 		now = c.Now
 	}
-	b, err := bundle.Read(c.Dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		b = bundle.New(c.ReceiptKey, now())
-	case err != nil:
-		return nil, err
-	case b.ReceiptKey != c.ReceiptKey:
-		return nil, fmt.Errorf("%w: %s was collected from a server with receipt key %s", ErrOtherKey, c.Dir, b.ReceiptKey)
-	}
-	var list []api.Submission
-	err = c.Retry.Do(ctx, c.Sleep, retryable, func(ctx context.Context) error {
+	var raw []byte
+	err := c.do(ctx, func(ctx context.Context) error {
 		var err error
-		list, err = c.Server.Pending(ctx)
+		raw, err = c.Server.Checkpoint(ctx)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	sum := &Summary{Pending: len(list), Failed: map[string]error{}}
-	seen := map[string]bool{}
-	for i, s := range list {
-		if err := ctx.Err(); err != nil {
-			return sum, err
+	cp, err := intakelog.OpenCheckpoint(raw, c.LogKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the newest checkpoint: %w", ErrLog, err)
+	}
+
+	// A bundle already in Dir is replaced: each bundle continues from the
+	// last one collected, which is what the reviewer expects next, and
+	// overlapping bundles would be refused as replayed.
+	var replaced *Range
+	old, err := bundle.Read(c.Dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("%s holds a bundle.json that cannot be read: %w", c.Dir, err)
+	case old.LogKey != c.LogKey:
+		return nil, fmt.Errorf("%w: %s holds a bundle of the log with key %s", ErrOtherKey, c.Dir, old.LogKey)
+	default:
+		replaced = &Range{From: old.FromSize, To: -1}
+		if oldCp, err := intakelog.OpenCheckpoint([]byte(old.Checkpoint), c.LogKey); err == nil {
+			replaced.To = oldCp.Size
 		}
-		if seen[s.ID] {
-			continue
-		}
-		seen[s.ID] = true
-		downloaded, err := c.one(ctx, b, s)
+	}
+	from, fromRaw := c.From, c.FromCheckpoint
+	if from == 0 {
+		fromRaw = nil
+	}
+	if from > cp.Size {
+		return nil, fmt.Errorf("%w: the server's newest checkpoint has size %d, but the log was already bundled up to size %d: %w",
+			ErrLog, cp.Size, from, intakelog.ErrRollback)
+	}
+	consistency := []string{}
+	if from > 0 {
+		fromCp, err := intakelog.OpenCheckpoint(fromRaw, c.LogKey)
 		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return sum, err
+			return nil, fmt.Errorf("the checkpoint of size %d the bundle starts from: %w", from, err)
+		}
+		if fromCp.Size != from {
+			return nil, fmt.Errorf("the checkpoint the bundle starts from has size %d, not %d", fromCp.Size, from)
+		}
+		if consistency, err = c.consistent(ctx, fromCp, cp); err != nil {
+			return nil, err
+		}
+	}
+	if c.Witness != nil {
+		w, err := intakelog.OpenCheckpoint(c.Witness, c.LogKey)
+		if err != nil {
+			return nil, fmt.Errorf("the last bundled checkpoint: %w", err)
+		}
+		if w.Size > cp.Size {
+			return nil, fmt.Errorf("%w: the server's newest checkpoint has size %d, but a checkpoint of size %d was bundled before: %w",
+				ErrLog, cp.Size, w.Size, intakelog.ErrRollback)
+		}
+		if w.Size != from {
+			if _, err := c.consistent(ctx, w, cp); err != nil {
+				return nil, err
 			}
-			id := s.ID
-			if !bundle.ValidID(id) {
-				id = fmt.Sprintf("#%d", i+1)
-			}
-			sum.Failed[id] = err
-			continue
+		}
+	}
+
+	leaves, err := c.leaves(ctx, from, cp)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{From: from, Checkpoint: raw, Size: cp.Size, AckFailed: map[string]error{}}
+	if replaced != nil && (replaced.From != from || replaced.To != cp.Size) {
+		sum.Replaced = replaced
+	}
+	subs := make([]bundle.Entry, 0, len(leaves))
+	for _, l := range leaves {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		downloaded, err := c.fetch(ctx, l)
+		if err != nil {
+			return nil, err
 		}
 		if downloaded {
 			sum.Downloaded++
 		} else {
 			sum.Present++
 		}
-		if c.Done != nil {
-			c.Done(s.ID, downloaded)
+		subs = append(subs, bundle.NewEntry(l.ID, l.Size, l.SHA256, l.Index))
+	}
+	b := &bundle.Bundle{
+		Version:        bundle.Version,
+		Created:        bundle.CreatedAt(now()),
+		LogKey:         c.LogKey,
+		FromSize:       from,
+		FromCheckpoint: string(fromRaw),
+		Checkpoint:     string(raw),
+		Consistency:    consistency,
+		Leaves:         leaves,
+		Submissions:    subs,
+	}
+	if err := b.Write(c.Dir); err != nil {
+		return nil, err
+	}
+	for _, l := range leaves {
+		err := c.do(ctx, func(ctx context.Context) error { return c.Server.MarkCollected(ctx, l.ID) })
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			sum.AckFailed[l.ID] = err
 		}
 	}
-	sum.Bundle = len(b.Submissions)
 	return sum, nil
 }
 
-func (c *Collector) one(ctx context.Context, b *bundle.Bundle, s api.Submission) (downloaded bool, err error) {
-	if !bundle.ValidID(s.ID) {
-		return false, fmt.Errorf("server listed a malformed submission id")
-	}
-	if s.Size <= 0 || s.Size > MaxSubmissionSize {
-		return false, fmt.Errorf("server listed %s with impossible size %d", s.ID, s.Size)
-	}
-	if _, err := hex.DecodeString(s.SHA256); err != nil || len(s.SHA256) != 2*sha256.Size {
-		return false, fmt.Errorf("server listed %s with a malformed sha256", s.ID)
-	}
-	if err := c.VerifyReceipt(s.Receipt, s); err != nil {
-		return false, fmt.Errorf("receipt of %s: %w", s.ID, err)
-	}
-	name := filepath.Join(c.Dir, bundle.CiphertextName(s.ID))
-	present, err := hasFile(name, s.Size, s.SHA256)
-	if err != nil {
-		return false, err
-	}
-	if !present {
-		err := c.Retry.Do(ctx, c.Sleep, retryable, func(ctx context.Context) error {
-			return c.download(ctx, s, name)
+// consistent fetches and checks the proof that new extends old, and
+// returns it.
+func (c *Collector) consistent(ctx context.Context, old, new intakelog.Checkpoint) ([]string, error) {
+	proof := []string{}
+	if old.Size > 0 && old.Size < new.Size {
+		err := c.do(ctx, func(ctx context.Context) error {
+			var err error
+			proof, err = c.Server.Consistency(ctx, old.Size, new.Size)
+			return err
 		})
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 	}
-	raw, err := compact(s.Receipt)
+	hashes, err := intakelog.DecodeProof(proof)
+	if err == nil {
+		err = intakelog.VerifyConsistency(old, new, hashes)
+	}
 	if err != nil {
+		return nil, fmt.Errorf("%w: the newest checkpoint (size %d) against the one of size %d: %w", ErrLog, new.Size, old.Size, err)
+	}
+	if proof == nil {
+		proof = []string{}
+	}
+	return proof, nil
+}
+
+// leaves fetches the leaves from … cp.Size-1 with their inclusion proofs
+// at cp, and checks them.
+func (c *Collector) leaves(ctx context.Context, from int64, cp intakelog.Checkpoint) ([]bundle.Leaf, error) {
+	if cp.Size-from > bundle.MaxEntries {
+		return nil, fmt.Errorf("the log grew by %d entries since size %d, more than one bundle holds (%d)", cp.Size-from, from, bundle.MaxEntries)
+	}
+	out := make([]bundle.Leaf, 0, cp.Size-from)
+	seen := map[string]int64{}
+	for start := from; start < cp.Size; start += api.MaxLeaves {
+		end := min(start+api.MaxLeaves, cp.Size)
+		var page []api.LogLeaf
+		err := c.do(ctx, func(ctx context.Context) error {
+			var err error
+			page, err = c.Server.Leaves(ctx, start, end)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(page)) != end-start {
+			return nil, fmt.Errorf("%w: asked for log leaves %d to %d, got %d", ErrLog, start, end-1, len(page))
+		}
+		for i, l := range page {
+			index := start + int64(i)
+			if l.Index != index {
+				return nil, fmt.Errorf("%w: asked for log leaf %d, got leaf %d", ErrLog, index, l.Index)
+			}
+			leaf := intakelog.Leaf{ID: l.ID, SHA256: l.SHA256, Size: l.Size, Date: l.Date}
+			if _, err := intakelog.ParseLeaf(leaf.Bytes()); err != nil || l.Size <= 0 || l.Size > MaxSubmissionSize {
+				return nil, fmt.Errorf("%w: log leaf %d is malformed", ErrLog, index)
+			}
+			if prev, ok := seen[l.ID]; ok {
+				return nil, fmt.Errorf("%w: log leaves %d and %d both name submission %s", ErrLog, prev, index, l.ID)
+			}
+			seen[l.ID] = index
+			var proof []string
+			err := c.do(ctx, func(ctx context.Context) error {
+				var err error
+				proof, err = c.Server.Inclusion(ctx, index, cp.Size)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			hashes, err := intakelog.DecodeProof(proof)
+			if err == nil {
+				err = intakelog.VerifyInclusion(cp, index, leaf, hashes)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%w: leaf %d (submission %s): %w", ErrLog, index, l.ID, err)
+			}
+			if proof == nil {
+				proof = []string{}
+			}
+			out = append(out, bundle.Leaf{Index: index, ID: l.ID, SHA256: l.SHA256, Size: l.Size, Date: l.Date, Proof: proof})
+		}
+	}
+	return out, nil
+}
+
+func (c *Collector) do(ctx context.Context, op func(context.Context) error) error {
+	return c.Retry.Do(ctx, c.Sleep, retryable, op)
+}
+
+// fetch makes sure the ciphertext of l is in the directory.
+func (c *Collector) fetch(ctx context.Context, l bundle.Leaf) (downloaded bool, err error) {
+	name := filepath.Join(c.Dir, bundle.CiphertextName(l.ID))
+	present, err := hasFile(name, l.Size, l.SHA256)
+	if err != nil || present {
 		return false, err
 	}
-	if err := safefile.Write(filepath.Join(c.Dir, bundle.ReceiptName(s.ID)), raw, 0o644); err != nil {
-		return false, err
-	}
-	b.Add(bundle.NewEntry(s.ID, s.Size, s.SHA256))
-	if err := b.Write(c.Dir); err != nil {
-		return false, err
-	}
-	err = c.Retry.Do(ctx, c.Sleep, retryable, func(ctx context.Context) error {
-		return c.Server.MarkCollected(ctx, s.ID)
-	})
+	err = c.do(ctx, func(ctx context.Context) error { return c.download(ctx, l, name) })
 	if err != nil {
-		// The submission is safely in the bundle; the next run finds it
-		// present and tries to mark it again.
-		return false, err
+		if errors.Is(err, ErrMismatch) || ctx.Err() != nil {
+			return false, err
+		}
+		return false, fmt.Errorf("the log lists submission %s (leaf %d), but its ciphertext could not be downloaded: %w", l.ID, l.Index, err)
 	}
-	return !present, nil
+	return true, nil
 }
 
 // retryable accepts network failures, not local ones or mismatches.
@@ -220,17 +380,17 @@ func hasFile(name string, size int64, sha256Hex string) (bool, error) {
 	return hex.EncodeToString(h.Sum(nil)) == sha256Hex, nil
 }
 
-func (c *Collector) download(ctx context.Context, s api.Submission, name string) error {
-	body, size, header, err := c.Server.Download(ctx, s.ID)
+func (c *Collector) download(ctx context.Context, l bundle.Leaf, name string) error {
+	body, size, header, err := c.Server.Download(ctx, l.ID)
 	if err != nil {
 		return err
 	}
 	defer body.Close()
-	if header != s.SHA256 {
-		return retry.Permanent(fmt.Errorf("%w: %s: Ciphertext-SHA256 header %q, listed %s", ErrMismatch, s.ID, api.Sanitize(header, 64), s.SHA256))
+	if header != l.SHA256 {
+		return retry.Permanent(fmt.Errorf("%w: %s: the server's Ciphertext-SHA256 header is %q, the leaf says %s", ErrMismatch, l.ID, api.Sanitize(header, 64), l.SHA256))
 	}
-	if size >= 0 && size != s.Size {
-		return retry.Permanent(fmt.Errorf("%w: %s: server sends %d bytes, listed %d", ErrMismatch, s.ID, size, s.Size))
+	if size >= 0 && size != l.Size {
+		return retry.Permanent(fmt.Errorf("%w: %s: the server sends %d bytes, the leaf says %d", ErrMismatch, l.ID, size, l.Size))
 	}
 	part := name + ".part"
 	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -247,18 +407,18 @@ func (c *Collector) download(ctx context.Context, s api.Submission, name string)
 	h := sha256.New()
 	var w io.Writer = io.MultiWriter(localWriter{f}, h)
 	if c.Progress != nil {
-		w = &progressWriter{w: w, id: s.ID, total: s.Size, fn: c.Progress}
+		w = &progressWriter{w: w, id: l.ID, total: l.Size, fn: c.Progress}
 	}
-	// Read one byte more than listed, to notice a server that sends more.
-	n, err := io.Copy(w, io.LimitReader(body, s.Size+1))
+	// Read one byte more than the leaf says, to notice a server that sends more.
+	n, err := io.Copy(w, io.LimitReader(body, l.Size+1))
 	if err != nil {
-		return fmt.Errorf("failed to download %s: %w", s.ID, err)
+		return fmt.Errorf("failed to download %s: %w", l.ID, err)
 	}
-	if n != s.Size {
-		return retry.Permanent(fmt.Errorf("%w: %s: received %d bytes, listed %d", ErrMismatch, s.ID, n, s.Size))
+	if n != l.Size {
+		return retry.Permanent(fmt.Errorf("%w: %s: received %d bytes, the leaf says %d", ErrMismatch, l.ID, n, l.Size))
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != s.SHA256 {
-		return retry.Permanent(fmt.Errorf("%w: %s: received data has sha256 %s, listed %s", ErrMismatch, s.ID, got, s.SHA256))
+	if got := hex.EncodeToString(h.Sum(nil)); got != l.SHA256 {
+		return retry.Permanent(fmt.Errorf("%w: %s: received data has sha256 %s, the leaf says %s", ErrMismatch, l.ID, got, l.SHA256))
 	}
 	if err := f.Sync(); err != nil {
 		return retry.Permanent(fmt.Errorf("failed to sync %s: %w", part, err))
@@ -295,12 +455,4 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	p.done += int64(n)
 	p.fn(p.id, p.done, p.total)
 	return n, err
-}
-
-func compact(raw []byte) ([]byte, error) {
-	buf, err := json.Marshal(json.RawMessage(raw))
-	if err != nil {
-		return nil, fmt.Errorf("failed to encode receipt: %w", err)
-	}
-	return append(buf, '\n'), nil
 }

@@ -6,143 +6,245 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
 )
 
-const testKey = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+// fakeLog is an intake log server in memory, with real RFC 6962 hashing
+// and signatures; its knobs make it lie or fail.
+type fakeLog struct {
+	t      *testing.T
+	signer note.Signer
+	vkey   string
+	leaves []intakelog.Leaf
+	hashes []tlog.Hash
+	data   map[string][]byte
 
-type fakeSub struct {
-	api.Submission
-	data      []byte
-	collected bool
-}
-
-// fakeServer serves submissions from memory; its knobs make it lie or fail.
-type fakeServer struct {
-	subs      []*fakeSub
 	downloads int
+	collected map[string]bool
 	// failMark makes MarkCollected fail with a network error.
 	failMark bool
+	// failDownload makes downloading this id fail with a network error.
+	failDownload string
 	// body, if set, replaces the data sent for a download.
-	body func(s *fakeSub) []byte
+	body func(id string, data []byte) []byte
 	// header, if set, replaces the Ciphertext-SHA256 header.
 	header string
+	// size, if set, replaces the tree size the checkpoint is made for.
+	size func(n int64) int64
+	// signWith, if set, signs checkpoints instead of the log key.
+	signWith note.Signer
+	// leafPage, if set, edits a page of leaves before it is returned.
+	leafPage func([]api.LogLeaf) []api.LogLeaf
+	// badProof corrupts the inclusion proof of this index, if ≥ 0.
+	badProof int64
 }
 
-func (f *fakeServer) add(t *testing.T, size int) *fakeSub {
-	t.Helper()
+func newLog(t *testing.T) *fakeLog {
+	skey, vkey, err := note.GenerateKey(rand.Reader, "testimony-log-0000abcd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeLog{t: t, signer: signer, vkey: vkey, data: map[string][]byte{}, collected: map[string]bool{}, badProof: -1}
+}
+
+// add appends a submission of size random bytes and returns its leaf.
+func (f *fakeLog) add(size int) intakelog.Leaf {
 	data := make([]byte, size)
 	rand.Read(data)
 	sum := sha256.Sum256(data)
 	var id [16]byte
 	rand.Read(id[:])
-	s := &fakeSub{data: data}
-	s.ID = hex.EncodeToString(id[:])
-	s.Size = int64(size)
-	s.SHA256 = hex.EncodeToString(sum[:])
-	s.Received = "2026-11-27"
-	s.Receipt = json.RawMessage(fmt.Sprintf(`{"id": %q}`, s.ID))
-	f.subs = append(f.subs, s)
-	return s
+	l := intakelog.Leaf{ID: hex.EncodeToString(id[:]), SHA256: hex.EncodeToString(sum[:]), Size: int64(size), Date: "2026-11-27"}
+	f.data[l.ID] = data
+	f.leaves = append(f.leaves, l)
+	f.rebuild()
+	return l
 }
 
-func (f *fakeServer) Pending(context.Context) ([]api.Submission, error) {
-	var list []api.Submission
-	for _, s := range f.subs {
-		if !s.collected {
-			list = append(list, s.Submission)
+// rebuild recomputes the stored hashes from the leaves, as a server that
+// rewrites its history would.
+func (f *fakeLog) rebuild() {
+	f.hashes = nil
+	for i, l := range f.leaves {
+		h, err := tlog.StoredHashes(int64(i), l.Bytes(), f.reader())
+		if err != nil {
+			f.t.Fatal(err)
 		}
+		f.hashes = append(f.hashes, h...)
 	}
-	return list, nil
 }
 
-func (f *fakeServer) Download(_ context.Context, id string) (io.ReadCloser, int64, string, error) {
-	for _, s := range f.subs {
-		if s.ID == id {
-			f.downloads++
-			data, header := s.data, s.SHA256
-			if f.body != nil {
-				data = f.body(s)
+func (f *fakeLog) reader() tlog.HashReader {
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			if x >= int64(len(f.hashes)) {
+				return nil, fmt.Errorf("no hash %d", x)
 			}
-			if f.header != "" {
-				header = f.header
-			}
-			return io.NopCloser(bytes.NewReader(data)), -1, header, nil
+			out[i] = f.hashes[x]
 		}
-	}
-	return nil, 0, "", &api.StatusError{Code: 404}
+		return out, nil
+	})
 }
 
-func (f *fakeServer) MarkCollected(_ context.Context, id string) error {
+func (f *fakeLog) treeSize() int64 {
+	n := int64(len(f.leaves))
+	if f.size != nil {
+		n = f.size(n)
+	}
+	return n
+}
+
+func (f *fakeLog) Checkpoint(context.Context) ([]byte, error) {
+	n := f.treeSize()
+	root, err := tlog.TreeHash(n, f.reader())
+	if err != nil {
+		return nil, err
+	}
+	s := f.signer
+	if f.signWith != nil {
+		s = f.signWith
+	}
+	return note.Sign(&note.Note{Text: string(intakelog.Checkpoint{Origin: f.signer.Name(), Size: n, Root: root}.Body())}, s)
+}
+
+func (f *fakeLog) Consistency(_ context.Context, oldSize, newSize int64) ([]string, error) {
+	p, err := tlog.ProveTree(newSize, oldSize, f.reader())
+	if err != nil {
+		return nil, &api.StatusError{Code: http.StatusBadRequest, Message: err.Error()}
+	}
+	return intakelog.EncodeProof(p), nil
+}
+
+func (f *fakeLog) Inclusion(_ context.Context, index, size int64) ([]string, error) {
+	p, err := tlog.ProveRecord(size, index, f.reader())
+	if err != nil {
+		return nil, &api.StatusError{Code: http.StatusBadRequest, Message: err.Error()}
+	}
+	if index == f.badProof && len(p) > 0 {
+		p[0][0] ^= 1
+	}
+	return intakelog.EncodeProof(p), nil
+}
+
+func (f *fakeLog) Leaves(_ context.Context, start, end int64) ([]api.LogLeaf, error) {
+	var out []api.LogLeaf
+	for i := start; i < end && i < int64(len(f.leaves)); i++ {
+		l := f.leaves[i]
+		out = append(out, api.LogLeaf{Index: i, ID: l.ID, SHA256: l.SHA256, Size: l.Size, Date: l.Date})
+	}
+	if f.leafPage != nil {
+		out = f.leafPage(out)
+	}
+	return out, nil
+}
+
+func (f *fakeLog) Download(_ context.Context, id string) (io.ReadCloser, int64, string, error) {
+	f.downloads++
+	if id == f.failDownload {
+		return nil, 0, "", io.ErrUnexpectedEOF
+	}
+	data, ok := f.data[id]
+	if !ok {
+		return nil, 0, "", &api.StatusError{Code: http.StatusNotFound, Message: "no such submission"}
+	}
+	sum := sha256.Sum256(data)
+	header := hex.EncodeToString(sum[:])
+	if f.body != nil {
+		data = f.body(id, data)
+	}
+	if f.header != "" {
+		header = f.header
+	}
+	return io.NopCloser(bytes.NewReader(data)), -1, header, nil
+}
+
+func (f *fakeLog) MarkCollected(_ context.Context, id string) error {
 	if f.failMark {
-		return errors.New("connection reset by peer")
+		return io.ErrUnexpectedEOF
 	}
-	for _, s := range f.subs {
-		if s.ID == id {
-			s.collected = true
-		}
-	}
+	f.collected[id] = true
 	return nil
 }
 
-func collector(f *fakeServer, dir string) *Collector {
+func collector(f *fakeLog, dir string) *Collector {
 	return &Collector{
-		Server:     f,
-		Dir:        dir,
-		ReceiptKey: testKey,
-		VerifyReceipt: func(raw []byte, s api.Submission) error {
-			if !bytes.Contains(raw, []byte(s.ID)) {
-				return errors.New("receipt for another submission")
-			}
-			return nil
-		},
-		Retry: retry.Policy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 2},
-		Sleep: func(context.Context, time.Duration) error { return nil },
-		Now:   func() time.Time { return time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC) },
+		Server: f,
+		Dir:    dir,
+		LogKey: f.vkey,
+		Retry:  retry.Policy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 2},
+		Sleep:  func(context.Context, time.Duration) error { return nil },
+		Now:    func() time.Time { return time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC) },
 	}
 }
 
-func TestCollect(t *testing.T) {
-	dir := t.TempDir()
-	f := &fakeServer{}
-	a, b := f.add(t, 3000), f.add(t, 70000)
-	sum, err := collector(f, dir).Run(context.Background())
+// checkBundle verifies what the reviewer will verify.
+func checkBundle(t *testing.T, f *fakeLog, dir string) *bundle.Bundle {
+	t.Helper()
+	b, err := bundle.Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Downloaded != 2 || sum.Present != 0 || sum.Bundle != 2 || len(sum.Failed) != 0 {
-		t.Errorf("summary %+v", sum)
-	}
-	bd, err := bundle.Read(dir)
+	cp, err := intakelog.OpenCheckpoint([]byte(b.Checkpoint), f.vkey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bd.ReceiptKey != testKey || bd.Created != "2026-11-28T09:00:00Z" || len(bd.Submissions) != 2 {
-		t.Errorf("bundle %+v", bd)
+	if b.FromSize > 0 {
+		from, err := intakelog.OpenCheckpoint([]byte(b.FromCheckpoint), f.vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proof, err := intakelog.DecodeProof(b.Consistency)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := intakelog.VerifyConsistency(from, cp, proof); err != nil {
+			t.Fatalf("bundle consistency: %v", err)
+		}
 	}
-	for _, s := range []*fakeSub{a, b} {
-		got, err := os.ReadFile(filepath.Join(dir, s.ID+".age"))
-		if err != nil || !bytes.Equal(got, s.data) {
-			t.Errorf("%s.age: %v, equal=%v", s.ID, err, bytes.Equal(got, s.data))
+	if int64(len(b.Leaves)) != cp.Size-b.FromSize || len(b.Submissions) != len(b.Leaves) {
+		t.Fatalf("bundle from %d to %d has %d leaves and %d submissions", b.FromSize, cp.Size, len(b.Leaves), len(b.Submissions))
+	}
+	for i, l := range b.Leaves {
+		if l.Index != b.FromSize+int64(i) {
+			t.Errorf("leaf %d has index %d", i, l.Index)
 		}
-		rec, err := os.ReadFile(filepath.Join(dir, s.ID+".receipt.json"))
-		if err != nil || !json.Valid(rec) || !bytes.Contains(rec, []byte(s.ID)) {
-			t.Errorf("%s.receipt.json = %s, %v", s.ID, rec, err)
+		proof, err := intakelog.DecodeProof(l.Proof)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !s.collected {
-			t.Errorf("%s not marked collected", s.ID)
+		leaf := intakelog.Leaf{ID: l.ID, SHA256: l.SHA256, Size: l.Size, Date: l.Date}
+		if err := intakelog.VerifyInclusion(cp, l.Index, leaf, proof); err != nil {
+			t.Errorf("leaf %d: %v", l.Index, err)
+		}
+		e, ok := b.Lookup(l.ID)
+		if !ok || e.Index != l.Index || e.SHA256 != l.SHA256 || e.Size != l.Size {
+			t.Errorf("submission entry for leaf %d: %+v, %v", l.Index, e, ok)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, e.File))
+		if err != nil || !bytes.Equal(got, f.data[l.ID]) {
+			t.Errorf("%s: %v, equal=%v", e.File, err, bytes.Equal(got, f.data[l.ID]))
 		}
 	}
 	des, _ := os.ReadDir(dir)
@@ -151,100 +253,273 @@ func TestCollect(t *testing.T) {
 			t.Errorf("leftover %s", de.Name())
 		}
 	}
+	return b
 }
 
-// TestCollectInterrupted: the bundle is complete but the server was never
-// told; the next run must not download again nor add a second entry.
-func TestCollectInterrupted(t *testing.T) {
+func TestCollect(t *testing.T) {
 	dir := t.TempDir()
-	f := &fakeServer{failMark: true}
-	s := f.add(t, 5000)
+	f := newLog(t)
+	a, b := f.add(3000), f.add(70000)
 	sum, err := collector(f, dir).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sum.Failed) != 1 || s.collected || f.downloads != 1 {
-		t.Fatalf("first run: summary %+v, collected %v, downloads %d", sum, s.collected, f.downloads)
+	if sum.Downloaded != 2 || sum.Present != 0 || sum.From != 0 || sum.Size != 2 || len(sum.AckFailed) != 0 {
+		t.Errorf("summary %+v", sum)
 	}
-	f.failMark = false
-	sum, err = collector(f, dir).Run(context.Background())
+	bd := checkBundle(t, f, dir)
+	if bd.LogKey != f.vkey || bd.Created != "2026-11-28T09:00:00Z" || bd.FromCheckpoint != "" || len(bd.Consistency) != 0 {
+		t.Errorf("bundle %+v", bd)
+	}
+	if !f.collected[a.ID] || !f.collected[b.ID] {
+		t.Errorf("not marked collected: %v", f.collected)
+	}
+	if string(sum.Checkpoint) != bd.Checkpoint {
+		t.Error("the summary's checkpoint is not the bundle's")
+	}
+}
+
+// TestCollectIncremental: the second bundle starts where the first ended,
+// proves the log only grew, and carries only the new submissions.
+func TestCollectIncremental(t *testing.T) {
+	f := newLog(t)
+	for range 3 {
+		f.add(100)
+	}
+	first, err := collector(f, t.TempDir()).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Present != 1 || sum.Downloaded != 0 || f.downloads != 1 || !s.collected {
-		t.Errorf("second run: summary %+v, downloads %d, collected %v", sum, f.downloads, s.collected)
+	f.add(200)
+	f.add(300)
+	dir := t.TempDir()
+	c := collector(f, dir)
+	c.From, c.FromCheckpoint, c.Witness = first.Size, first.Checkpoint, first.Checkpoint
+	sum, err := c.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	bd, _ := bundle.Read(dir)
-	if len(bd.Submissions) != 1 {
-		t.Errorf("bundle has %d entries, want 1", len(bd.Submissions))
+	if sum.From != 3 || sum.Size != 5 || sum.Downloaded != 2 {
+		t.Errorf("summary %+v", sum)
 	}
+	b := checkBundle(t, f, dir)
+	if b.FromCheckpoint != string(first.Checkpoint) || len(b.Consistency) == 0 {
+		t.Errorf("second bundle does not continue the first: from %q, proof %v", b.FromCheckpoint, b.Consistency)
+	}
+
+	// Nothing new: an empty bundle that ends where it starts.
+	dir = t.TempDir()
+	c = collector(f, dir)
+	c.From, c.FromCheckpoint, c.Witness = sum.Size, sum.Checkpoint, sum.Checkpoint
+	empty, err := c.Run(context.Background())
+	if err != nil || empty.Size != 5 || empty.Downloaded+empty.Present != 0 {
+		t.Fatalf("empty collection = %+v, %v", empty, err)
+	}
+	checkBundle(t, f, dir)
+
+	// From 0 again, with the witness: everything.
+	dir = t.TempDir()
+	c = collector(f, dir)
+	c.Witness = sum.Checkpoint
+	all, err := c.Run(context.Background())
+	if err != nil || all.From != 0 || all.Downloaded != 5 {
+		t.Fatalf("collection from 0 = %+v, %v", all, err)
+	}
+	checkBundle(t, f, dir)
+}
+
+// TestCollectReplacesBundle: collecting again into a directory that holds
+// a bundle writes the next slice, and says which range it replaced.
+func TestCollectReplacesBundle(t *testing.T) {
+	f := newLog(t)
+	f.add(100)
+	f.add(100)
+	dir := t.TempDir()
+	first, err := collector(f, dir).Run(context.Background())
+	if err != nil || first.Replaced != nil {
+		t.Fatalf("first Run = %+v, %v", first, err)
+	}
+	f.add(100)
+	c := collector(f, dir)
+	c.From, c.FromCheckpoint, c.Witness = first.Size, first.Checkpoint, first.Checkpoint
+	sum, err := c.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.From != 2 || sum.Downloaded != 1 || f.downloads != 3 {
+		t.Errorf("summary %+v, downloads %d", sum, f.downloads)
+	}
+	if sum.Replaced == nil || *sum.Replaced != (Range{0, 2}) {
+		t.Errorf("Replaced = %+v, want 0 to 2", sum.Replaced)
+	}
+	b := checkBundle(t, f, dir)
+	if len(b.Submissions) != 1 {
+		t.Errorf("bundle lists %d submissions, want 1", len(b.Submissions))
+	}
+	// The same slice again replaces nothing worth a word.
+	again, err := c.Run(context.Background())
+	if err != nil || again.Replaced != nil || again.Present != 1 {
+		t.Errorf("same slice again = %+v, %v", again, err)
+	}
+}
+
+// TestCollectInterrupted: a download fails; no bundle.json is written, and
+// the next run downloads only what is missing.
+func TestCollectInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	f := newLog(t)
+	f.add(100)
+	second := f.add(100)
+	f.failDownload = second.ID
+	if _, err := collector(f, dir).Run(context.Background()); err == nil || !strings.Contains(err.Error(), "could not be downloaded") {
+		t.Fatalf("Run with a failing download = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, bundle.FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("bundle.json written although a ciphertext is missing: %v", err)
+	}
+	if len(f.collected) != 0 {
+		t.Error("submissions marked collected before the bundle was written")
+	}
+	f.failDownload = ""
+	f.downloads = 0
+	sum, err := collector(f, dir).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Present != 1 || sum.Downloaded != 1 || f.downloads != 1 {
+		t.Errorf("second run: summary %+v, downloads %d", sum, f.downloads)
+	}
+	checkBundle(t, f, dir)
+}
+
+func TestCollectAckFails(t *testing.T) {
+	dir := t.TempDir()
+	f := newLog(t)
+	l := f.add(100)
+	f.failMark = true
+	sum, err := collector(f, dir).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sum.AckFailed[l.ID]; !ok || len(sum.AckFailed) != 1 {
+		t.Errorf("AckFailed = %v", sum.AckFailed)
+	}
+	checkBundle(t, f, dir)
 }
 
 func TestCollectReplacesDamagedFile(t *testing.T) {
 	dir := t.TempDir()
-	f := &fakeServer{}
-	s := f.add(t, 100)
-	if err := os.WriteFile(filepath.Join(dir, s.ID+".age"), make([]byte, 100), 0o644); err != nil {
+	f := newLog(t)
+	l := f.add(100)
+	if err := os.WriteFile(filepath.Join(dir, l.ID+".age"), make([]byte, 100), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sum, err := collector(f, dir).Run(context.Background())
 	if err != nil || sum.Downloaded != 1 {
 		t.Fatalf("Run = %+v, %v", sum, err)
 	}
-	got, _ := os.ReadFile(filepath.Join(dir, s.ID+".age"))
-	if !bytes.Equal(got, s.data) {
-		t.Error("damaged file was not replaced")
-	}
+	checkBundle(t, f, dir)
 }
 
+// TestCollectRefusesLies: every way a server can lie about its log or the
+// ciphertexts is refused, with the specific error, and no bundle.json.
 func TestCollectRefusesLies(t *testing.T) {
 	for _, tt := range []struct {
-		name  string
-		setup func(f *fakeServer, s *fakeSub)
-		want  string
+		name string
+		// setup runs after a first bundle of 3 entries was collected and 2
+		// more entries were added; incremental says whether the second
+		// collection continues from the first.
+		setup       func(f *fakeLog)
+		incremental bool
+		want        error
+		msg         string
 	}{
-		{"swapped content", func(f *fakeServer, s *fakeSub) {
-			f.body = func(*fakeSub) []byte { return bytes.Repeat([]byte{1}, int(s.Size)) }
-		}, "sha256"},
-		{"extra bytes", func(f *fakeServer, s *fakeSub) {
-			f.body = func(s *fakeSub) []byte { return append(bytes.Clone(s.data), 0) }
-		}, "received"},
-		{"short", func(f *fakeServer, s *fakeSub) {
-			f.body = func(s *fakeSub) []byte { return s.data[:10] }
-		}, "received 10 bytes"},
-		{"header", func(f *fakeServer, s *fakeSub) { f.header = strings.Repeat("0", 64) }, "Ciphertext-SHA256"},
-		{"receipt", func(f *fakeServer, s *fakeSub) { s.Receipt = json.RawMessage(`{"id":"other"}`) }, "receipt"},
-		{"bad id", func(f *fakeServer, s *fakeSub) { s.ID = "../../etc/passwd" }, "malformed submission id"},
-		{"bad size", func(f *fakeServer, s *fakeSub) { s.Size = -1 }, "impossible size"},
+		{"checkpoint signed by another key", func(f *fakeLog) {
+			other := newLog(f.t)
+			f.signWith = other.signer
+		}, true, intakelog.ErrUnknownKey, "newest checkpoint"},
+		{"history rewritten", func(f *fakeLog) {
+			f.leaves[1].Size++
+			f.rebuild()
+		}, true, intakelog.ErrInconsistent, "size 3"},
+		{"forked at the same size", func(f *fakeLog) {
+			f.leaves = f.leaves[:3]
+			f.leaves[0].Date = "2026-11-26"
+			f.rebuild()
+		}, true, intakelog.ErrFork, ""},
+		{"rolled back", func(f *fakeLog) {
+			f.size = func(int64) int64 { return 2 }
+		}, true, intakelog.ErrRollback, "already bundled up to size 3"},
+		{"rolled back behind the witness", func(f *fakeLog) {
+			f.size = func(int64) int64 { return 2 }
+		}, false, intakelog.ErrRollback, "bundled before"},
+		{"rewritten behind the witness", func(f *fakeLog) {
+			f.leaves[0].Size++
+			f.rebuild()
+		}, false, intakelog.ErrInconsistent, ""},
+		{"bad inclusion proof", func(f *fakeLog) { f.badProof = 4 }, true, intakelog.ErrInclusion, "leaf 4"},
+		{"leaf altered", func(f *fakeLog) {
+			f.leafPage = func(p []api.LogLeaf) []api.LogLeaf { p[0].Size++; return p }
+		}, true, intakelog.ErrInclusion, "leaf 3"},
+		{"leaf missing", func(f *fakeLog) {
+			f.leafPage = func(p []api.LogLeaf) []api.LogLeaf { return p[1:] }
+		}, true, ErrLog, "got 1"},
+		{"leaves out of order", func(f *fakeLog) {
+			f.leafPage = func(p []api.LogLeaf) []api.LogLeaf { p[0], p[1] = p[1], p[0]; return p }
+		}, true, ErrLog, "asked for log leaf 3, got leaf 4"},
+		{"malformed leaf", func(f *fakeLog) {
+			f.leafPage = func(p []api.LogLeaf) []api.LogLeaf { p[0].ID = "../../etc/passwd"; return p }
+		}, true, ErrLog, "malformed"},
+		{"same submission twice", func(f *fakeLog) {
+			f.leaves[4].ID = f.leaves[3].ID
+			f.rebuild()
+		}, false, ErrLog, "both name submission"},
+		{"ciphertext swapped", func(f *fakeLog) {
+			f.body = func(_ string, d []byte) []byte { return bytes.Repeat([]byte{1}, len(d)) }
+		}, true, ErrMismatch, "sha256"},
+		{"ciphertext with extra bytes", func(f *fakeLog) {
+			f.body = func(_ string, d []byte) []byte { return append(bytes.Clone(d), 0) }
+		}, true, ErrMismatch, "received"},
+		{"ciphertext short", func(f *fakeLog) {
+			f.body = func(_ string, d []byte) []byte { return d[:10] }
+		}, true, ErrMismatch, "received 10 bytes"},
+		{"header", func(f *fakeLog) { f.header = strings.Repeat("0", 64) }, true, ErrMismatch, "Ciphertext-SHA256"},
+		{"ciphertext withheld", func(f *fakeLog) { delete(f.data, f.leaves[4].ID) }, true, nil, "could not be downloaded"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			f := &fakeServer{}
-			s := f.add(t, 500)
-			tt.setup(f, s)
-			sum, err := collector(f, dir).Run(context.Background())
+			f := newLog(t)
+			for range 3 {
+				f.add(100)
+			}
+			first, err := collector(f, t.TempDir()).Run(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(sum.Failed) != 1 || sum.Downloaded != 0 {
-				t.Fatalf("summary %+v, want one failure", sum)
+			f.add(100)
+			f.add(100)
+			tt.setup(f)
+			f.downloads = 0
+			dir := t.TempDir()
+			c := collector(f, dir)
+			c.Witness = first.Checkpoint
+			if tt.incremental {
+				c.From, c.FromCheckpoint = first.Size, first.Checkpoint
 			}
-			for _, err := range sum.Failed {
-				if !strings.Contains(err.Error(), tt.want) {
-					t.Errorf("error %q does not mention %q", err, tt.want)
-				}
+			_, err = c.Run(context.Background())
+			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("Run = %v, want %v mentioning %q", err, tt.want, tt.msg)
 			}
-			if s.collected {
-				t.Error("a refused submission was marked collected")
+			if _, err := os.Stat(filepath.Join(dir, bundle.FileName)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("bundle.json written for a lying server: %v", err)
+			}
+			if errors.Is(err, ErrMismatch) && f.downloads > 1 {
+				t.Errorf("a mismatching download was retried (%d downloads)", f.downloads)
 			}
 			des, _ := os.ReadDir(dir)
 			for _, de := range des {
-				if de.Name() != bundle.FileName {
-					t.Errorf("refused submission left %s", de.Name())
+				if strings.HasSuffix(de.Name(), ".part") {
+					t.Errorf("leftover %s", de.Name())
 				}
-			}
-			if f.downloads > 1 {
-				t.Errorf("a mismatching download was retried %d times", f.downloads)
 			}
 		})
 	}
@@ -252,16 +527,88 @@ func TestCollectRefusesLies(t *testing.T) {
 
 func TestCollectOtherKey(t *testing.T) {
 	dir := t.TempDir()
-	other := bundle.New("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", time.Now())
-	if err := other.Write(dir); err != nil {
+	other := newLog(t)
+	other.add(10)
+	if _, err := collector(other, dir).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeServer{}
-	f.add(t, 10)
+	f := newLog(t)
+	f.add(10)
 	if _, err := collector(f, dir).Run(context.Background()); !errors.Is(err, ErrOtherKey) {
 		t.Errorf("Run = %v, want ErrOtherKey", err)
 	}
 	if f.downloads != 0 {
-		t.Error("downloaded into another server's bundle")
+		t.Error("downloaded into another log's bundle")
+	}
+}
+
+func TestState(t *testing.T) {
+	f := newLog(t)
+	name := filepath.Join(t.TempDir(), "h_443.json")
+	s, err := LoadState(name, f.vkey)
+	if err != nil || len(s.Checkpoints) != 0 {
+		t.Fatalf("LoadState of a missing file = %+v, %v", s, err)
+	}
+	if raw, size, err := s.Last(); raw != nil || size != 0 || err != nil {
+		t.Errorf("Last of an empty state = %q, %d, %v", raw, size, err)
+	}
+	var cps [][]byte
+	for range 3 {
+		f.add(10)
+		cp, _ := f.Checkpoint(context.Background())
+		cps = append(cps, cp)
+		s.Record(cp)
+		s.Record(cp) // recording the same checkpoint twice keeps one
+	}
+	if err := s.Save(name); err != nil {
+		t.Fatal(err)
+	}
+	s, err = LoadState(name, f.vkey)
+	if err != nil || len(s.Checkpoints) != 3 {
+		t.Fatalf("LoadState = %+v, %v", s, err)
+	}
+	if raw, size, err := s.Last(); !bytes.Equal(raw, cps[2]) || size != 3 || err != nil {
+		t.Errorf("Last = %q, %d, %v", raw, size, err)
+	}
+	if got := s.Find(2); !bytes.Equal(got, cps[1]) {
+		t.Errorf("Find(2) = %q", got)
+	}
+	if got := s.Find(7); got != nil {
+		t.Errorf("Find(7) = %q, want nil", got)
+	}
+	if got := strings.Join(s.Sizes(), ","); got != "1,2,3" {
+		t.Errorf("Sizes = %s", got)
+	}
+	if _, err := LoadState(name, newLog(t).vkey); err == nil {
+		t.Error("LoadState accepted a state of another log key")
+	}
+	os.WriteFile(name, []byte(`{"version":1,"log_key":"x","checkpoints":[],"extra":1}`), 0o600)
+	if _, err := LoadState(name, "x"); err == nil {
+		t.Error("LoadState accepted an unknown field")
+	}
+	for range MaxStateCheckpoints + 5 {
+		s.Record([]byte(fmt.Sprint(len(s.Checkpoints))))
+	}
+	if len(s.Checkpoints) != MaxStateCheckpoints {
+		t.Errorf("state keeps %d checkpoints, want at most %d", len(s.Checkpoints), MaxStateCheckpoints)
+	}
+}
+
+// TestCollectEmptyLog: a log with no entries yet makes a valid, empty
+// bundle, and a later one continues from it.
+func TestCollectEmptyLog(t *testing.T) {
+	f := newLog(t)
+	dir := t.TempDir()
+	sum, err := collector(f, dir).Run(context.Background())
+	if err != nil || sum.Size != 0 || sum.Downloaded+sum.Present != 0 {
+		t.Fatalf("Run on an empty log = %+v, %v", sum, err)
+	}
+	checkBundle(t, f, dir)
+	f.add(10)
+	c := collector(f, t.TempDir())
+	c.Witness = sum.Checkpoint
+	next, err := c.Run(context.Background())
+	if err != nil || next.Size != 1 || next.Downloaded != 1 {
+		t.Fatalf("Run after the first entry = %+v, %v", next, err)
 	}
 }

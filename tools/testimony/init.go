@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"flag"
+	"fmt"
+
+	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
+)
+
+const initUsage = `Usage:
+    testimony init [-org-key VKEY] [-log-key VKEY] [-replace]
+                   [-server URL [-ca FILE | -pin SHA256] [-token-file FILE]]
+
+Sets up this device: creates the state directory, creates the device's
+signing key (device.key) if there is none, and pins the keys your
+organisation gave you out of band (on paper, in person; never through the
+server) in trust.json. Prints the device's public key, which your
+reviewers register to recognise what this device submits.
+
+With -server, it then connects to the server and checks its recipients
+and log key against what is pinned, without submitting anything.
+
+Options:
+    -org-key VKEY      Your organisation's verifier key: submit then encrypts
+                       only to recipients signed with it.
+    -log-key VKEY      The intake log's verifier key: receipts must be signed with it.
+    -replace           Replace pinned keys that differ, after you confirmed the
+                       change with your organisation out of band.
+    -server URL        Check this server's keys now.
+    -ca FILE           Trust only this PEM CA or self-signed certificate.
+    -pin SHA256        Trust only the certificate with this SHA-256 fingerprint.
+    -token-file FILE   Read the access token from FILE (default: $TESTIMONY_TOKEN).
+
+Example:
+    $ testimony init -org-key 'testimony-org+2f1c9a0b+AaBbCc…' -log-key 'testimony-log-1a2b3c4d+7d3e0f21+AdEeFf…'
+    tdk1P8m0qV3x…
+`
+
+func (c *cli) init(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	var cf connFlags
+	cf.register(fs)
+	var tf trustFlags
+	fs.StringVar(&tf.orgKey, "org-key", "", "")
+	fs.StringVar(&tf.logKey, "log-key", "", "")
+	replace := fs.Bool("replace", false, "")
+	if err := c.parseFlags(fs, initUsage, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("init takes no arguments")
+	}
+	u, err := cf.serverURL(false)
+	if err != nil {
+		return err
+	}
+	tlsOpt, tlsSet, err := cf.tlsOptions()
+	if err != nil {
+		return err
+	}
+	if u == nil && (tlsSet || cf.tokenFile != "") {
+		return usageErrorf("-ca, -pin and -token-file need -server")
+	}
+	h, err := c.openHome(true)
+	if err != nil {
+		return err
+	}
+	t, err := pin.LoadTrust(h.trustPath())
+	if err != nil {
+		return errorf("%v", err).
+			hint("the trust file may be damaged or tampered with; restore it from a backup, or delete it and run 'testimony init' again with the keys your organisation gave you")
+	}
+	changed, err := c.applyTrust(h, t, tf, *replace)
+	if err != nil {
+		return err
+	}
+	if changed {
+		if err := pin.SaveTrust(h.trustPath(), t); err != nil {
+			return err
+		}
+	}
+	priv, err := c.deviceKey(h)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, envelope.DeviceKeyString(priv.Public().(ed25519.PublicKey)))
+	if t.OrgKey == "" && u == nil {
+		c.notef("warning: no organisation key is pinned")
+		c.hintf("ask your organisation for its key and run 'testimony init -org-key KEY'; until then a compromised server could hand out its own recipients")
+	}
+	if u == nil {
+		return nil
+	}
+	tok, err := c.token(cf.tokenFile)
+	if err != nil {
+		return err
+	}
+	cl, err := newClient(u, tok, tlsOpt)
+	if err != nil {
+		return err
+	}
+	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, false, false)
+	if err != nil {
+		return err
+	}
+	c.notef("%s is ready: %d %s recipient(s), log key %s", u.Host, len(keys.recipients.Strings), keys.recipients.Type, keyID(keys.logKey))
+	return nil
+}
