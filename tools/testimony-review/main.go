@@ -1,48 +1,80 @@
-// Command testimony-review is the reviewer's tool for the air-gapped machine:
-// it makes the reviewer's age identity and opens the bundles a collector
-// carries over on USB, verifying every submission before writing anything.
-// It links no networking code.
+// Command testimony-review is the reviewer's tool for the air-gapped
+// machine. It makes the reviewer's age identity and the organisation's
+// signing key, signs the list of recipients caseworkers encrypt to, and
+// opens the bundles a collector carries over on USB, acting as a witness of
+// the server's intake log: it verifies the log's proofs, every ciphertext
+// and every caseworker signature before writing anything. It links no
+// networking code.
 //
 // Usage:
 //
 //	testimony-review keygen -o FILE [-x25519] [-passphrase]
-//	testimony-review open -i IDENTITY [-i IDENTITY...] -o OUTDIR [-receipt-key BASE64] BUNDLE
+//	testimony-review org init -o FILE [-name NAME]
+//	testimony-review recipients sign -org FILE -version N RECIPIENTS
+//	testimony-review log trust [-replace] KEY
+//	testimony-review log verify [-log-key KEY] BUNDLE
+//	testimony-review caseworkers add NAME KEY
+//	testimony-review caseworkers list
+//	testimony-review open -i IDENTITY [-i IDENTITY...] -o OUTDIR [-log-key KEY] BUNDLE
 //	testimony-review help
 //
 // keygen writes a new identity to FILE (created 0600, never overwritten) in
 // the age-keygen format and prints its recipient, one line, on standard
-// output. Flags:
+// output. -x25519 makes an X25519 identity (age1…) instead of the default
+// hybrid post-quantum one (age1pq1…); -passphrase encrypts the file with a
+// passphrase (age scrypt, armored), asked twice on the terminal or read from
+// the first line of standard input if that is not a terminal.
 //
-//	-o FILE       identity file to create (required)
-//	-x25519       make an X25519 identity (age1…) instead of the default
-//	              hybrid post-quantum one (age1pq1…)
-//	-passphrase   encrypt the identity file with a passphrase (age scrypt,
-//	              armored); the passphrase is asked twice on the terminal, or
-//	              read from the first line of standard input if that is not a
-//	              terminal
+// org init writes a new organisation signing key (a signed-note Ed25519 key
+// named NAME, default "testimony-org") to FILE, created 0600 and never
+// overwritten, and prints its verifier key: the key caseworkers pin with
+// "testimony init -org-key". recipients sign prints, on standard output, a
+// note signed with that key listing the recipients in the file RECIPIENTS,
+// their type and version N, which must be higher than the last note's; the
+// operator installs it with "testimony-server recipients set".
 //
-// open reads BUNDLE (a directory holding bundle.json, <id>.age and
-// <id>.receipt.json) and, for every submission, verifies the server's receipt
-// signature, the ciphertext's size and SHA-256 against the receipt and
-// bundle.json, decrypts it with the identities, checks the envelope (paths,
-// sizes, manifest hashes) and only then moves the files into OUTDIR/<id>/,
-// next to manifest.json (if the envelope had one) and receipt.json. Work in
-// progress lives in OUTDIR/.tmp-<id>-*, which is removed on failure. A
-// submission whose OUTDIR/<id> exists is skipped as already open. Flags:
+// log trust pins the intake log's verifier key, printed by "testimony-server
+// init"; -replace replaces a different pinned key, forgetting the verified
+// checkpoint (a new key is a new log). log verify checks a bundle's log
+// proofs and ciphertexts (see open) without decrypting, without an identity
+// and without changing anything on this machine. Both open and log verify
+// take -log-key KEY instead of a pinned key; open pins it.
 //
-//	-i IDENTITY        identity file, plain or passphrase-protected (repeatable)
-//	-o OUTDIR          output directory (created 0700 if missing)
-//	-receipt-key KEY   the organisation's pinned receipt key (base64 Ed25519);
-//	                   it must equal the bundle's receipt_key. Without it the
-//	                   bundle's key is used, with a warning.
+// caseworkers add registers a caseworker's device key ("tdk1…", printed by
+// "testimony init" on the caseworker's laptop) under NAME; caseworkers list
+// prints the registered keys.
 //
-// The passphrase of a protected identity file is asked on the terminal, or
-// read from standard input, one line per protected file, if standard input is
-// not a terminal.
+// open reads BUNDLE (a directory holding bundle.json and <id>.age files) and
+// first verifies it as a whole: both checkpoints are signed by the pinned
+// log key; the bundle starts exactly at the checkpoint this machine verified
+// last (same size and root); the consistency proof between them; every log
+// leaf in between with its inclusion proof; every leaf delivered or opened
+// here before; every ciphertext's size and SHA-256 equal to its leaf's. Any
+// failure refuses the whole bundle, naming the attack (submission dropped,
+// ciphertext swapped or altered, history rewritten, forked history,
+// checkpoint signed by an unknown key, bundle replayed out of order, bundle
+// missing, inclusion proof failed), and nothing is decrypted. Then, for
+// every submission, it decrypts with the identities, checks the envelope
+// (paths, sizes, manifest hashes) and the caseworker's signature, writes the
+// chain-of-custody record and only then moves the files into OUTDIR/<id>/,
+// next to manifest.json (if the envelope had one), custody.json and
+// custody.txt. Work in progress lives in OUTDIR/.tmp-<id>-*, which is
+// removed on failure. A submission whose OUTDIR/<id> exists is skipped as
+// already open. After the bundle is opened, its checkpoint is stored as the
+// one the next bundle must start from.
 //
-// open prints a table (ID, CASE, FILES, SIZE, STATUS) on standard output and
-// the details of every failure on standard error. It exits 0 only if every
-// submission opened or was already open.
+// open prints a table (ID, CASE, FILES, SIZE, SIGNED, STATUS) on standard
+// output and the details of every failure on standard error. SIGNED is the
+// known caseworker's name, "unknown key" and the key's fingerprint,
+// "unsigned", or "BAD" for a signature that does not verify (the submission
+// is refused). It exits 0 only if every submission opened or was already
+// open.
+//
+// Files: the state directory is $TESTIMONY_REVIEW_HOME, or testimony-review
+// in the user configuration directory (~/.config/testimony-review on Linux).
+// It holds log.json (pinned log key and last verified checkpoint),
+// opened.json (id and log index of every submission opened) and
+// caseworkers.json (known caseworker keys).
 package main
 
 import (
@@ -55,7 +87,13 @@ import (
 
 const usage = `Usage:
     testimony-review keygen -o FILE [-x25519] [-passphrase]
-    testimony-review open -i IDENTITY -o OUTDIR [-receipt-key BASE64] BUNDLE
+    testimony-review org init -o FILE [-name NAME]
+    testimony-review recipients sign -org FILE -version N RECIPIENTS
+    testimony-review log trust [-replace] KEY
+    testimony-review log verify [-log-key KEY] BUNDLE
+    testimony-review caseworkers add NAME KEY
+    testimony-review caseworkers list
+    testimony-review open -i IDENTITY -o OUTDIR [-log-key KEY] BUNDLE
     testimony-review help
 
 keygen creates a new identity file FILE (mode 0600; an existing file is never
@@ -65,23 +103,44 @@ a recipients file. The identity is hybrid post-quantum (age1pq1…) unless
 asked twice on the terminal (or read from the first line of standard input
 when that is not a terminal).
 
-open verifies and decrypts every submission in the bundle directory BUNDLE
-into OUTDIR/<id>/: the files, manifest.json and the server's receipt.json.
-Nothing is written for a submission unless its receipt signature, ciphertext
-size and SHA-256, decryption and envelope all check out. Submissions already
-in OUTDIR are skipped. -i may be repeated; a passphrase-protected identity
-file asks for its passphrase (or reads one line of standard input per
-protected file). -receipt-key pins the organisation's receipt key; it must
-equal the key in the bundle.
+org init creates the organisation's signing key FILE (mode 0600, never
+overwritten) and prints its verifier key, which caseworkers pin.
+recipients sign prints a signed note of the recipients in RECIPIENTS with
+version N; every new list needs a higher N.
+
+log trust pins the intake log key printed by testimony-server init.
+log verify checks a bundle without decrypting it or changing anything.
+
+caseworkers add registers a caseworker's device key (tdk1…, printed by
+testimony init on their laptop); open then names who signed each submission.
+
+open verifies the bundle directory BUNDLE as a whole (log checkpoints,
+consistency and inclusion proofs, every leaf accounted for, every ciphertext
+matching its leaf) and refuses it entirely if anything fails. Then it
+decrypts every submission into OUTDIR/<id>/: the files, manifest.json and the
+chain-of-custody record custody.json and custody.txt. Nothing is written for
+a submission unless its decryption, envelope and caseworker signature check
+out. Submissions already in OUTDIR are skipped. -i may be repeated; a
+passphrase-protected identity file asks for its passphrase (or reads one line
+of standard input per protected file). The next bundle must start where this
+one ended.
+
+State: $TESTIMONY_REVIEW_HOME, or testimony-review in the user configuration
+directory (log.json, opened.json, caseworkers.json).
 
 Examples:
 
     $ testimony-review keygen -o alice.key >> recipients.txt
-    $ testimony-review keygen -passphrase -o bob.key >> recipients.txt
+    $ testimony-review org init -o /media/safe/org.key
+    testimony-org+1a2b3c4d+AbCd…
+    $ testimony-review recipients sign -org /media/safe/org.key -version 1 recipients.txt > recipients.note
+    $ testimony-review log trust testimony-log-0a1b2c3d+5055fc05+AWsok8…
+    $ testimony-review caseworkers add "Kim Ji-won" tdk1q3Vh…
+    $ testimony-review log verify /media/usb/bundle-2026-11-27
     $ testimony-review open -i alice.key -o cases /media/usb/bundle-2026-11-27
-    ID                                CASE         FILES  SIZE      STATUS
-    6f1c2a9e0b8d4f3a5c7e9b1d2f4a6c8e  NK-2026-014  3      41.0 MiB  opened
-    0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d  -            1      2.0 KiB   opened (no manifest)
+    ID                                CASE         FILES  SIZE      SIGNED      STATUS
+    6f1c2a9e0b8d4f3a5c7e9b1d2f4a6c8e  NK-2026-014  3      41.0 MiB  Kim Ji-won  opened
+    0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d  -            1      2.0 KiB   unsigned    opened (no manifest)
 `
 
 func main() {
@@ -94,19 +153,27 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ui := &ui{stdin: stdin, stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return ui.fail(&cliError{msg: "missing command", hints: []string{"run \"testimony-review keygen -o reviewer.key\" or \"testimony-review open -i reviewer.key -o OUTDIR BUNDLE\""}})
+		return ui.fail(&cliError{msg: "missing command", hints: []string{"run \"testimony-review help\" for the commands and examples"}})
 	}
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "keygen":
 		err = ui.keygen(rest)
+	case "org":
+		err = ui.org(rest)
+	case "recipients":
+		err = ui.recipientsCmd(rest)
+	case "log":
+		err = ui.logCmd(rest)
+	case "caseworkers":
+		err = ui.caseworkers(rest)
 	case "open":
 		err = ui.open(rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		err = &cliError{msg: fmt.Sprintf("unknown command %q", cmd), hints: []string{"the commands are keygen and open; run \"testimony-review help\""}}
+		err = &cliError{msg: fmt.Sprintf("unknown command %q", cmd), hints: []string{"the commands are keygen, org, recipients, log, caseworkers and open; run \"testimony-review help\""}}
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
@@ -133,4 +200,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	return usageErrorf(fs.Name(), "%v", err)
+}
+
+// isHelp reports whether a command's first argument asks for help, before a
+// subcommand is required.
+func isHelp(args []string) bool {
+	return len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")
 }

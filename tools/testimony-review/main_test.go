@@ -3,7 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"encoding/json"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,7 +17,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/fixture"
+	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
 
 func TestMain(m *testing.M) {
@@ -30,56 +32,113 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("RECEIPT_KEY", fixture.PublicKeyString(fixture.SigningKey()))
-			env.Setenv("OTHER_KEY", fixture.PublicKeyString(fixture.OtherKey()))
+			_, logKey := fixture.LogKey()
+			_, otherLogKey := fixture.OtherLogKey()
+			env.Setenv("LOG_KEY", logKey)
+			env.Setenv("OTHER_LOG_KEY", otherLogKey)
+			env.Setenv("CASEWORKER_KEY", deviceKey(caseworkerSeed))
+			env.Setenv("STRANGER_KEY", deviceKey(strangerSeed))
+			env.Setenv(state.EnvHome, filepath.Join(env.WorkDir, "home"))
+			env.Values[scriptStateKey{}] = &scriptState{
+				logs:    map[string]*fixture.Log{"main": fixture.NewLog()},
+				bundled: map[string]int64{},
+			}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"mkbundle": cmdMkbundle,
-			"perm":     cmdPerm,
-			"lsdir":    cmdLsdir,
+			"mksub":      cmdMksub,
+			"mkbundle":   cmdMkbundle,
+			"forklog":    cmdForklog,
+			"tamper":     cmdTamper,
+			"verifynote": cmdVerifynote,
+			"perm":       cmdPerm,
+			"lsdir":      cmdLsdir,
 		},
 	})
 }
 
-// cmdMkbundle adds one submission to a bundle directory, as the collector
-// would have written it. Submissions get the ids 000…001, 000…002, … in the
-// order they are added.
+// Seeds of the fixture caseworker device keys the scripts use.
+const (
+	caseworkerSeed = 0x21
+	strangerSeed   = 0x22
+)
+
+func deviceKey(seed byte) string {
+	return envelope.DeviceKeyString(fixture.DeviceKey(seed).Public().(ed25519.PublicKey))
+}
+
+// scriptState is the server side of one script: its intake logs (a lying
+// server may keep more than one) and where each log's last bundle ended.
+type scriptState struct {
+	logs    map[string]*fixture.Log
+	bundled map[string]int64
+	next    int
+}
+
+type scriptStateKey struct{}
+
+func getState(ts *testscript.TestScript) *scriptState {
+	return ts.Value(scriptStateKey{}).(*scriptState)
+}
+
+func (s *scriptState) log(ts *testscript.TestScript, name string) *fixture.Log {
+	l, ok := s.logs[name]
+	if !ok {
+		ts.Fatalf("no log %q", name)
+	}
+	return l
+}
+
+// cmdMksub encrypts a submission and appends it to a log, as the server
+// would on receiving it, and prints its id. Ids are 000…001, 000…002, … in
+// the order of mksub calls, whatever the log.
 //
-//	mkbundle [-corrupt] [-badsig] [-othersigner] -r RECIPIENTS BUNDLE KIND ARGS...
+//	mksub [-log NAME] [-sign caseworker|stranger] [-altered] [-truncate] -r RECIPIENTS KIND ARGS...
 //
 //	envelope CASE FILE...     an envelope built by crypto/envelope
 //	tar NAME...               a plain tar (no manifest) of the named files
 //	entry NAME [BODY]         a plain tar with one regular entry named NAME
 //	symlink NAME TARGET       a plain tar with one symlink entry
 //	hardlink NAME TARGET      a plain tar with one hard link entry
-func cmdMkbundle(ts *testscript.TestScript, neg bool, args []string) {
+//
+// -sign signs an envelope with the fixture key of $CASEWORKER_KEY or
+// $STRANGER_KEY; -altered then changes its manifest after signing.
+// -truncate cuts the end off the ciphertext before it is logged.
+func cmdMksub(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
-		ts.Fatalf("unsupported: ! mkbundle")
+		ts.Fatalf("unsupported: ! mksub")
 	}
-	var d fixture.Damage
-	var recipientsFile string
+	const usage = "usage: mksub [-log NAME] [-sign caseworker|stranger] [-altered] [-truncate] -r RECIPIENTS KIND ARGS..."
+	logName, recipientsFile := "main", ""
+	var signer ed25519.PrivateKey
+	var altered, truncate bool
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
-		switch args[0] {
-		case "-corrupt":
-			d.Corrupt = true
-		case "-badsig":
-			d.BadSignature = true
-		case "-othersigner":
-			d.Signer = fixture.OtherKey()
-		case "-r":
+		flag := args[0]
+		switch flag {
+		case "-altered":
+			altered = true
+		case "-truncate":
+			truncate = true
+		case "-log", "-r", "-sign":
 			if len(args) < 2 {
-				ts.Fatalf("usage: -r RECIPIENTS")
+				ts.Fatalf("%s", usage)
 			}
-			recipientsFile = args[1]
+			switch flag {
+			case "-log":
+				logName = args[1]
+			case "-r":
+				recipientsFile = args[1]
+			case "-sign":
+				signer = fixture.DeviceKey(map[string]byte{"caseworker": caseworkerSeed, "stranger": strangerSeed}[args[1]])
+			}
 			args = args[1:]
 		default:
-			ts.Fatalf("unknown mkbundle flag %s", args[0])
+			ts.Fatalf("unknown mksub flag %s", flag)
 		}
 		args = args[1:]
 	}
-	if recipientsFile == "" || len(args) < 3 {
-		ts.Fatalf("usage: mkbundle [-corrupt] [-badsig] [-othersigner] -r RECIPIENTS BUNDLE KIND ARGS...")
+	if recipientsFile == "" || len(args) < 2 {
+		ts.Fatalf("%s", usage)
 	}
 	rf, err := os.Open(ts.MkAbs(recipientsFile))
 	ts.Check(err)
@@ -87,7 +146,7 @@ func cmdMkbundle(ts *testscript.TestScript, neg bool, args []string) {
 	recipients, err := age.ParseRecipients(rf)
 	ts.Check(err)
 
-	dir, kind, rest := ts.MkAbs(args[0]), args[1], args[2:]
+	kind, rest := args[0], args[1:]
 	var pt fixture.Plaintext
 	switch kind {
 	case "envelope":
@@ -95,7 +154,11 @@ func cmdMkbundle(ts *testscript.TestScript, neg bool, args []string) {
 		for _, p := range rest[1:] {
 			paths = append(paths, ts.MkAbs(p))
 		}
-		pt = fixture.Envelope(envelope.Meta{Case: rest[0], Language: "ko", Consent: "review"}, paths...)
+		meta := envelope.Meta{Case: rest[0], Language: "ko", Consent: "review"}
+		pt = fixture.Envelope(meta, signer, paths...)
+		if altered {
+			pt = fixture.AlteredAfterSigning(meta, signer, paths...)
+		}
 	case "tar":
 		var entries []fixture.Entry
 		for _, name := range rest {
@@ -113,18 +176,141 @@ func cmdMkbundle(ts *testscript.TestScript, neg bool, args []string) {
 	case "hardlink":
 		pt = fixture.Tar(fixture.Entry{Name: rest[0], Typeflag: tar.TypeLink, Linkname: rest[1]})
 	default:
-		ts.Fatalf("unknown mkbundle kind %q", kind)
+		ts.Fatalf("unknown mksub kind %q", kind)
 	}
-
-	n := 1
-	if data, err := os.ReadFile(filepath.Join(dir, "bundle.json")); err == nil {
-		var b struct{ Submissions []json.RawMessage }
-		ts.Check(json.Unmarshal(data, &b))
-		n += len(b.Submissions)
-	}
-	id := fmt.Sprintf("%032x", n)
-	ts.Check(fixture.Add(dir, id, recipients, pt, d))
+	ct, err := fixture.Encrypt(recipients, pt, truncate)
+	ts.Check(err)
+	st := getState(ts)
+	l := st.log(ts, logName)
+	st.next++
+	id := fmt.Sprintf("%032x", st.next)
+	l.Append(id, ct)
 	fmt.Fprintln(ts.Stdout(), id)
+}
+
+// cmdMkbundle writes a bundle of a log into DIR, as the collector would:
+// from where the previous bundle of that log ended (or -from) to the log's
+// current size (or -to). -othersigner signs its checkpoints with a key that
+// has the log's name but is not the log's ($OTHER_LOG_KEY).
+//
+//	mkbundle [-log NAME] [-from N] [-to N] [-othersigner] DIR
+func cmdMkbundle(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! mkbundle")
+	}
+	const usage = "usage: mkbundle [-log NAME] [-from N] [-to N] [-othersigner] DIR"
+	st := getState(ts)
+	logName := "main"
+	from, to := int64(-1), int64(-1)
+	var opt fixture.BundleOptions
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "-othersigner":
+			opt.Signer, _ = fixture.OtherLogKey()
+		case "-log", "-from", "-to":
+			if len(args) < 2 {
+				ts.Fatalf("%s", usage)
+			}
+			switch args[0] {
+			case "-log":
+				logName = args[1]
+			case "-from":
+				from = atoi(ts, args[1])
+			case "-to":
+				to = atoi(ts, args[1])
+			}
+			args = args[1:]
+		default:
+			ts.Fatalf("unknown mkbundle flag %s", args[0])
+		}
+		args = args[1:]
+	}
+	if len(args) != 1 {
+		ts.Fatalf("%s", usage)
+	}
+	l := st.log(ts, logName)
+	if from < 0 {
+		from = st.bundled[logName]
+	}
+	if to < 0 {
+		to = l.Size()
+	}
+	ts.Check(l.WriteBundle(ts.MkAbs(args[0]), from, to, opt))
+	st.bundled[logName] = to
+}
+
+// cmdForklog makes log DST a copy of the first SIZE leaves of log SRC:
+// the second history of a lying server.
+//
+//	forklog SRC SIZE DST
+func cmdForklog(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: forklog SRC SIZE DST")
+	}
+	st := getState(ts)
+	st.logs[args[2]] = st.log(ts, args[0]).Fork(atoi(ts, args[1]))
+	st.bundled[args[2]] = st.bundled[args[0]]
+}
+
+// cmdTamper changes a bundle after it was written.
+//
+//	tamper DIR drop ID          remove a submission (entry and ciphertext), keep its leaf
+//	tamper DIR dropleaf INDEX   remove a leaf, its submission and ciphertext
+//	tamper DIR swap ID ID       exchange two ciphertexts
+//	tamper DIR alter ID         flip a bit in a ciphertext
+//	tamper DIR proof INDEX      flip a bit in a leaf's inclusion proof
+//	tamper DIR from LOG SIZE    make the bundle claim to continue from LOG's checkpoint of SIZE
+func cmdTamper(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: tamper DIR drop|dropleaf|swap|alter|proof|from ARGS...")
+	}
+	dir, what, rest := ts.MkAbs(args[0]), args[1], args[2:]
+	switch {
+	case what == "drop" && len(rest) == 1:
+		ts.Check(fixture.DropSubmission(dir, rest[0]))
+	case what == "dropleaf" && len(rest) == 1:
+		ts.Check(fixture.DropLeaf(dir, atoi(ts, rest[0])))
+	case what == "swap" && len(rest) == 2:
+		ts.Check(fixture.SwapCiphertexts(dir, rest[0], rest[1]))
+	case what == "alter" && len(rest) == 1:
+		ts.Check(fixture.AlterCiphertext(dir, rest[0]))
+	case what == "proof" && len(rest) == 1:
+		ts.Check(fixture.AlterProof(dir, atoi(ts, rest[0])))
+	case what == "from" && len(rest) == 2:
+		l := getState(ts).log(ts, rest[0])
+		ts.Check(fixture.SetFromCheckpoint(dir, l.SignedCheckpoint(atoi(ts, rest[1]), nil)))
+	default:
+		ts.Fatalf("unknown tamper %q with %d arguments", what, len(rest))
+	}
+}
+
+// cmdVerifynote verifies a signed recipients note with an organisation
+// verifier key, as the caseworker's client does, and prints its version and
+// recipients.
+//
+//	verifynote NOTE VKEYFILE
+func cmdVerifynote(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: verifynote NOTE VKEYFILE")
+	}
+	s, err := recipients.VerifyNote([]byte(ts.ReadFile(args[0])), strings.TrimSpace(ts.ReadFile(args[1])))
+	if neg {
+		if err == nil {
+			ts.Fatalf("note verified")
+		}
+		return
+	}
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "version %d\n", s.Version)
+	for _, r := range s.Set.Strings {
+		fmt.Fprintln(ts.Stdout(), r)
+	}
+}
+
+func atoi(ts *testscript.TestScript, s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	ts.Check(err)
+	return n
 }
 
 // cmdPerm checks a file's permission bits: perm FILE 0600.

@@ -4,18 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"filippo.io/age"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
-	"github.com/testimony-ngo/testimony/crypto/receipt"
-	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/keyfile"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/review"
+	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
 
 // maxCaseWidth truncates the case reference in the table; it is text from
@@ -33,7 +34,7 @@ func (u *ui) open(args []string) error {
 	var idFiles stringsFlag
 	fs.Var(&idFiles, "i", "identity `FILE` (repeatable)")
 	out := fs.String("o", "", "output `DIR`")
-	keyFlag := fs.String("receipt-key", "", "pinned receipt `KEY` (base64 Ed25519)")
+	keyFlag := fs.String("log-key", "", "log verifier `KEY` (if none is pinned yet)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,13 +51,20 @@ func (u *ui) open(args []string) error {
 	}
 	bundleDir := fs.Arg(0)
 
-	opt := review.Options{Limits: envelope.DefaultLimits, Warnf: u.warnf}
-	if *keyFlag != "" {
-		k, err := receipt.ParseKey(*keyFlag)
-		if err != nil {
-			return errorf("pass the receipt_key the server printed at setup, e.g. -receipt-key 3q2+7w…=", "open: -receipt-key is not a base64 Ed25519 public key")
-		}
-		opt.ReceiptKey = k
+	w, err := loadWitness("open", *keyFlag)
+	if err != nil {
+		return err
+	}
+	known, err := w.store.Caseworkers()
+	if err != nil {
+		return stateError("open", err)
+	}
+	opt := review.Options{
+		Limits:      envelope.DefaultLimits,
+		Caseworkers: caseworkerNames(known),
+		Now:         time.Now(),
+		Tool:        prog + " " + toolVersion(),
+		Warnf:       u.warnf,
 	}
 	for _, name := range idFiles {
 		ids, err := u.readIdentities(name)
@@ -66,16 +74,22 @@ func (u *ui) open(args []string) error {
 		opt.Identities = append(opt.Identities, ids...)
 	}
 
-	results, err := review.Open(bundleDir, *out, opt)
+	// Everything about the bundle is verified before anything is decrypted.
+	v, err := w.verify("open", bundleDir)
 	if err != nil {
-		return bundleError(bundleDir, err)
+		return err
 	}
-	if opt.ReceiptKey == nil {
-		u.warnf("receipts were verified with the key in %s/bundle.json, which the server supplied", bundleDir)
-		u.hintf("pin the organisation's key with -receipt-key to detect a server that signs with a key of its own")
+	results, err := review.Open(v, *out, opt)
+	if err != nil {
+		return errorf("", "open: %v", err)
 	}
+	stateErr := w.record(v, results)
 	if err := u.table(results); err != nil {
 		return errorf("", "open: failed to print the results: %v", err)
+	}
+	if stateErr != nil {
+		return errorf("the files were written; fix the cause and run the same command again to record the checkpoint (opened submissions are skipped)",
+			"open: failed to save the verified checkpoint in %s: %v", w.store.Dir(), stateErr)
 	}
 	failed := 0
 	for _, r := range results {
@@ -93,6 +107,38 @@ func (u *ui) open(args []string) error {
 			"open: %d of %d submissions failed to open", failed, len(results))
 	}
 	return nil
+}
+
+// record stores the bundle's checkpoint as the last one verified on this
+// machine, and the submissions opened, with their log indexes. The bundle
+// verified as a whole, so its checkpoint is recorded even if some
+// submissions failed to decrypt: their ciphertexts matched the log, and
+// the same bundle can be opened again (it ends at the stored checkpoint)
+// to retry them. opened.json is written first: a crash in between leaves
+// the old checkpoint, and the same bundle still opens.
+func (w *witness) record(v *review.Verified, results []review.Result) error {
+	changed := false
+	for _, r := range results {
+		if r.Status == review.Opened {
+			w.opened[r.ID] = r.Index
+			changed = true
+		}
+	}
+	if changed {
+		if err := w.store.SaveOpened(w.opened); err != nil {
+			return err
+		}
+	}
+	return w.store.SaveLog(&state.Log{LogKey: w.key, Checkpoint: string(v.CheckpointNote)})
+}
+
+// toolVersion is the module version the binary was built from, for custody
+// records.
+func toolVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }
 
 func (u *ui) readIdentities(name string) ([]age.Identity, error) {
@@ -117,25 +163,15 @@ func (u *ui) readIdentities(name string) ([]age.Identity, error) {
 	return ids, nil
 }
 
-func bundleError(dir string, err error) error {
-	switch {
-	case errors.Is(err, review.ErrReceiptKeyMismatch):
-		return errorf("if the organisation's receipt key really changed, check it with the operator before passing the new one; otherwise the server is not the one you trust", "open: %v", err)
-	case errors.Is(err, fs.ErrNotExist):
-		return errorf("BUNDLE is the directory \"testimony collect\" wrote, containing bundle.json", "open: %s is not a bundle: %v", dir, err)
-	case errors.Is(err, bundle.ErrInvalid):
-		return errorf("copy the bundle again from the collector's machine", "open: %v", err)
-	}
-	return errorf("", "open: %v", err)
-}
-
 // failureHint says what to do about one failed submission.
 func failureHint(err error) string {
 	switch {
 	case errors.Is(err, review.ErrCiphertextMismatch):
-		return "copy the bundle again from the collector; if it still differs, the server or the bundle was tampered with"
-	case errors.Is(err, receipt.ErrBadSignature), errors.Is(err, receipt.ErrWrongKey), errors.Is(err, review.ErrReceiptMismatch), errors.Is(err, receipt.ErrMalformed):
-		return "the receipt was altered or not made by the server; compare it with the caseworker's own copy of the receipt"
+		return "the file changed after it was verified; copy the bundle again from the collector to a disk you trust"
+	case errors.Is(err, envelope.ErrBadSignature):
+		return "the manifest was altered after the caseworker signed it, or the signature was forged; do not trust this submission, ask the caseworker to send it again"
+	case errors.Is(err, review.ErrDecrypt):
+		return "the ciphertext is the one the server logged, so it was damaged before upload (an interrupted encryption?); ask the caseworker to send it again"
 	case errors.Is(err, review.ErrNoIdentity):
 		return "pass the identity whose recipient the caseworker encrypted to (-i may be repeated)"
 	case errors.Is(err, review.ErrOutputExists):
@@ -150,16 +186,16 @@ func failureHint(err error) string {
 
 func (u *ui) table(results []review.Result) error {
 	tw := tabwriter.NewWriter(u.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCASE\tFILES\tSIZE\tSTATUS")
+	fmt.Fprintln(tw, "ID\tCASE\tFILES\tSIZE\tSIGNED\tSTATUS")
 	for _, r := range results {
-		caseRef, files, size := "-", "-", "-"
+		caseRef, files, size, signed := "-", "-", "-", "-"
 		var status string
 		switch r.Status {
 		case review.Opened:
 			if r.Case != "" {
 				caseRef = displayText(r.Case)
 			}
-			files, size = fmt.Sprint(r.Files), humanSize(r.Size)
+			files, size, signed = fmt.Sprint(r.Files), humanSize(r.Size), signerText(r.Signer)
 			status = "opened"
 			if !r.Manifest {
 				status = "opened (no manifest)"
@@ -168,10 +204,25 @@ func (u *ui) table(results []review.Result) error {
 			status = "already open"
 		default:
 			status = "FAILED: " + r.Reason
+			if errors.Is(r.Err, envelope.ErrBadSignature) {
+				signed = "BAD"
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, caseRef, files, size, status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, caseRef, files, size, signed, status)
 	}
 	return tw.Flush()
+}
+
+// signerText is the SIGNED column: the known caseworker's name, the key
+// fingerprint of an unknown one, or "unsigned".
+func signerText(s review.Signer) string {
+	switch s.Status {
+	case review.Known:
+		return displayText(s.Name)
+	case review.Unknown:
+		return "unknown key " + s.Fingerprint
+	}
+	return "unsigned"
 }
 
 // displayText makes sender-supplied text safe for a terminal: no control

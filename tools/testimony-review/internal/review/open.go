@@ -2,28 +2,26 @@ package review
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"filippo.io/age"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
-	"github.com/testimony-ngo/testimony/crypto/receipt"
-	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 )
 
 // Names inside an opened submission's directory besides the submitted files.
 const (
-	ManifestName = envelope.ManifestName
-	ReceiptName  = "receipt.json"
+	ManifestName    = envelope.ManifestName
+	CustodyJSONName = "custody.json"
+	CustodyTextName = "custody.txt"
 )
 
 // tmpPrefix starts the name of a submission's work directory inside the
@@ -32,26 +30,21 @@ const (
 const tmpPrefix = ".tmp-"
 
 var (
-	// ErrReceiptKeyMismatch means the pinned receipt key differs from the
-	// one in bundle.json: the bundle was made against another server, or
-	// the server handed out a key of its own.
-	ErrReceiptKeyMismatch = errors.New("receipt key in the bundle differs from the pinned key")
-	// ErrReceiptMismatch means a receipt does not describe the submission
-	// bundle.json lists under the same id.
-	ErrReceiptMismatch = errors.New("receipt does not match the bundle entry")
-	// ErrCiphertextMismatch means the ciphertext file's size or SHA-256
-	// differs from the receipt: it was corrupted or replaced after the
-	// server received it.
-	ErrCiphertextMismatch = errors.New("ciphertext does not match its receipt")
+	// ErrCiphertextMismatch means the ciphertext file changed between
+	// Verify and the decryption (a flaky or meddled-with USB stick).
+	ErrCiphertextMismatch = errors.New("ciphertext changed since the bundle was verified")
+	// ErrDecrypt means age failed to decrypt or authenticate the
+	// ciphertext with an identity that matched it.
+	ErrDecrypt = errors.New("failed to decrypt")
 	// ErrNoIdentity means none of the identities can decrypt the submission.
 	ErrNoIdentity = errors.New("no identity matches the submission")
 	// ErrOutputExists means OUTDIR/<id> exists but is not a directory this
 	// program made (a file or a symbolic link), so it is neither replaced
 	// nor treated as already open.
 	ErrOutputExists = errors.New("output path exists and is not a directory")
-	// ErrReservedName means the envelope holds a file named receipt.json,
-	// which would be confused with, or hide, the server's receipt.
-	ErrReservedName = errors.New("envelope holds a file named " + ReceiptName)
+	// ErrReservedName means the envelope holds a file named like one of the
+	// custody records, which it would be confused with, or hide.
+	ErrReservedName = errors.New("envelope holds a file named " + CustodyJSONName + " or " + CustodyTextName)
 )
 
 // Status is the outcome for one submission.
@@ -68,7 +61,8 @@ const (
 
 // Result describes what happened to one submission.
 type Result struct {
-	ID string
+	ID    string
+	Index int64 // log index
 	// Case is the manifest's case reference as the sender wrote it
 	// (untrusted text: sanitize before printing).
 	Case string
@@ -77,10 +71,13 @@ type Result struct {
 	Manifest bool
 	Files    int   // number of files extracted
 	Size     int64 // total bytes of the files extracted
-	Status   Status
+	// Signer is the caseworker signature over the manifest, for an opened
+	// submission.
+	Signer Signer
+	Status Status
 	// Reason is a short account of the failure, for a table; Err has the
 	// details and wraps the sentinel errors of this package and of
-	// crypto/receipt and crypto/envelope.
+	// crypto/envelope.
 	Reason string
 	Err    error
 }
@@ -89,38 +86,29 @@ type Result struct {
 type Options struct {
 	// Identities decrypt the submissions. At least one is required.
 	Identities []age.Identity
-	// ReceiptKey, if set, is the organisation's pinned receipt key, and
-	// bundle.json's receipt_key must equal it. If nil, the bundle's key is
-	// trusted as is.
-	ReceiptKey ed25519.PublicKey
 	// Limits bound what an envelope may hold.
 	Limits envelope.Limits
+	// Caseworkers maps the device keys ("tdk1…") of known caseworkers to
+	// their names.
+	Caseworkers map[string]string
+	// Now is the time recorded as the opening time in custody records.
+	Now time.Time
+	// Tool names the program and its version in custody records.
+	Tool string
 	// Warnf, if set, receives notices that are not failures, such as the
 	// removal of a leftover temporary directory.
 	Warnf func(format string, args ...any)
 }
 
-// Open opens every submission of the bundle in bundleDir into outDir,
-// creating outDir (0700) if needed. It returns one Result per submission,
-// in bundle order, and an error only when the bundle as a whole cannot be
-// used (unreadable bundle.json, receipt key mismatch, unusable outDir); a
-// failed submission does not stop the others.
-func Open(bundleDir, outDir string, opt Options) ([]Result, error) {
+// Open decrypts every submission of a verified bundle into outDir, creating
+// outDir (0700) if needed. It returns one Result per submission, in bundle
+// order, and an error only when outDir cannot be used; a failed submission
+// does not stop the others.
+func Open(v *Verified, outDir string, opt Options) ([]Result, error) {
 	if len(opt.Identities) == 0 {
 		return nil, errors.New("failed to open bundle: no identities")
 	}
-	b, err := bundle.Read(bundleDir)
-	if err != nil {
-		return nil, err
-	}
-	key, err := receipt.ParseKey(b.ReceiptKey)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read bundle receipt key: %w", err)
-	}
-	if opt.ReceiptKey != nil && !opt.ReceiptKey.Equal(key) {
-		return nil, fmt.Errorf("%w: bundle has %s, pinned key is %s", ErrReceiptKeyMismatch, b.ReceiptKey, receipt.KeyString(opt.ReceiptKey))
-	}
-	root, err := os.OpenRoot(bundleDir)
+	root, err := os.OpenRoot(v.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open bundle directory: %w", err)
 	}
@@ -133,10 +121,12 @@ func Open(bundleDir, outDir string, opt Options) ([]Result, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("failed to use output directory: %s is not a directory", outDir)
 	}
-	o := &opener{bundle: root, outDir: outDir, key: key, opt: opt}
-	results := make([]Result, 0, len(b.Submissions))
-	for _, e := range b.Submissions {
-		results = append(results, o.open(e))
+	o := &opener{bundle: root, outDir: outDir, v: v, opt: opt}
+	results := make([]Result, 0, len(v.Submissions))
+	for _, s := range v.Submissions {
+		r := o.open(s)
+		r.Index = s.Index
+		results = append(results, r)
 	}
 	return results, nil
 }
@@ -144,7 +134,7 @@ func Open(bundleDir, outDir string, opt Options) ([]Result, error) {
 type opener struct {
 	bundle *os.Root
 	outDir string
-	key    ed25519.PublicKey
+	v      *Verified
 	opt    Options
 }
 
@@ -159,35 +149,30 @@ func failure(id, reason string, err error) Result {
 	return Result{ID: id, Status: Failed, Reason: reason, Err: fmt.Errorf("submission %s: %w", id, err)}
 }
 
-func (o *opener) open(e bundle.Entry) Result {
-	dst := filepath.Join(o.outDir, e.ID)
+func (o *opener) open(s Submission) Result {
+	dst := filepath.Join(o.outDir, s.ID)
 	switch fi, err := os.Lstat(dst); {
 	case err == nil && fi.IsDir():
-		return Result{ID: e.ID, Status: AlreadyOpen}
+		return Result{ID: s.ID, Status: AlreadyOpen}
 	case err == nil:
 		// Never follow or replace a link or file planted where the
 		// submission's directory belongs.
-		return failure(e.ID, "output path is not a directory",
+		return failure(s.ID, "output path is not a directory",
 			fmt.Errorf("%w: %s is a %v", ErrOutputExists, dst, describeMode(fi.Mode())))
 	case !errors.Is(err, fs.ErrNotExist):
-		return failure(e.ID, "cannot check output path", err)
+		return failure(s.ID, "cannot check output path", err)
 	}
-	o.removeLeftovers(e.ID)
+	o.removeLeftovers(s.ID)
 
-	rcptData, res := o.verifyReceipt(e)
-	if res != nil {
-		return *res
-	}
-
-	f, res := o.openCiphertext(e)
-	if res != nil {
-		return *res
+	f, err := openRegular(o.bundle, s.File)
+	if err != nil {
+		return failure(s.ID, "cannot read ciphertext", err)
 	}
 	defer f.Close()
 
-	tmp, err := os.MkdirTemp(o.outDir, tmpPrefix+e.ID+"-")
+	tmp, err := os.MkdirTemp(o.outDir, tmpPrefix+s.ID+"-")
 	if err != nil {
-		return failure(e.ID, "cannot create work directory", err)
+		return failure(s.ID, "cannot create work directory", err)
 	}
 	done := false
 	defer func() {
@@ -196,9 +181,9 @@ func (o *opener) open(e bundle.Entry) Result {
 		}
 	}()
 
-	// One pass over the ciphertext feeds both the hash and the decryption,
-	// so the bytes hashed are the bytes decrypted even if the file changes
-	// underneath (a flaky USB stick), and a 16 GiB file is read once.
+	// Verify hashed every ciphertext already; hashing again the very bytes
+	// that are decrypted catches a file that changed since (a flaky USB
+	// stick, or someone swapping it in between).
 	h := sha256.New()
 	cr := &countingReader{r: io.TeeReader(f, h)}
 	ext, extractErr := decryptExtract(cr, tmp, o.opt)
@@ -206,32 +191,35 @@ func (o *opener) open(e bundle.Entry) Result {
 	// not match) so the hash covers the whole file. A mismatch explains a
 	// decryption failure better than the failure itself does.
 	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return failure(e.ID, "cannot read ciphertext", fmt.Errorf("failed to read %s: %w", e.File, err))
+		return failure(s.ID, "cannot read ciphertext", fmt.Errorf("failed to read %s: %w", s.File, err))
 	}
-	if res := checkDigest(e, cr.n, h); res != nil {
-		return *res
+	if got := hex.EncodeToString(h.Sum(nil)); got != s.Leaf.SHA256 || cr.n != s.Leaf.Size {
+		return failure(s.ID, "ciphertext changed",
+			fmt.Errorf("%w: %s now has sha256 %s (%d bytes), its log leaf says %s (%d bytes)", ErrCiphertextMismatch, s.File, got, cr.n, s.Leaf.SHA256, s.Leaf.Size))
 	}
 	if extractErr != nil {
-		return extractFailure(e.ID, extractErr)
+		return extractFailure(s.ID, extractErr)
 	}
 
-	if err := o.finish(tmp, rcptData); err != nil {
+	signer := o.signer(ext)
+	c := newCustody(o.v, s, ext, signer, o.opt)
+	if err := c.write(tmp); err != nil {
 		if errors.Is(err, ErrReservedName) {
-			return failure(e.ID, "envelope holds a file named "+ReceiptName, err)
+			return failure(s.ID, "envelope holds a file named like a custody record", err)
 		}
-		return failure(e.ID, "cannot write output", err)
+		return failure(s.ID, "cannot write output", err)
 	}
 	// Re-checked right before the rename: rename(2) silently replaces an
 	// empty directory, and something may have appeared since the first check.
 	if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
-		return failure(e.ID, "output path appeared while opening",
+		return failure(s.ID, "output path appeared while opening",
 			fmt.Errorf("%w: %s was created by something else during the open", ErrOutputExists, dst))
 	}
 	if err := os.Rename(tmp, dst); err != nil {
-		return failure(e.ID, "cannot move into place", err)
+		return failure(s.ID, "cannot move into place", err)
 	}
 	done = true
-	r := Result{ID: e.ID, Status: Opened, Files: len(ext.Files), Manifest: ext.Manifest != nil}
+	r := Result{ID: s.ID, Status: Opened, Files: len(ext.Files), Manifest: ext.Manifest != nil, Signer: signer}
 	if ext.Manifest != nil {
 		r.Case = ext.Manifest.Case
 	}
@@ -239,99 +227,6 @@ func (o *opener) open(e bundle.Entry) Result {
 		r.Size += file.Size
 	}
 	return r
-}
-
-// verifyReceipt reads, parses and verifies the receipt, and checks that it
-// describes the same ciphertext as the bundle entry. It returns the receipt
-// bytes, to be stored beside the files exactly as the server signed them.
-func (o *opener) verifyReceipt(e bundle.Entry) ([]byte, *Result) {
-	data, err := readSmall(o.bundle, e.Receipt, receipt.MaxSize)
-	if err != nil {
-		r := failure(e.ID, "cannot read receipt", err)
-		return nil, &r
-	}
-	rc, err := receipt.Parse(data)
-	if err != nil {
-		r := failure(e.ID, "malformed receipt", err)
-		return nil, &r
-	}
-	if err := rc.Verify(o.key); err != nil {
-		reason := "bad receipt"
-		switch {
-		case errors.Is(err, receipt.ErrBadSignature):
-			reason = "bad receipt signature"
-		case errors.Is(err, receipt.ErrWrongKey):
-			reason = "receipt signed by another key"
-		}
-		r := failure(e.ID, reason, err)
-		return nil, &r
-	}
-	var diffs []string
-	if rc.ID != e.ID {
-		diffs = append(diffs, fmt.Sprintf("id %s", rc.ID))
-	}
-	if rc.Size != e.Size {
-		diffs = append(diffs, fmt.Sprintf("size %d, bundle.json says %d", rc.Size, e.Size))
-	}
-	if rc.SHA256 != e.SHA256 {
-		diffs = append(diffs, fmt.Sprintf("sha256 %s, bundle.json says %s", rc.SHA256, e.SHA256))
-	}
-	if len(diffs) > 0 {
-		r := failure(e.ID, "receipt does not match bundle.json",
-			fmt.Errorf("%w: receipt has %v", ErrReceiptMismatch, diffs))
-		return nil, &r
-	}
-	return data, nil
-}
-
-// openCiphertext opens the ciphertext file, refusing anything but a regular
-// file of the size the receipt names.
-func (o *opener) openCiphertext(e bundle.Entry) (*os.File, *Result) {
-	lfi, err := o.bundle.Lstat(e.File)
-	if err != nil {
-		r := failure(e.ID, "cannot read ciphertext", err)
-		return nil, &r
-	}
-	if !lfi.Mode().IsRegular() {
-		r := failure(e.ID, "ciphertext is not a regular file",
-			fmt.Errorf("failed to read %s: it is a %v", e.File, describeMode(lfi.Mode())))
-		return nil, &r
-	}
-	f, err := o.bundle.Open(e.File)
-	if err != nil {
-		r := failure(e.ID, "cannot read ciphertext", err)
-		return nil, &r
-	}
-	fi, err := f.Stat()
-	if err == nil && !os.SameFile(fi, lfi) {
-		err = fmt.Errorf("%s changed while being opened", e.File)
-	}
-	if err != nil {
-		f.Close()
-		r := failure(e.ID, "cannot read ciphertext", err)
-		return nil, &r
-	}
-	if fi.Size() != e.Size {
-		f.Close()
-		r := failure(e.ID, "ciphertext size mismatch",
-			fmt.Errorf("%w: %s is %d bytes, the receipt says %d (truncated or replaced; copy the bundle again)", ErrCiphertextMismatch, e.File, fi.Size(), e.Size))
-		return nil, &r
-	}
-	return f, nil
-}
-
-func checkDigest(e bundle.Entry, n int64, h hash.Hash) *Result {
-	if n != e.Size {
-		r := failure(e.ID, "ciphertext size mismatch",
-			fmt.Errorf("%w: read %d bytes of %s, the receipt says %d (the file changed while being read)", ErrCiphertextMismatch, n, e.File, e.Size))
-		return &r
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
-		r := failure(e.ID, "ciphertext sha256 mismatch",
-			fmt.Errorf("%w: %s has sha256 %s, the receipt says %s (corrupted or replaced after the server received it)", ErrCiphertextMismatch, e.File, got, e.SHA256))
-		return &r
-	}
-	return nil
 }
 
 func decryptExtract(r io.Reader, dir string, opt Options) (*envelope.Result, error) {
@@ -349,8 +244,9 @@ func decryptExtract(r io.Reader, dir string, opt Options) (*envelope.Result, err
 // as opposed to one of the envelope inside it.
 type decryptError struct{ err error }
 
-func (e *decryptError) Error() string { return "failed to decrypt: " + e.err.Error() }
-func (e *decryptError) Unwrap() error { return e.err }
+func (e *decryptError) Error() string        { return "failed to decrypt: " + e.err.Error() }
+func (e *decryptError) Unwrap() error        { return e.err }
+func (e *decryptError) Is(target error) bool { return target == ErrDecrypt }
 
 // decryptReader marks the errors of age's payload reader, which reach us
 // through envelope.Extract.
@@ -370,6 +266,8 @@ func extractFailure(id string, err error) Result {
 		return failure(id, "no matching identity", err)
 	case isDecryptError(err):
 		return failure(id, "decryption failed", err)
+	case errors.Is(err, envelope.ErrBadSignature):
+		return failure(id, "bad caseworker signature", err)
 	default:
 		return failure(id, "envelope refused", err)
 	}
@@ -380,18 +278,6 @@ func extractFailure(id string, err error) Result {
 func isDecryptError(err error) bool {
 	var de *decryptError
 	return errors.As(err, &de)
-}
-
-// finish adds the server's receipt to the work directory; Extract already
-// wrote manifest.json, if there was one.
-func (o *opener) finish(dir string, rcpt []byte) error {
-	if err := createFile(filepath.Join(dir, ReceiptName), rcpt); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return ErrReservedName
-		}
-		return err
-	}
-	return nil
 }
 
 // createFile writes a new file; O_EXCL also refuses to follow a symlink.
@@ -418,31 +304,6 @@ func (o *opener) removeLeftovers(id string) {
 		}
 		o.warnf("removed leftover work directory %s from an interrupted open", m)
 	}
-}
-
-// readSmall reads a file from root that must be regular and at most max
-// bytes.
-func readSmall(root *os.Root, name string, max int64) ([]byte, error) {
-	fi, err := root.Lstat(name)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("failed to read %s: it is a %v", name, describeMode(fi.Mode()))
-	}
-	f, err := root.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("failed to read %s: %w", name, err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("failed to read %s: larger than %d bytes", name, max)
-	}
-	return data, nil
 }
 
 func describeMode(m fs.FileMode) string {

@@ -1,17 +1,29 @@
-// Package review opens collection bundles on the reviewer's air-gapped
-// machine: for every submission it verifies the server's signed receipt and
-// the ciphertext's size and SHA-256, decrypts it, extracts the envelope into
-// a private temporary directory, and only when everything checked out
-// renames that directory to OUTDIR/<id>.
+// Package review verifies and opens collection bundles on the reviewer's
+// air-gapped machine, which acts as a witness of the server's intake log.
+//
+// Verify checks a bundle without decrypting anything: the log checkpoints'
+// signatures, that the bundle continues exactly from the checkpoint this
+// machine verified last, the consistency and inclusion proofs, that every
+// log leaf is accounted for and that every ciphertext matches its leaf. Any
+// failure refuses the whole bundle with a RefusedError that names the
+// attack it reveals: a dropped submission, a swapped or altered ciphertext,
+// a rewritten or forked history, an unknown signing key, a bundle replayed
+// out of order or one missing.
+//
+// Open then decrypts each submission of a verified bundle, extracts the
+// envelope into a private temporary directory, checks the caseworker's
+// signature over the manifest, writes the chain-of-custody record
+// (custody.json and custody.txt) and only then renames the directory to
+// OUTDIR/<id>.
 //
 // # Output layout
 //
 // An opened submission is the directory OUTDIR/<id> (mode 0700) holding the
-// submitted files at top level, manifest.json (if the envelope had one) and
-// receipt.json (the server's signed receipt, byte for byte as in the bundle).
-// Work in progress is OUTDIR/.tmp-<id>-<random>; it is removed when the
-// submission fails and, if a crash left one behind, the next Open removes it
-// before trying the submission again.
+// submitted files at top level, manifest.json (if the envelope had one),
+// custody.json and custody.txt. Work in progress is
+// OUTDIR/.tmp-<id>-<random>; it is removed when the submission fails and, if
+// a crash left one behind, the next Open removes it before trying the
+// submission again.
 //
 // # Caveats
 //
@@ -22,4 +34,8 @@
 // renaming; on a multi-user machine another account with write access to
 // OUTDIR could race that check, so OUTDIR should be private to the reviewer
 // (Open creates it 0700).
+//
+// Verify reads every ciphertext once and Open reads it again while
+// decrypting, comparing the hash, so a file changed in between is caught
+// but a large bundle is read twice.
 package review

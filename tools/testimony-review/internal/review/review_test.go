@@ -1,32 +1,36 @@
 package review
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
-	"github.com/testimony-ngo/testimony/crypto/receipt"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/fixture"
 )
 
 func id(n int) string { return fmt.Sprintf("%032x", n) }
 
+// env is a reviewer's machine and the server's log it witnesses.
 type env struct {
-	t      *testing.T
-	bundle string
-	out    string
-	id     *age.X25519Identity
-	warns  []string
+	t     *testing.T
+	log   *fixture.Log
+	id    *age.X25519Identity
+	tmp   string
+	out   string
+	next  int
+	w     Witness
+	warns []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -34,12 +38,16 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, key := fixture.LogKey()
 	dir := t.TempDir()
-	return &env{t: t, bundle: filepath.Join(dir, "bundle"), out: filepath.Join(dir, "out"), id: k}
+	return &env{
+		t: t, log: fixture.NewLog(), id: k, tmp: dir, out: filepath.Join(dir, "out"),
+		w: Witness{LogKey: key, Opened: map[string]int64{}},
+	}
 }
 
-// add puts a submission with the given files into the bundle.
-func (e *env) add(n int, d fixture.Damage, files map[string]string) {
+// files writes the files of a submission and returns their paths.
+func (e *env) files(files map[string]string) []string {
 	e.t.Helper()
 	src := e.t.TempDir()
 	var paths []string
@@ -51,25 +59,76 @@ func (e *env) add(n int, d fixture.Damage, files map[string]string) {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
-	pt := fixture.Envelope(envelope.Meta{Case: "NK-" + fmt.Sprint(n)}, paths...)
-	if err := fixture.Add(e.bundle, id(n), []age.Recipient{e.id.Recipient()}, pt, d); err != nil {
+	return paths
+}
+
+// add logs a new submission of plaintext in l and returns its id.
+func (e *env) add(l *fixture.Log, pt fixture.Plaintext) string {
+	e.t.Helper()
+	ct, err := fixture.Encrypt([]age.Recipient{e.id.Recipient()}, pt, false)
+	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.next++
+	l.Append(id(e.next), ct)
+	return id(e.next)
+}
+
+// submit logs an envelope of files signed by signer (nil: unsigned).
+func (e *env) submit(signer ed25519.PrivateKey, files map[string]string) string {
+	e.t.Helper()
+	return e.add(e.log, fixture.Envelope(envelope.Meta{Case: fmt.Sprintf("NK-%d", e.next+1), Language: "ko"}, signer, e.files(files)...))
+}
+
+// submitN logs n small unsigned submissions.
+func (e *env) submitN(n int) []string {
+	var ids []string
+	for range n {
+		ids = append(ids, e.submit(nil, map[string]string{"a.txt": "alpha"}))
+	}
+	return ids
+}
+
+// bundle writes the bundle of l's part [from, to) into a new directory.
+func (e *env) bundle(l *fixture.Log, from, to int64, opt fixture.BundleOptions) string {
+	e.t.Helper()
+	dir, err := os.MkdirTemp(e.tmp, "bundle-")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := l.WriteBundle(dir, from, to, opt); err != nil {
+		e.t.Fatal(err)
+	}
+	return dir
 }
 
 func (e *env) options() Options {
 	return Options{
 		Identities: []age.Identity{e.id},
 		Limits:     envelope.DefaultLimits,
+		Now:        time.Date(2026, 12, 1, 10, 30, 0, 0, time.UTC),
+		Tool:       "testimony-review test",
 		Warnf:      func(f string, a ...any) { e.warns = append(e.warns, fmt.Sprintf(f, a...)) },
 	}
 }
 
-func (e *env) open(opt Options) []Result {
+// open verifies and opens a bundle and records it in the witness state as
+// the command does.
+func (e *env) open(dir string, opt Options) []Result {
 	e.t.Helper()
-	res, err := Open(e.bundle, e.out, opt)
+	v, err := Verify(dir, e.w)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	res, err := Open(v, e.out, opt)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.w.Checkpoint = v.CheckpointNote
+	for _, r := range res {
+		if r.Status == Opened {
+			e.w.Opened[r.ID] = r.Index
+		}
 	}
 	return res
 }
@@ -90,22 +149,27 @@ func ls(t *testing.T, dir string) []string {
 
 func TestOpen(t *testing.T) {
 	e := newEnv(t)
-	e.add(1, fixture.Damage{}, map[string]string{"a.txt": "alpha", "b.txt": "bravo!"})
-	opt := e.options()
-	opt.ReceiptKey = fixture.SigningKey().Public().(ed25519.PublicKey)
-	res := e.open(opt)
-	if len(res) != 1 {
+	e.submit(nil, map[string]string{"a.txt": "alpha", "b.txt": "bravo!"})
+	e.add(e.log, fixture.Tar(fixture.Entry{Name: "notes.txt", Body: "plain tar"}))
+	res := e.open(e.bundle(e.log, 0, 2, fixture.BundleOptions{}), e.options())
+	if len(res) != 2 {
 		t.Fatalf("got %d results", len(res))
 	}
 	r := res[0]
-	if r.Status != Opened || r.Err != nil || r.Case != "NK-1" || !r.Manifest || r.Files != 2 || r.Size != 11 {
+	if r.Status != Opened || r.Err != nil || r.Case != "NK-1" || !r.Manifest || r.Files != 2 || r.Size != 11 || r.Index != 0 || r.Signer.Status != Unsigned {
+		t.Fatalf("result %+v", r)
+	}
+	if r := res[1]; r.Status != Opened || r.Manifest || r.Index != 1 {
 		t.Fatalf("result %+v", r)
 	}
 	dst := filepath.Join(e.out, id(1))
-	if got, want := ls(t, dst), []string{"a.txt", "b.txt", "manifest.json", "receipt.json"}; !slices.Equal(got, want) {
+	if got, want := ls(t, dst), []string{"a.txt", "b.txt", CustodyJSONName, CustodyTextName, "manifest.json"}; !slices.Equal(got, want) {
 		t.Errorf("opened directory holds %v, want %v", got, want)
 	}
-	if got := ls(t, e.out); !slices.Equal(got, []string{id(1)}) {
+	if got, want := ls(t, filepath.Join(e.out, id(2))), []string{CustodyJSONName, CustodyTextName, "notes.txt"}; !slices.Equal(got, want) {
+		t.Errorf("opened directory holds %v, want %v", got, want)
+	}
+	if got := ls(t, e.out); !slices.Equal(got, []string{id(1), id(2)}) {
 		t.Errorf("output directory holds %v", got)
 	}
 	for _, p := range []string{e.out, dst} {
@@ -113,152 +177,447 @@ func TestOpen(t *testing.T) {
 			t.Errorf("%s: mode %v, %v; want 0700", p, fi.Mode().Perm(), err)
 		}
 	}
-	rc, _ := os.ReadFile(filepath.Join(dst, ReceiptName))
-	orig, _ := os.ReadFile(filepath.Join(e.bundle, bundle.ReceiptName(id(1))))
-	if !bytes.Equal(rc, orig) {
-		t.Error("receipt.json differs from the bundle's receipt")
-	}
-	m, err := os.ReadFile(filepath.Join(dst, ManifestName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := envelope.ParseManifest(m); err != nil {
-		t.Errorf("manifest.json does not parse: %v", err)
-	}
 
-	again := e.open(e.options())
-	if again[0].Status != AlreadyOpen {
-		t.Errorf("second open: %+v", again[0])
+	// The next bundle continues from the stored checkpoint.
+	e.submitN(1)
+	res = e.open(e.bundle(e.log, 2, 3, fixture.BundleOptions{}), e.options())
+	if len(res) != 1 || res[0].Status != Opened || res[0].Index != 2 {
+		t.Fatalf("second bundle: %+v", res)
 	}
 }
 
-func TestOpenFailures(t *testing.T) {
-	e := newEnv(t)
-	e.add(1, fixture.Damage{Corrupt: true}, map[string]string{"a.txt": "alpha"})
-	e.add(2, fixture.Damage{BadSignature: true}, map[string]string{"a.txt": "alpha"})
-	e.add(3, fixture.Damage{Signer: fixture.OtherKey()}, map[string]string{"a.txt": "alpha"})
-	e.add(4, fixture.Damage{}, map[string]string{"a.txt": "alpha"})
-	res := e.open(e.options())
-	for i, want := range []error{ErrCiphertextMismatch, receipt.ErrBadSignature, receipt.ErrWrongKey} {
-		if res[i].Status != Failed || !errors.Is(res[i].Err, want) {
-			t.Errorf("submission %d: got %+v, want failure wrapping %v", i+1, res[i], want)
-		}
-		if !strings.Contains(res[i].Err.Error(), id(i+1)) {
-			t.Errorf("error %q does not name the submission", res[i].Err)
-		}
+// TestAttacks refuses each attack on the log or the bundle with its own
+// reason and message, before anything is decrypted.
+func TestAttacks(t *testing.T) {
+	other, _ := fixture.OtherLogKey()
+	for _, tc := range []struct {
+		name string
+		// attack prepares the witness and returns the bundle to verify.
+		attack func(e *env) string
+		reason error
+		msg    string // a regular expression for the whole message
+	}{
+		{
+			name: "submission dropped",
+			attack: func(e *env) string {
+				ids := e.submitN(3)
+				dir := e.bundle(e.log, 0, 3, fixture.BundleOptions{})
+				must(t, fixture.DropSubmission(dir, ids[1]))
+				return dir
+			},
+			reason: ErrDropped,
+			msg:    `^bundle refused: submission dropped: leaf 1 \(id 0+2\) is in the log but not in the bundle, and was not opened on this machine before$`,
+		},
+		{
+			name: "leaf dropped from bundle.json",
+			attack: func(e *env) string {
+				e.submitN(3)
+				dir := e.bundle(e.log, 0, 3, fixture.BundleOptions{})
+				must(t, fixture.DropLeaf(dir, 2))
+				return dir
+			},
+			reason: ErrDropped,
+			msg:    `^bundle refused: submission dropped: leaf 2 is in the log \(size 3\) but the bundle does not list it$`,
+		},
+		{
+			name: "ciphertext file missing",
+			attack: func(e *env) string {
+				ids := e.submitN(2)
+				dir := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				must(t, os.Remove(filepath.Join(dir, bundle.CiphertextName(ids[0]))))
+				return dir
+			},
+			reason: ErrDropped,
+			msg:    `^bundle refused: submission dropped: leaf 0 \(id 0+1\) is in the log and in bundle.json, but its ciphertext 0+1\.age is not in the bundle$`,
+		},
+		{
+			name: "ciphertexts swapped",
+			attack: func(e *env) string {
+				ids := e.submitN(2)
+				dir := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				must(t, fixture.SwapCiphertexts(dir, ids[0], ids[1]))
+				return dir
+			},
+			reason: ErrAltered,
+			msg:    `^bundle refused: ciphertext swapped or altered: ciphertext of 0+1 does not match its log leaf 0: 0+1\.age has sha256 [0-9a-f]{64} \(\d+ bytes\), the leaf says [0-9a-f]{64} \(\d+ bytes\)$`,
+		},
+		{
+			name: "ciphertext altered",
+			attack: func(e *env) string {
+				ids := e.submitN(2)
+				dir := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				must(t, fixture.AlterCiphertext(dir, ids[1]))
+				return dir
+			},
+			reason: ErrAltered,
+			msg:    `^bundle refused: ciphertext swapped or altered: ciphertext of 0+2 does not match its log leaf 1: 0+2\.age has sha256 `,
+		},
+		{
+			name: "ciphertext replaced and bundle.json edited to match",
+			attack: func(e *env) string {
+				ids := e.submitN(2)
+				dir := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				must(t, fixture.ReplaceCiphertext(dir, ids[0], []byte("age-encryption.org/v1\nforged")))
+				return dir
+			},
+			reason: ErrAltered,
+			msg:    `^bundle refused: ciphertext swapped or altered: ciphertext of 0+1 does not match its log leaf 0: bundle.json says sha256 [0-9a-f]{64} \(28 bytes\), the leaf says`,
+		},
+		{
+			name: "history rewritten",
+			attack: func(e *env) string {
+				e.submitN(3)
+				e.open(e.bundle(e.log, 0, 3, fixture.BundleOptions{}), e.options())
+				// The server rewrites leaf 2 and shows the reviewer's own
+				// checkpoint as the start of the next bundle.
+				evil := e.log.Fork(2)
+				e.add(evil, fixture.Tar(fixture.Entry{Name: "forged.txt", Body: "x"}))
+				e.add(evil, fixture.Tar(fixture.Entry{Name: "next.txt", Body: "y"}))
+				dir := e.bundle(evil, 3, 4, fixture.BundleOptions{})
+				must(t, fixture.SetFromCheckpoint(dir, e.log.SignedCheckpoint(3, nil)))
+				return dir
+			},
+			reason: ErrRewritten,
+			msg:    `^bundle refused: history rewritten: the consistency proof from log size 3 to 4 does not verify: the log at size 4 does not extend the one at size 3$`,
+		},
+		{
+			name: "forked history",
+			attack: func(e *env) string {
+				e.submitN(3)
+				e.open(e.bundle(e.log, 0, 3, fixture.BundleOptions{}), e.options())
+				evil := e.log.Fork(2)
+				e.add(evil, fixture.Tar(fixture.Entry{Name: "forged.txt", Body: "x"}))
+				e.add(evil, fixture.Tar(fixture.Entry{Name: "next.txt", Body: "y"}))
+				return e.bundle(evil, 3, 4, fixture.BundleOptions{})
+			},
+			reason: ErrForked,
+			msg:    `^bundle refused: forked history: the bundle continues from a checkpoint of size 3 with root \S+, but the checkpoint of that size verified on this machine has root \S+$`,
+		},
+		{
+			name: "forked history at the same size",
+			attack: func(e *env) string {
+				e.submitN(3)
+				e.open(e.bundle(e.log, 0, 3, fixture.BundleOptions{}), e.options())
+				evil := e.log.Fork(2)
+				e.add(evil, fixture.Tar(fixture.Entry{Name: "forged.txt", Body: "x"}))
+				return e.bundle(evil, 0, 3, fixture.BundleOptions{})
+			},
+			reason: ErrForked,
+			msg:    `^bundle refused: forked history: the bundle's checkpoint of size 3 has root \S+, but the checkpoint of size 3 verified on this machine has root \S+$`,
+		},
+		{
+			name: "checkpoint signed by an unknown key",
+			attack: func(e *env) string {
+				e.submitN(2)
+				return e.bundle(e.log, 0, 2, fixture.BundleOptions{Signer: other})
+			},
+			reason: ErrUnknownKey,
+			msg:    `^bundle refused: checkpoint signed by an unknown key: the bundle's checkpoint is signed by "testimony-log-fixture" \(key hash [0-9a-f]{8}\), not by the pinned log key "testimony-log-fixture" \(key hash [0-9a-f]{8}\)$`,
+		},
+		{
+			name: "checkpoint altered after signing",
+			attack: func(e *env) string {
+				e.submitN(2)
+				dir := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				must(t, fixture.Edit(dir, func(b *bundle.Bundle) error {
+					b.Checkpoint = strings.Replace(b.Checkpoint, "\n2\n", "\n1\n", 1)
+					return nil
+				}))
+				return dir
+			},
+			reason: ErrBadCheckpoint,
+			msg:    `^bundle refused: checkpoint signature is invalid: the bundle's checkpoint names the pinned log key "testimony-log-fixture" but its signature does not verify: it was altered after signing$`,
+		},
+		{
+			name: "bundle replayed out of order",
+			attack: func(e *env) string {
+				e.submitN(2)
+				b1 := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				e.open(b1, e.options())
+				e.submitN(2)
+				e.open(e.bundle(e.log, 2, 4, fixture.BundleOptions{}), e.options())
+				return b1
+			},
+			reason: ErrReplayed,
+			msg:    `^bundle refused: bundle replayed out of order: it starts at log size 0 and ends at 2, but this machine has already verified the log up to size 4$`,
+		},
+		{
+			name: "bundle missing",
+			attack: func(e *env) string {
+				e.submitN(2)
+				e.open(e.bundle(e.log, 0, 2, fixture.BundleOptions{}), e.options())
+				e.submitN(3)
+				e.bundle(e.log, 2, 4, fixture.BundleOptions{}) // never opened
+				return e.bundle(e.log, 4, 5, fixture.BundleOptions{})
+			},
+			reason: ErrMissing,
+			msg:    `^bundle refused: bundle missing: this bundle starts at log size 4, but this machine has verified the log only up to size 2: a bundle covering 2 to 4 is missing$`,
+		},
+		{
+			name: "first bundle missing",
+			attack: func(e *env) string {
+				e.submitN(3)
+				return e.bundle(e.log, 2, 3, fixture.BundleOptions{})
+			},
+			reason: ErrMissing,
+			msg:    `^bundle refused: bundle missing: this bundle starts at log size 2, but this machine has verified the log only up to size 0: a bundle covering 0 to 2 is missing$`,
+		},
+		{
+			name: "inclusion proof fails",
+			attack: func(e *env) string {
+				e.submitN(3)
+				dir := e.bundle(e.log, 0, 3, fixture.BundleOptions{})
+				must(t, fixture.AlterProof(dir, 1))
+				return dir
+			},
+			reason: ErrInclusion,
+			msg:    `^bundle refused: inclusion proof failed: leaf 1 \(id 0+2\) is not in the log at the bundle's checkpoint of size 3: the leaf or its proof was altered$`,
+		},
+		{
+			name: "leaf altered with its ciphertext",
+			attack: func(e *env) string {
+				ids := e.submitN(2)
+				dir := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				forged := []byte("age-encryption.org/v1\nforged")
+				must(t, fixture.ReplaceCiphertext(dir, ids[1], forged))
+				must(t, fixture.Edit(dir, func(b *bundle.Bundle) error {
+					b.Leaves[1].SHA256, b.Leaves[1].Size = b.Submissions[1].SHA256, b.Submissions[1].Size
+					return nil
+				}))
+				return dir
+			},
+			reason: ErrInclusion,
+			msg:    `^bundle refused: inclusion proof failed: leaf 1 \(id 0+2\)`,
+		},
+		{
+			name: "submission not in the log",
+			attack: func(e *env) string {
+				e.submitN(2)
+				dir := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				must(t, fixture.Edit(dir, func(b *bundle.Bundle) error {
+					b.Submissions[0].Index = 1
+					return nil
+				}))
+				return dir
+			},
+			reason: ErrUnlogged,
+			msg:    `^bundle refused: submission not in the log: submission 0+1 claims log leaf 1, which is submission 0+2$`,
+		},
+		{
+			name: "ciphertext is a symlink",
+			attack: func(e *env) string {
+				ids := e.submitN(1)
+				dir := e.bundle(e.log, 0, 1, fixture.BundleOptions{})
+				p := filepath.Join(dir, bundle.CiphertextName(ids[0]))
+				must(t, os.Rename(p, p+".real"))
+				must(t, os.Symlink(filepath.Base(p)+".real", p))
+				return dir
+			},
+			reason: ErrMalformed,
+			msg:    `^bundle refused: malformed bundle: 0+1\.age is a symbolic link, not a regular file$`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			dir := tc.attack(e)
+			before := e.w.Checkpoint
+			_, err := Verify(dir, e.w)
+			var r *RefusedError
+			if !errors.As(err, &r) || !errors.Is(err, tc.reason) {
+				t.Fatalf("Verify: %v; want a refusal wrapping %q", err, tc.reason)
+			}
+			if !matches(tc.msg, err.Error()) {
+				t.Errorf("message\n\t%s\ndoes not match\n\t%s", err, tc.msg)
+			}
+			if string(e.w.Checkpoint) != string(before) {
+				t.Error("Verify changed the witness state")
+			}
+		})
 	}
-	if res[3].Status != Opened {
-		t.Errorf("the intact submission did not open: %+v", res[3])
-	}
-	if got := ls(t, e.out); !slices.Equal(got, []string{id(4)}) {
-		t.Errorf("output directory holds %v, want only %s", got, id(4))
-	}
+}
 
-	// The wrong identity fails with ErrNoIdentity, after the hash checked out.
-	e2 := newEnv(t)
-	e2.bundle = e.bundle
-	opt := e2.options()
-	res = e2.open(opt)
-	if !errors.Is(res[3].Err, ErrNoIdentity) {
-		t.Errorf("wrong identity: %+v", res[3])
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !errors.Is(res[0].Err, ErrCiphertextMismatch) {
-		t.Errorf("corrupt ciphertext with the wrong identity should still report the hash: %+v", res[0])
+}
+
+// TestRerun opens the last bundle again: it ends at the stored checkpoint,
+// so it is not a replay, and what opened is skipped.
+func TestRerun(t *testing.T) {
+	e := newEnv(t)
+	e.submitN(2)
+	b1 := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+	e.open(b1, e.options())
+	v, err := Verify(b1, e.w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Rerun || v.Stored != 2 {
+		t.Errorf("Rerun %v, Stored %d", v.Rerun, v.Stored)
+	}
+	res, err := Open(v, e.out, e.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Status != AlreadyOpen {
+			t.Errorf("%+v, want already open", r)
+		}
+	}
+	// An empty bundle at the stored size is fine too.
+	if _, err := Verify(e.bundle(e.log, 2, 2, fixture.BundleOptions{}), e.w); err != nil {
+		t.Errorf("empty bundle: %v", err)
+	}
+}
+
+// TestOpenedEarlier accepts a bundle that leaves out a submission opened
+// here before, but only at the index it was opened at.
+func TestOpenedEarlier(t *testing.T) {
+	e := newEnv(t)
+	ids := e.submitN(3)
+	b := e.bundle(e.log, 0, 3, fixture.BundleOptions{})
+	must(t, fixture.DropSubmission(b, ids[1]))
+	e.w.Opened[ids[1]] = 1
+	v, err := Verify(b, e.w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Earlier != 1 || len(v.Submissions) != 2 {
+		t.Errorf("Earlier %d, %d submissions", v.Earlier, len(v.Submissions))
+	}
+	e.w.Opened[ids[1]] = 2
+	if _, err := Verify(b, e.w); !errors.Is(err, ErrDropped) {
+		t.Errorf("opened at another index: %v, want ErrDropped", err)
+	}
+}
+
+func TestWitnessState(t *testing.T) {
+	e := newEnv(t)
+	e.submitN(1)
+	b := e.bundle(e.log, 0, 1, fixture.BundleOptions{})
+	other, _ := fixture.OtherLogKey()
+	e.w.Checkpoint = e.log.SignedCheckpoint(1, other)
+	if _, err := Verify(b, e.w); !errors.Is(err, ErrWitnessState) {
+		t.Errorf("got %v, want ErrWitnessState", err)
+	}
+}
+
+func TestVerifyMalformed(t *testing.T) {
+	e := newEnv(t)
+	e.submitN(1)
+	b := e.bundle(e.log, 0, 1, fixture.BundleOptions{})
+	must(t, os.WriteFile(filepath.Join(b, bundle.FileName), []byte(`{"version":1}`), 0o644))
+	_, err := Verify(b, e.w)
+	if !errors.Is(err, ErrMalformed) || !errors.Is(err, bundle.ErrInvalid) || !strings.HasPrefix(err.Error(), "bundle refused: malformed bundle: ") {
+		t.Errorf("got %v", err)
+	}
+	if _, err := Verify(filepath.Join(e.tmp, "nowhere"), e.w); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing bundle: %v", err)
+	}
+}
+
+// TestSigners reports each caseworker signature status; a bad signature
+// fails that submission and writes nothing for it.
+func TestSigners(t *testing.T) {
+	e := newEnv(t)
+	known, stranger := fixture.DeviceKey(1), fixture.DeviceKey(2)
+	e.submit(known, map[string]string{"a.txt": "alpha"})
+	e.submit(stranger, map[string]string{"a.txt": "alpha"})
+	e.submit(nil, map[string]string{"a.txt": "alpha"})
+	e.add(e.log, fixture.AlteredAfterSigning(envelope.Meta{Case: "NK-4"}, known, e.files(map[string]string{"a.txt": "alpha"})...))
+	opt := e.options()
+	knownKey := envelope.DeviceKeyString(known.Public().(ed25519.PublicKey))
+	opt.Caseworkers = map[string]string{knownKey: "Kim"}
+	res := e.open(e.bundle(e.log, 0, 4, fixture.BundleOptions{}), opt)
+
+	strangerPub := stranger.Public().(ed25519.PublicKey)
+	for i, want := range []Signer{
+		{Status: Known, Name: "Kim", Key: knownKey, Fingerprint: envelope.Fingerprint(known.Public().(ed25519.PublicKey))},
+		{Status: Unknown, Key: envelope.DeviceKeyString(strangerPub), Fingerprint: envelope.Fingerprint(strangerPub)},
+		{Status: Unsigned},
+	} {
+		got := res[i].Signer
+		got.Signature = ""
+		if res[i].Status != Opened || got != want {
+			t.Errorf("submission %d: %+v, signer %+v; want %+v", i+1, res[i], got, want)
+		}
+	}
+	if r := res[3]; r.Status != Failed || !errors.Is(r.Err, envelope.ErrBadSignature) || r.Reason != "bad caseworker signature" {
+		t.Errorf("altered manifest: %+v", r)
+	}
+	if got := ls(t, e.out); !slices.Equal(got, []string{id(1), id(2), id(3)}) {
+		t.Errorf("output directory holds %v", got)
 	}
 }
 
 func TestOpenDecryptFailure(t *testing.T) {
 	e := newEnv(t)
-	e.add(1, fixture.Damage{Truncate: true}, map[string]string{"a.txt": "alpha"})
-	res := e.open(e.options())
+	ct, err := fixture.Encrypt([]age.Recipient{e.id.Recipient()}, fixture.Tar(fixture.Entry{Name: "a.txt", Body: "alpha"}), true)
+	must(t, err)
+	e.log.Append(id(1), ct)
+	res := e.open(e.bundle(e.log, 0, 1, fixture.BundleOptions{}), e.options())
 	if res[0].Status != Failed || res[0].Reason != "decryption failed" {
 		t.Fatalf("got %+v, want a decryption failure", res[0])
-	}
-	if errors.Is(res[0].Err, ErrCiphertextMismatch) {
-		t.Errorf("a ciphertext matching its receipt reported as mismatched: %v", res[0].Err)
 	}
 	if got := ls(t, e.out); len(got) != 0 {
 		t.Errorf("output directory holds %v", got)
 	}
 }
 
-func TestOpenCiphertextFile(t *testing.T) {
-	for name, damage := range map[string]func(t *testing.T, path string){
-		"truncated": func(t *testing.T, path string) {
-			if err := os.Truncate(path, 100); err != nil {
-				t.Fatal(err)
-			}
-		},
-		"symlink": func(t *testing.T, path string) {
-			if err := os.Rename(path, path+".real"); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(filepath.Base(path)+".real", path); err != nil {
-				t.Skip(err)
-			}
-		},
-		"missing": func(t *testing.T, path string) {
-			if err := os.Remove(path); err != nil {
-				t.Fatal(err)
-			}
-		},
-	} {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t)
-			e.add(1, fixture.Damage{}, map[string]string{"a.txt": "alpha"})
-			damage(t, filepath.Join(e.bundle, bundle.CiphertextName(id(1))))
-			res := e.open(e.options())
-			if res[0].Status != Failed {
-				t.Fatalf("opened a %s ciphertext", name)
-			}
-			if got := ls(t, e.out); len(got) != 0 {
-				t.Errorf("output directory holds %v", got)
-			}
-		})
-	}
-}
-
-func TestOpenReceiptMismatch(t *testing.T) {
-	// bundle.json and the (valid) receipt disagree about the ciphertext.
+func TestOpenWrongIdentity(t *testing.T) {
 	e := newEnv(t)
-	e.add(1, fixture.Damage{}, map[string]string{"a.txt": "alpha"})
-	b, err := bundle.Read(e.bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Submissions[0].SHA256 = strings.Repeat("0", 64)
-	if err := b.Write(e.bundle); err != nil {
-		t.Fatal(err)
-	}
-	res := e.open(e.options())
-	if !errors.Is(res[0].Err, ErrReceiptMismatch) {
-		t.Fatalf("got %+v, want ErrReceiptMismatch", res[0])
-	}
-}
-
-func TestOpenReceiptKeyMismatch(t *testing.T) {
-	e := newEnv(t)
-	e.add(1, fixture.Damage{}, map[string]string{"a.txt": "alpha"})
+	e.submitN(1)
 	opt := e.options()
-	opt.ReceiptKey = fixture.OtherKey().Public().(ed25519.PublicKey)
-	if _, err := Open(e.bundle, e.out, opt); !errors.Is(err, ErrReceiptKeyMismatch) {
-		t.Fatalf("got %v, want ErrReceiptKeyMismatch", err)
+	k, _ := age.GenerateX25519Identity()
+	opt.Identities = []age.Identity{k}
+	res := e.open(e.bundle(e.log, 0, 1, fixture.BundleOptions{}), opt)
+	if !errors.Is(res[0].Err, ErrNoIdentity) {
+		t.Errorf("got %+v, want ErrNoIdentity", res[0])
 	}
-	if _, err := os.Stat(e.out); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("output directory created despite the key mismatch")
+}
+
+// TestOpenCiphertextChanged replaces a ciphertext between Verify and Open.
+func TestOpenCiphertextChanged(t *testing.T) {
+	e := newEnv(t)
+	ids := e.submitN(1)
+	b := e.bundle(e.log, 0, 1, fixture.BundleOptions{})
+	v, err := Verify(b, e.w)
+	must(t, err)
+	must(t, fixture.AlterCiphertext(b, ids[0]))
+	res, err := Open(v, e.out, e.options())
+	must(t, err)
+	if !errors.Is(res[0].Err, ErrCiphertextMismatch) {
+		t.Fatalf("got %+v, want ErrCiphertextMismatch", res[0])
+	}
+	if got := ls(t, e.out); len(got) != 0 {
+		t.Errorf("output directory holds %v", got)
+	}
+}
+
+// TestOpenReservedName refuses an envelope that carries its own custody
+// record, which would pose as the reviewer's.
+func TestOpenReservedName(t *testing.T) {
+	for _, name := range []string{CustodyJSONName, CustodyTextName} {
+		e := newEnv(t)
+		e.add(e.log, fixture.Tar(fixture.Entry{Name: name, Body: `{"forged":true}`}))
+		res := e.open(e.bundle(e.log, 0, 1, fixture.BundleOptions{}), e.options())
+		if !errors.Is(res[0].Err, ErrReservedName) {
+			t.Errorf("%s: got %+v, want ErrReservedName", name, res[0])
+		}
+		if got := ls(t, e.out); len(got) != 0 {
+			t.Errorf("output directory holds %v", got)
+		}
 	}
 }
 
 func TestOpenOutputPathTaken(t *testing.T) {
 	e := newEnv(t)
-	e.add(1, fixture.Damage{}, map[string]string{"a.txt": "alpha"})
-	if err := os.MkdirAll(e.out, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(e.out, id(1)), []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	res := e.open(e.options())
+	e.submitN(1)
+	must(t, os.MkdirAll(e.out, 0o700))
+	must(t, os.WriteFile(filepath.Join(e.out, id(1)), []byte("x"), 0o600))
+	res := e.open(e.bundle(e.log, 0, 1, fixture.BundleOptions{}), e.options())
 	if !errors.Is(res[0].Err, ErrOutputExists) {
 		t.Fatalf("got %+v, want ErrOutputExists", res[0])
 	}
@@ -266,15 +625,11 @@ func TestOpenOutputPathTaken(t *testing.T) {
 
 func TestOpenRemovesLeftovers(t *testing.T) {
 	e := newEnv(t)
-	e.add(1, fixture.Damage{}, map[string]string{"a.txt": "alpha"})
+	e.submitN(1)
 	left := filepath.Join(e.out, tmpPrefix+id(1)+"-123456")
-	if err := os.MkdirAll(left, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(left, "half.txt"), []byte("plaintext"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	res := e.open(e.options())
+	must(t, os.MkdirAll(left, 0o700))
+	must(t, os.WriteFile(filepath.Join(left, "half.txt"), []byte("plaintext"), 0o600))
+	res := e.open(e.bundle(e.log, 0, 1, fixture.BundleOptions{}), e.options())
 	if res[0].Status != Opened {
 		t.Fatalf("got %+v", res[0])
 	}
@@ -288,10 +643,16 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 
 func TestOpenNoIdentities(t *testing.T) {
 	e := newEnv(t)
-	e.add(1, fixture.Damage{}, map[string]string{"a.txt": "alpha"})
+	e.submitN(1)
+	v, err := Verify(e.bundle(e.log, 0, 1, fixture.BundleOptions{}), e.w)
+	must(t, err)
 	opt := e.options()
 	opt.Identities = nil
-	if _, err := Open(e.bundle, e.out, opt); err == nil {
+	if _, err := Open(v, e.out, opt); err == nil {
 		t.Fatal("Open without identities succeeded")
 	}
+}
+
+func matches(pattern, s string) bool {
+	return regexp.MustCompile(pattern).MatchString(s)
 }

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
+)
+
+// maxCaseworkerName bounds a caseworker's name, which appears in the table
+// and in custody records.
+const maxCaseworkerName = 64
+
+func (u *ui) caseworkers(args []string) error {
+	if isHelp(args) {
+		return flag.ErrHelp
+	}
+	const hint = "the caseworkers subcommands are add and list; run \"" + prog + " help\""
+	if len(args) == 0 {
+		return errorf(hint, "caseworkers: missing subcommand")
+	}
+	switch args[0] {
+	case "add":
+		return u.caseworkersAdd(args[1:])
+	case "list":
+		return u.caseworkersList(args[1:])
+	}
+	return errorf(hint, "caseworkers: unknown subcommand %q", args[0])
+}
+
+func (u *ui) caseworkersAdd(args []string) error {
+	fs := newFlagSet("caseworkers add")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	const example = prog + " caseworkers add \"Kim Ji-won\" tdk1…"
+	if fs.NArg() != 2 {
+		return errorf("the caseworker's device key is what \"testimony init\" printed on their laptop: "+example,
+			"caseworkers add: want NAME and KEY, got %d arguments", fs.NArg())
+	}
+	name, keyStr := fs.Arg(0), fs.Arg(1)
+	if err := checkCaseworkerName(name); err != nil {
+		return errorf("use a short name without control characters, e.g. "+example, "caseworkers add: %v", err)
+	}
+	pub, err := envelope.ParseDeviceKey(keyStr)
+	if err != nil {
+		return errorf("the key is the tdk1… line \"testimony init\" printed on the caseworker's device; copy it exactly",
+			"caseworkers add: %q is not a caseworker device key", keyStr)
+	}
+	key := envelope.DeviceKeyString(pub)
+	st, err := openStore("caseworkers add")
+	if err != nil {
+		return err
+	}
+	list, err := st.Caseworkers()
+	if err != nil {
+		return stateError("caseworkers add", err)
+	}
+	for _, c := range list {
+		switch {
+		case c.Key == key:
+			return errorf("each device key belongs to one caseworker", "caseworkers add: this key is already registered as %q", c.Name)
+		case c.Name == name:
+			return errorf("choose a distinct name, e.g. add a team or a number", "caseworkers add: a caseworker named %q is already registered, with another key", name)
+		}
+	}
+	list = append(list, state.Caseworker{Name: name, Key: key, Added: time.Now().UTC().Format(time.DateOnly)})
+	if err := st.SaveCaseworkers(list); err != nil {
+		return errorf("", "caseworkers add: %v", err)
+	}
+	fmt.Fprintf(u.stdout, "added %s, key fingerprint %s\n", displayText(name), envelope.Fingerprint(pub))
+	return nil
+}
+
+func checkCaseworkerName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("the name is empty")
+	case !utf8.ValidString(name):
+		return fmt.Errorf("the name is not valid UTF-8")
+	case utf8.RuneCountInString(name) > maxCaseworkerName:
+		return fmt.Errorf("the name is longer than %d characters", maxCaseworkerName)
+	case strings.TrimSpace(name) != name:
+		return fmt.Errorf("the name starts or ends with a space")
+	case strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) >= 0:
+		return fmt.Errorf("the name has control or invisible characters")
+	}
+	return nil
+}
+
+func (u *ui) caseworkersList(args []string) error {
+	fs := newFlagSet("caseworkers list")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageErrorf("caseworkers list", "unexpected argument %q", fs.Arg(0))
+	}
+	st, err := openStore("caseworkers list")
+	if err != nil {
+		return err
+	}
+	list, err := st.Caseworkers()
+	if err != nil {
+		return stateError("caseworkers list", err)
+	}
+	if len(list) == 0 {
+		u.hintf("no caseworkers are registered; add one with: %s caseworkers add NAME tdk1…", prog)
+		return nil
+	}
+	tw := tabwriter.NewWriter(u.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tFINGERPRINT\tADDED\tKEY")
+	for _, c := range list {
+		fp := "?"
+		if pub, err := envelope.ParseDeviceKey(c.Key); err == nil {
+			fp = envelope.Fingerprint(pub)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", displayText(c.Name), fp, c.Added, c.Key)
+	}
+	if err := tw.Flush(); err != nil {
+		return errorf("", "caseworkers list: failed to print: %v", err)
+	}
+	return nil
+}
+
+// caseworkerNames maps known device keys to names, for open.
+func caseworkerNames(list []state.Caseworker) map[string]string {
+	m := make(map[string]string, len(list))
+	for _, c := range list {
+		m[c.Key] = c.Name
+	}
+	return m
+}

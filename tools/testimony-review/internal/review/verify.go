@@ -1,0 +1,429 @@
+package review
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/testimony-ngo/testimony/crypto/intakelog"
+	"github.com/testimony-ngo/testimony/tools/internal/bundle"
+)
+
+// Reasons a whole bundle is refused. Each names one way a server (or whoever
+// handled the bundle) can lie; a RefusedError wraps exactly one of them.
+var (
+	// ErrDropped: a leaf is in the log but its submission is neither in the
+	// bundle nor opened on this machine before.
+	ErrDropped = errors.New("submission dropped")
+	// ErrAltered: a ciphertext (or its bundle.json entry) differs from its
+	// log leaf: it was swapped for another or altered after logging.
+	ErrAltered = errors.New("ciphertext swapped or altered")
+	// ErrRewritten: the consistency proof does not show the new checkpoint
+	// extending the old one, or the log shrank.
+	ErrRewritten = errors.New("history rewritten")
+	// ErrForked: two signed checkpoints of the same size have different
+	// roots: the log showed this machine one history and someone else
+	// another.
+	ErrForked = errors.New("forked history")
+	// ErrUnknownKey: a checkpoint is not signed by the pinned log key.
+	ErrUnknownKey = errors.New("checkpoint signed by an unknown key")
+	// ErrBadCheckpoint: a checkpoint claims the pinned key, but its
+	// signature does not verify (it was altered after signing).
+	ErrBadCheckpoint = errors.New("checkpoint signature is invalid")
+	// ErrReplayed: the bundle starts before the checkpoint this machine
+	// already verified, and ends elsewhere: an old bundle shown again.
+	ErrReplayed = errors.New("bundle replayed out of order")
+	// ErrMissing: the bundle starts after the checkpoint this machine
+	// verified, so the bundle in between was never opened here.
+	ErrMissing = errors.New("bundle missing")
+	// ErrInclusion: a leaf's inclusion proof does not verify against the
+	// bundle's checkpoint.
+	ErrInclusion = errors.New("inclusion proof failed")
+	// ErrUnlogged: a submission in the bundle has no leaf in the bundle's
+	// part of the log.
+	ErrUnlogged = errors.New("submission not in the log")
+	// ErrMalformed: bundle.json, a checkpoint or a proof is not well-formed.
+	ErrMalformed = errors.New("malformed bundle")
+)
+
+// ErrWitnessState means the checkpoint stored on this machine does not
+// verify with the pinned log key: the state directory was edited, or the
+// pinned key was replaced by hand.
+var ErrWitnessState = errors.New("stored checkpoint does not verify with the pinned log key")
+
+// RefusedError is the refusal of a whole bundle, before anything in it is
+// decrypted. Its message is "bundle refused: <reason>: <detail>".
+type RefusedError struct {
+	// Reason is one of the Err… values above.
+	Reason error
+	Detail string
+	err    error
+}
+
+func (e *RefusedError) Error() string {
+	return "bundle refused: " + e.Reason.Error() + ": " + e.Detail
+}
+
+// Unwrap returns the reason and, if any, the underlying error.
+func (e *RefusedError) Unwrap() []error {
+	if e.err == nil {
+		return []error{e.Reason}
+	}
+	return []error{e.Reason, e.err}
+}
+
+func refuse(reason error, format string, args ...any) *RefusedError {
+	return &RefusedError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Witness is what this machine verified before: the pinned log key, the
+// last checkpoint it accepted and the submissions it opened.
+type Witness struct {
+	// LogKey is the pinned note verifier key of the intake log. Required.
+	LogKey string
+	// Checkpoint is the last signed checkpoint accepted, nil before the
+	// first bundle.
+	Checkpoint []byte
+	// Opened maps the id of every submission opened here to its log index.
+	Opened map[string]int64
+}
+
+// Verified is a bundle that passed Verify.
+type Verified struct {
+	Dir    string
+	Bundle *bundle.Bundle
+	// LogKey is the key the checkpoints verified with.
+	LogKey string
+	// From and Checkpoint are the bundle's start and end; From is an empty
+	// tree of size 0 for a bundle from the start of the log.
+	From, Checkpoint intakelog.Checkpoint
+	// CheckpointNote is the signed checkpoint text, to store as the new
+	// witness state.
+	CheckpointNote []byte
+	// Stored is the size of the checkpoint this machine had verified.
+	Stored int64
+	// Rerun reports a bundle that ends exactly at the stored checkpoint and
+	// starts before it: the last bundle (or an equivalent one) opened again.
+	Rerun bool
+	// Submissions are the bundle's submissions with their log leaves, in
+	// bundle order.
+	Submissions []Submission
+	// Earlier counts the leaves accounted for by submissions opened here
+	// before rather than by the bundle.
+	Earlier int
+}
+
+// Submission is a bundle entry with the log leaf that it matches.
+type Submission struct {
+	bundle.Entry
+	Leaf intakelog.Leaf
+	// Proof is the leaf's inclusion proof at the bundle's checkpoint, as in
+	// bundle.json.
+	Proof []string
+}
+
+// Verify checks the bundle in dir against the log key and the checkpoint
+// this machine verified before, without decrypting anything:
+//
+//   - both checkpoints are signed by the pinned log key;
+//   - the bundle continues exactly from the stored checkpoint (same size and
+//     root), neither from an older one (replay) nor a newer one (a bundle
+//     missing in between);
+//   - the consistency proof shows the new checkpoint extends the old one;
+//   - the leaves are exactly the log entries in between, each with an
+//     inclusion proof at the new checkpoint;
+//   - every leaf's submission is in the bundle or was opened here before,
+//     every submission is one of the leaves, and every ciphertext's size and
+//     SHA-256 are its leaf's.
+//
+// A failed check returns a *RefusedError naming it. Verify changes nothing;
+// the caller stores v.CheckpointNote after opening the bundle.
+func Verify(dir string, w Witness) (*Verified, error) {
+	if w.LogKey == "" {
+		return nil, errors.New("failed to verify bundle: no log key")
+	}
+	pinned, err := note.NewVerifier(w.LogKey)
+	if err != nil {
+		return nil, fmt.Errorf("failed to verify bundle: pinned log key: %w", err)
+	}
+	b, err := bundle.Read(dir)
+	if err != nil {
+		if errors.Is(err, bundle.ErrInvalid) {
+			r := refuse(ErrMalformed, "%s", strings.TrimPrefix(err.Error(), bundle.ErrInvalid.Error()+": "))
+			r.err = err
+			return nil, r
+		}
+		return nil, err
+	}
+	v := &Verified{Dir: dir, Bundle: b, LogKey: w.LogKey, CheckpointNote: []byte(b.Checkpoint)}
+
+	if v.Checkpoint, err = openCheckpoint("checkpoint", b.Checkpoint, w.LogKey, pinned); err != nil {
+		return nil, err
+	}
+	if b.FromSize == 0 {
+		v.From = intakelog.Checkpoint{Origin: v.Checkpoint.Origin, Root: emptyRoot}
+	} else {
+		if v.From, err = openCheckpoint("from_checkpoint", b.FromCheckpoint, w.LogKey, pinned); err != nil {
+			return nil, err
+		}
+		if v.From.Size != b.FromSize {
+			return nil, refuse(ErrMalformed, "from_size is %d but from_checkpoint has size %d", b.FromSize, v.From.Size)
+		}
+	}
+
+	var stored *intakelog.Checkpoint
+	if len(w.Checkpoint) > 0 {
+		c, err := intakelog.OpenCheckpoint(w.Checkpoint, w.LogKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrWitnessState, err)
+		}
+		stored, v.Stored = &c, c.Size
+	}
+	if err := v.checkPosition(stored); err != nil {
+		return nil, err
+	}
+	if err := v.checkConsistency(); err != nil {
+		return nil, err
+	}
+	leaves, err := v.checkLeaves()
+	if err != nil {
+		return nil, err
+	}
+	if err := v.matchSubmissions(leaves, w.Opened); err != nil {
+		return nil, err
+	}
+	if err := v.hashCiphertexts(); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// openCheckpoint verifies one of the bundle's signed checkpoints with the
+// pinned key, telling an unknown signer apart from a bad signature.
+func openCheckpoint(field, msg, key string, pinned note.Verifier) (intakelog.Checkpoint, error) {
+	c, err := intakelog.OpenCheckpoint([]byte(msg), key)
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, intakelog.ErrUnknownKey):
+		r := refuse(ErrUnknownKey, "the bundle's %s is signed by %s, not by the pinned log key %q (key hash %08x)",
+			field, noteSigners([]byte(msg)), pinned.Name(), pinned.KeyHash())
+		r.err = err
+		return c, r
+	case errors.Is(err, intakelog.ErrBadSignature):
+		r := refuse(ErrBadCheckpoint, "the bundle's %s names the pinned log key %q but its signature does not verify: it was altered after signing",
+			field, pinned.Name())
+		r.err = err
+		return c, r
+	}
+	r := refuse(ErrMalformed, "%s: %v", field, err)
+	r.err = err
+	return c, r
+}
+
+// noteSigners names the keys that signed a note, for a refusal message.
+// The names come from the bundle: %q keeps them on one line.
+func noteSigners(msg []byte) string {
+	_, err := note.Open(msg, note.VerifierList())
+	var unverified *note.UnverifiedNoteError
+	if !errors.As(err, &unverified) || len(unverified.Note.UnverifiedSigs) == 0 {
+		return "no key"
+	}
+	const maxNames = 3
+	var names []string
+	for i, s := range unverified.Note.UnverifiedSigs {
+		if i == maxNames {
+			names = append(names, fmt.Sprintf("and %d more", len(unverified.Note.UnverifiedSigs)-maxNames))
+			break
+		}
+		names = append(names, fmt.Sprintf("%q (key hash %08x)", s.Name, s.Hash))
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkPosition compares the bundle's start with the stored checkpoint.
+func (v *Verified) checkPosition(stored *intakelog.Checkpoint) error {
+	from, to, s := v.From.Size, v.Checkpoint.Size, v.Stored
+	switch {
+	case stored != nil && to == s && v.Checkpoint.Root != stored.Root:
+		return refuse(ErrForked, "the bundle's checkpoint of size %d has root %s, but the checkpoint of size %d verified on this machine has root %s",
+			to, v.Checkpoint.Root, s, stored.Root)
+	case from > s:
+		return refuse(ErrMissing, "this bundle starts at log size %d, but this machine has verified the log only up to size %d: a bundle covering %d to %d is missing",
+			from, s, s, from)
+	case from < s && to == s:
+		// The same end as the stored checkpoint (same root, checked
+		// above): the last bundle opened again, or an equivalent one.
+		v.Rerun = true
+	case from < s:
+		return refuse(ErrReplayed, "it starts at log size %d and ends at %d, but this machine has already verified the log up to size %d",
+			from, to, s)
+	case stored != nil && v.From.Root != stored.Root:
+		return refuse(ErrForked, "the bundle continues from a checkpoint of size %d with root %s, but the checkpoint of that size verified on this machine has root %s",
+			from, v.From.Root, stored.Root)
+	}
+	return nil
+}
+
+func (v *Verified) checkConsistency() error {
+	proof, err := intakelog.DecodeProof(v.Bundle.Consistency)
+	if err != nil {
+		r := refuse(ErrMalformed, "consistency proof: %v", err)
+		r.err = err
+		return r
+	}
+	from, to := v.From.Size, v.Checkpoint.Size
+	err = intakelog.VerifyConsistency(v.From, v.Checkpoint, proof)
+	var r *RefusedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, intakelog.ErrFork):
+		r = refuse(ErrForked, "the bundle holds two signed checkpoints of size %d with different roots (%s and %s)", to, v.From.Root, v.Checkpoint.Root)
+	case errors.Is(err, intakelog.ErrRollback):
+		r = refuse(ErrRewritten, "the log shrank from size %d to %d", from, to)
+	default:
+		r = refuse(ErrRewritten, "the consistency proof from log size %d to %d does not verify: the log at size %d does not extend the one at size %d", from, to, to, from)
+	}
+	r.err = err
+	return r
+}
+
+// checkLeaves checks that the bundle lists exactly the leaves from the
+// start to the end of its part of the log, each included in the new
+// checkpoint, and returns them in index order.
+func (v *Verified) checkLeaves() ([]intakelog.Leaf, error) {
+	from, to := v.From.Size, v.Checkpoint.Size
+	leaves := make([]intakelog.Leaf, 0, len(v.Bundle.Leaves))
+	for i, bl := range v.Bundle.Leaves {
+		want := from + int64(i)
+		switch {
+		case want >= to:
+			return nil, refuse(ErrMalformed, "leaf %d is beyond the bundle's checkpoint of size %d", bl.Index, to)
+		case bl.Index > want:
+			return nil, missingLeaf(want, to)
+		case bl.Index != want:
+			return nil, refuse(ErrMalformed, "leaf %d is listed out of order (expected leaf %d)", bl.Index, want)
+		}
+		leaf := intakelog.Leaf{ID: bl.ID, SHA256: bl.SHA256, Size: bl.Size, Date: bl.Date}
+		proof, err := intakelog.DecodeProof(bl.Proof)
+		if err != nil {
+			r := refuse(ErrMalformed, "leaf %d: inclusion proof: %v", bl.Index, err)
+			r.err = err
+			return nil, r
+		}
+		if err := intakelog.VerifyInclusion(v.Checkpoint, bl.Index, leaf, proof); err != nil {
+			r := refuse(ErrInclusion, "leaf %d (id %s) is not in the log at the bundle's checkpoint of size %d: the leaf or its proof was altered",
+				bl.Index, bl.ID, to)
+			r.err = err
+			return nil, r
+		}
+		leaves = append(leaves, leaf)
+	}
+	if n := from + int64(len(leaves)); n < to {
+		return nil, missingLeaf(n, to)
+	}
+	return leaves, nil
+}
+
+func missingLeaf(index, size int64) error {
+	return refuse(ErrDropped, "leaf %d is in the log (size %d) but the bundle does not list it", index, size)
+}
+
+// matchSubmissions pairs every submission with its leaf and checks that
+// every leaf is accounted for.
+func (v *Verified) matchSubmissions(leaves []intakelog.Leaf, opened map[string]int64) error {
+	from, to := v.From.Size, v.Checkpoint.Size
+	delivered := make(map[int64]bool, len(v.Bundle.Submissions))
+	for _, e := range v.Bundle.Submissions {
+		if e.Index < from || e.Index >= to {
+			return refuse(ErrUnlogged, "submission %s claims log leaf %d, outside this bundle's part of the log (%d to %d)", e.ID, e.Index, from, to)
+		}
+		leaf := leaves[e.Index-from]
+		if leaf.ID != e.ID {
+			return refuse(ErrUnlogged, "submission %s claims log leaf %d, which is submission %s", e.ID, e.Index, leaf.ID)
+		}
+		if leaf.SHA256 != e.SHA256 || leaf.Size != e.Size {
+			return refuse(ErrAltered, "ciphertext of %s does not match its log leaf %d: bundle.json says sha256 %s (%d bytes), the leaf says %s (%d bytes)",
+				e.ID, e.Index, e.SHA256, e.Size, leaf.SHA256, leaf.Size)
+		}
+		delivered[e.Index] = true
+		v.Submissions = append(v.Submissions, Submission{Entry: e, Leaf: leaf, Proof: v.Bundle.Leaves[e.Index-from].Proof})
+	}
+	for i, leaf := range leaves {
+		index := from + int64(i)
+		if delivered[index] {
+			continue
+		}
+		if at, ok := opened[leaf.ID]; ok && at == index {
+			v.Earlier++
+			continue
+		}
+		return refuse(ErrDropped, "leaf %d (id %s) is in the log but not in the bundle, and was not opened on this machine before", index, leaf.ID)
+	}
+	return nil
+}
+
+// hashCiphertexts checks every ciphertext file against its leaf. It reads
+// every byte, so it runs after the cheap checks.
+func (v *Verified) hashCiphertexts() error {
+	root, err := os.OpenRoot(v.Dir)
+	if err != nil {
+		return fmt.Errorf("failed to open bundle directory: %w", err)
+	}
+	defer root.Close()
+	for _, s := range v.Submissions {
+		f, err := openRegular(root, s.File)
+		if errors.Is(err, os.ErrNotExist) {
+			r := refuse(ErrDropped, "leaf %d (id %s) is in the log and in bundle.json, but its ciphertext %s is not in the bundle", s.Index, s.ID, s.File)
+			r.err = err
+			return r
+		}
+		if err != nil {
+			r := refuse(ErrMalformed, "%v", err)
+			r.err = err
+			return r
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("failed to read %s: %w", s.File, err)
+		}
+		if sum := hex.EncodeToString(h.Sum(nil)); sum != s.Leaf.SHA256 || n != s.Leaf.Size {
+			return refuse(ErrAltered, "ciphertext of %s does not match its log leaf %d: %s has sha256 %s (%d bytes), the leaf says %s (%d bytes)",
+				s.ID, s.Index, s.File, sum, n, s.Leaf.SHA256, s.Leaf.Size)
+		}
+	}
+	return nil
+}
+
+// openRegular opens a file in root, refusing anything but a regular file.
+func openRegular(root *os.Root, name string) (*os.File, error) {
+	lfi, err := root.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !lfi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is a %s, not a regular file", name, describeMode(lfi.Mode()))
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !os.SameFile(fi, lfi) {
+		f.Close()
+		return nil, fmt.Errorf("%s changed while being opened", name)
+	}
+	return f, nil
+}
+
+// emptyRoot is the root hash of a log of size 0.
+var emptyRoot, _ = tlog.TreeHash(0, nil)

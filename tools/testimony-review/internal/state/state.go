@@ -1,0 +1,224 @@
+// Package state keeps what the reviewer's air-gapped machine remembers
+// between runs: the pinned intake-log key and the last checkpoint it
+// verified (log.json), the submissions it opened and their log indexes
+// (opened.json), and the caseworker keys it knows (caseworkers.json).
+//
+// The machine acts as a witness of the server's intake log: the checkpoint
+// in log.json is the history it has checked, and every new bundle must
+// extend it. Whoever can rewrite these files can make the reviewer accept a
+// forked log, so the directory is created 0700 and the files 0600.
+//
+// Every file is written atomically (temporary file, fsync, rename), so a
+// crash leaves the old or the new content, never a torn file. Reads are
+// strict and bounded: unknown fields, trailing data and oversized files are
+// refused, because a state file that silently lost a field would weaken the
+// checks that depend on it.
+//
+// # Caveats
+//
+// Two reviewers' runs on one state directory at the same moment can lose
+// one run's update. The last writer wins; nothing is locked.
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/testimony-ngo/testimony/tools/internal/bundle"
+	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+)
+
+// EnvHome names the environment variable that overrides the state directory.
+const EnvHome = "TESTIMONY_REVIEW_HOME"
+
+// Names of the state files inside the directory.
+const (
+	LogFile         = "log.json"
+	OpenedFile      = "opened.json"
+	CaseworkersFile = "caseworkers.json"
+)
+
+// Version is the schema version of every state file.
+const Version = 1
+
+// Size limits of the state files. opened.json grows by about 60 bytes per
+// opened submission, so its limit allows about a million of them.
+const (
+	maxLogFile         = 64 << 10
+	maxOpenedFile      = 64 << 20
+	maxCaseworkersFile = 4 << 20
+)
+
+// ErrCorrupt means a state file exists but cannot be parsed; it is never
+// replaced silently, since it may hold the only record of what the machine
+// verified.
+var ErrCorrupt = errors.New("state file is corrupt")
+
+// Dir returns the state directory: $TESTIMONY_REVIEW_HOME if set, otherwise
+// testimony-review inside the user's configuration directory.
+func Dir() (string, error) {
+	if d := os.Getenv(EnvHome); d != "" {
+		return d, nil
+	}
+	cfg, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("failed to find the state directory (set %s): %w", EnvHome, err)
+	}
+	return filepath.Join(cfg, "testimony-review"), nil
+}
+
+// Store reads and writes the state files in one directory.
+type Store struct {
+	dir string
+}
+
+// New returns a Store for dir. Nothing is created until something is saved.
+func New(dir string) *Store { return &Store{dir: dir} }
+
+// Dir returns the directory of the store.
+func (s *Store) Dir() string { return s.dir }
+
+// Path returns the path of a state file.
+func (s *Store) Path(name string) string { return filepath.Join(s.dir, name) }
+
+// Log is the content of log.json.
+type Log struct {
+	Version int `json:"version"`
+	// LogKey is the pinned note verifier key of the intake log.
+	LogKey string `json:"log_key"`
+	// Checkpoint is the signed checkpoint (note text) of the last bundle
+	// opened on this machine, empty before the first one.
+	Checkpoint string `json:"checkpoint"`
+}
+
+// Log returns the content of log.json, or an empty Log if there is none.
+func (s *Store) Log() (*Log, error) {
+	var l Log
+	ok, err := s.read(LogFile, maxLogFile, &l)
+	if err != nil || !ok {
+		return &Log{Version: Version}, err
+	}
+	if l.Checkpoint != "" && l.LogKey == "" {
+		return nil, fmt.Errorf("%w: %s has a checkpoint but no log key", ErrCorrupt, s.Path(LogFile))
+	}
+	return &l, nil
+}
+
+// SaveLog replaces log.json.
+func (s *Store) SaveLog(l *Log) error {
+	c := *l
+	c.Version = Version
+	return s.write(LogFile, &c)
+}
+
+// opened is the content of opened.json.
+type opened struct {
+	Version int              `json:"version"`
+	Opened  map[string]int64 `json:"opened"`
+}
+
+// Opened returns the submissions opened on this machine, id -> log index;
+// an empty map if there is no opened.json.
+func (s *Store) Opened() (map[string]int64, error) {
+	var o opened
+	ok, err := s.read(OpenedFile, maxOpenedFile, &o)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || o.Opened == nil {
+		return map[string]int64{}, nil
+	}
+	for id, i := range o.Opened {
+		if !bundle.ValidID(id) || i < 0 {
+			return nil, fmt.Errorf("%w: %s: bad entry %q: %d", ErrCorrupt, s.Path(OpenedFile), id, i)
+		}
+	}
+	return o.Opened, nil
+}
+
+// SaveOpened replaces opened.json.
+func (s *Store) SaveOpened(m map[string]int64) error {
+	return s.write(OpenedFile, &opened{Version: Version, Opened: m})
+}
+
+// Caseworker is a caseworker device key the reviewers know.
+type Caseworker struct {
+	Name string `json:"name"`
+	// Key is the device public key, "tdk1…".
+	Key string `json:"key"`
+	// Added is the UTC date the key was added.
+	Added string `json:"added"`
+}
+
+type caseworkers struct {
+	Version     int          `json:"version"`
+	Caseworkers []Caseworker `json:"caseworkers"`
+}
+
+// Caseworkers returns the known caseworker keys in the order they were
+// added; none if there is no caseworkers.json.
+func (s *Store) Caseworkers() ([]Caseworker, error) {
+	var c caseworkers
+	_, err := s.read(CaseworkersFile, maxCaseworkersFile, &c)
+	return c.Caseworkers, err
+}
+
+// SaveCaseworkers replaces caseworkers.json.
+func (s *Store) SaveCaseworkers(list []Caseworker) error {
+	if list == nil {
+		list = []Caseworker{}
+	}
+	return s.write(CaseworkersFile, &caseworkers{Version: Version, Caseworkers: list})
+}
+
+// read decodes a state file into v; ok is false if the file does not exist.
+func (s *Store) read(name string, max int64, v any) (ok bool, err error) {
+	path := s.Path(name)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("failed to read %s: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return false, fmt.Errorf("failed to read %s: %w", path, err)
+	}
+	if int64(len(data)) > max {
+		return false, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, max)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return false, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	}
+	if dec.More() {
+		return false, fmt.Errorf("%w: %s: trailing data", ErrCorrupt, path)
+	}
+	var ver struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &ver); err != nil || ver.Version != Version {
+		return false, fmt.Errorf("%w: %s: version %d, want %d", ErrCorrupt, path, ver.Version, Version)
+	}
+	return true, nil
+}
+
+func (s *Store) write(name string, v any) error {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return fmt.Errorf("failed to create state directory: %w", err)
+	}
+	data, err := json.MarshalIndent(v, "", "\t")
+	if err != nil {
+		return fmt.Errorf("failed to encode %s: %w", name, err)
+	}
+	return safefile.Write(s.Path(name), append(data, '\n'), 0o600)
+}

@@ -1,0 +1,110 @@
+package state
+
+import (
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestEmpty(t *testing.T) {
+	s := New(filepath.Join(t.TempDir(), "state"))
+	l, err := s.Log()
+	if err != nil || l.LogKey != "" || l.Checkpoint != "" {
+		t.Errorf("Log() = %+v, %v", l, err)
+	}
+	o, err := s.Opened()
+	if err != nil || o == nil || len(o) != 0 {
+		t.Errorf("Opened() = %v, %v", o, err)
+	}
+	c, err := s.Caseworkers()
+	if err != nil || len(c) != 0 {
+		t.Errorf("Caseworkers() = %v, %v", c, err)
+	}
+	if _, err := os.Stat(s.Dir()); !errors.Is(err, os.ErrNotExist) {
+		t.Error("reading created the state directory")
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	s := New(filepath.Join(t.TempDir(), "state"))
+	want := &Log{Version: Version, LogKey: "log+12345678+key", Checkpoint: "log\n3\nroot\n\n— log sig\n"}
+	if err := s.SaveLog(want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Log(); err != nil || *got != *want {
+		t.Errorf("Log() = %+v, %v; want %+v", got, err, want)
+	}
+	opened := map[string]int64{"0123456789abcdef0123456789abcdef": 7}
+	if err := s.SaveOpened(opened); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Opened(); err != nil || !maps.Equal(got, opened) {
+		t.Errorf("Opened() = %v, %v", got, err)
+	}
+	cw := []Caseworker{{Name: "Kim", Key: "tdk1x", Added: "2026-11-27"}, {Name: "Park", Key: "tdk1y", Added: "2026-11-28"}}
+	if err := s.SaveCaseworkers(cw); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Caseworkers(); err != nil || !slices.Equal(got, cw) {
+		t.Errorf("Caseworkers() = %v, %v", got, err)
+	}
+	if fi, err := os.Stat(s.Dir()); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("state directory: %v, %v", fi.Mode(), err)
+	}
+	for _, name := range []string{LogFile, OpenedFile, CaseworkersFile} {
+		if fi, err := os.Stat(s.Path(name)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v", name, fi.Mode(), err)
+		}
+	}
+}
+
+// TestCorrupt refuses state files that are not exactly what SaveX writes,
+// rather than reading them as empty, which would silently drop a pinned key
+// or a verified checkpoint.
+func TestCorrupt(t *testing.T) {
+	for _, tc := range []struct{ file, content string }{
+		{LogFile, `{"version":1,"log_key":"k","checkpoint":"","extra":1}`},
+		{LogFile, `{"version":2,"log_key":"k","checkpoint":""}`},
+		{LogFile, `{"log_key":"k","checkpoint":""}`},
+		{LogFile, `{"version":1,"log_key":"k","checkpoint":""} {}`},
+		{LogFile, `{"version":1,"log_key":"","checkpoint":"cp"}`},
+		{LogFile, `not json`},
+		{LogFile, ``},
+		{OpenedFile, `{"version":1,"opened":{"short":1}}`},
+		{OpenedFile, `{"version":1,"opened":{"0123456789abcdef0123456789abcdef":-1}}`},
+		{CaseworkersFile, `{"version":1,"caseworkers":[{"name":"a","key":"b","added":"c","x":1}]}`},
+	} {
+		s := New(t.TempDir())
+		if err := os.WriteFile(s.Path(tc.file), []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch tc.file {
+		case LogFile:
+			_, err = s.Log()
+		case OpenedFile:
+			_, err = s.Opened()
+		case CaseworkersFile:
+			_, err = s.Caseworkers()
+		}
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s %q: got %v, want ErrCorrupt", tc.file, tc.content, err)
+		}
+	}
+}
+
+func TestDir(t *testing.T) {
+	t.Setenv(EnvHome, "/somewhere/else")
+	if d, err := Dir(); err != nil || d != "/somewhere/else" {
+		t.Errorf("Dir() = %q, %v", d, err)
+	}
+	t.Setenv(EnvHome, "")
+	t.Setenv("XDG_CONFIG_HOME", "/cfg")
+	t.Setenv("HOME", "/home/reviewer")
+	if d, err := Dir(); err != nil || filepath.Base(d) != "testimony-review" {
+		t.Errorf("Dir() = %q, %v", d, err)
+	}
+}

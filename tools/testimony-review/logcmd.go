@@ -1,0 +1,119 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
+)
+
+func (u *ui) logCmd(args []string) error {
+	if isHelp(args) {
+		return flag.ErrHelp
+	}
+	const hint = "the log subcommands are trust and verify; run \"" + prog + " help\""
+	if len(args) == 0 {
+		return errorf(hint, "log: missing subcommand")
+	}
+	switch args[0] {
+	case "trust":
+		return u.logTrust(args[1:])
+	case "verify":
+		return u.logVerify(args[1:])
+	}
+	return errorf(hint, "log: unknown subcommand %q", args[0])
+}
+
+// logTrust pins the intake log's verifier key. Replacing a pinned key
+// forgets the stored checkpoint and the opened submissions, since they
+// belong to the old log.
+func (u *ui) logTrust(args []string) error {
+	fs := newFlagSet("log trust")
+	replace := fs.Bool("replace", false, "replace a pinned key with a different one (starts a new log)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	const example = prog + " log trust testimony-log-0a1b2c3d+5055fc05+AWsok8…"
+	switch {
+	case fs.NArg() == 0:
+		return errorf(example, "log trust: missing the log KEY (printed by testimony-server init)")
+	case fs.NArg() > 1:
+		return errorf("flags go before KEY: "+example, "log trust: too many arguments: %q", fs.Args())
+	}
+	key := fs.Arg(0)
+	if err := checkLogKey("log trust: KEY", key); err != nil {
+		return err
+	}
+	st, err := openStore("log trust")
+	if err != nil {
+		return err
+	}
+	l, err := st.Log()
+	if err != nil {
+		return stateError("log trust", err)
+	}
+	switch {
+	case l.LogKey == key:
+		fmt.Fprintf(u.stdout, "log key already pinned: %s\n", key)
+		return nil
+	case l.LogKey != "" && !*replace:
+		return errorf("a new log key means a new log: check the key with the operator out of band, then run \""+prog+" log trust -replace KEY\"",
+			"log trust: a different log key is pinned in %s (%s)", st.Path(state.LogFile), l.LogKey)
+	}
+	if l.LogKey != "" {
+		// The old log's opened ids and indexes must not account for
+		// leaves of the new one.
+		if err := st.SaveOpened(map[string]int64{}); err != nil {
+			return errorf("", "log trust: %v", err)
+		}
+		u.warnf("replaced the pinned log key %s; the verified checkpoint and the record of opened submissions were reset", l.LogKey)
+	}
+	if err := st.SaveLog(&state.Log{LogKey: key}); err != nil {
+		return errorf("", "log trust: %v", err)
+	}
+	fmt.Fprintf(u.stdout, "log key pinned: %s\n", key)
+	return nil
+}
+
+// logVerify checks a bundle against the pinned key and the stored
+// checkpoint without decrypting and without changing any state.
+func (u *ui) logVerify(args []string) error {
+	fs := newFlagSet("log verify")
+	keyFlag := fs.String("log-key", "", "log verifier `KEY` (if none is pinned yet)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	const example = prog + " log verify /media/usb/bundle"
+	switch {
+	case fs.NArg() == 0:
+		return errorf(example, "log verify: missing the BUNDLE directory")
+	case fs.NArg() > 1:
+		return errorf("flags go before BUNDLE: "+example, "log verify: too many arguments: %q", fs.Args())
+	}
+	w, err := loadWitness("log verify", *keyFlag)
+	if err != nil {
+		return err
+	}
+	v, err := w.verify("log verify", fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(u.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "log\t%s\n", v.Checkpoint.Origin)
+	switch {
+	case v.Rerun:
+		fmt.Fprintf(tw, "checkpoint\tsize %d, the one this machine already verified\n", v.Checkpoint.Size)
+	case v.Stored == 0:
+		fmt.Fprintf(tw, "checkpoint\tsize %d, from the start of the log\n", v.Checkpoint.Size)
+	default:
+		fmt.Fprintf(tw, "checkpoint\tsize %d, consistent with size %d verified on this machine\n", v.Checkpoint.Size, v.Stored)
+	}
+	fmt.Fprintf(tw, "leaves\t%d to %d: %d in the bundle, %d opened earlier\n", v.From.Size, v.Checkpoint.Size, len(v.Submissions), v.Earlier)
+	fmt.Fprintf(tw, "ciphertexts\t%d, each matching its log leaf\n", len(v.Submissions))
+	if err := tw.Flush(); err != nil {
+		return errorf("", "log verify: failed to print the result: %v", err)
+	}
+	fmt.Fprintln(u.stdout, "bundle verified; nothing was decrypted and nothing on this machine was changed")
+	return nil
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/keyfile"
+)
+
+// defaultOrgName is the key name of an organisation key made without -name;
+// clients show it next to verification failures.
+const defaultOrgName = "testimony-org"
+
+// maxOrgKeyFile caps how much of an organisation key file is read.
+const maxOrgKeyFile = 4 << 10
+
+func (u *ui) org(args []string) error {
+	if isHelp(args) {
+		return flag.ErrHelp
+	}
+	if len(args) == 0 || args[0] != "init" {
+		return errorf(prog+" org init -o org.key", "org: the only subcommand is init")
+	}
+	fs := newFlagSet("org init")
+	out := fs.String("o", "", "organisation key `FILE` to create")
+	name := fs.String("name", defaultOrgName, "key `NAME`")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageErrorf("org init", "unexpected argument %q", fs.Arg(0))
+	}
+	if *out == "" {
+		return errorf(prog+" org init -o org.key",
+			"org init: missing -o FILE: the signing key is written to a file, never to the terminal")
+	}
+	skey, vkey, err := note.GenerateKey(rand.Reader, *name)
+	if err == nil {
+		// GenerateKey does not check the name; a key the note package
+		// cannot load would be useless.
+		_, err = note.NewSigner(skey)
+	}
+	if err != nil {
+		return errorf("the name is printable text without spaces or '+', e.g. -name ngo-name-org", "org init: invalid key name %q", *name)
+	}
+	contents := fmt.Sprintf("# testimony organisation signing key, created %s\n# verifier key: %s\n%s\n",
+		time.Now().UTC().Format(time.DateOnly), vkey, skey)
+	if err := keyfile.Create(*out, []byte(contents)); err != nil {
+		if errors.Is(err, keyfile.ErrExists) {
+			return errorf("choose another file name; an organisation key is never overwritten, clients pin it",
+				"org init: %s already exists", *out)
+		}
+		return errorf("", "org init: %v", err)
+	}
+	if _, err := fmt.Fprintln(u.stdout, vkey); err != nil {
+		return errorf(fmt.Sprintf("the key was written to %s; its verifier key is on its \"# verifier key\" line", *out),
+			"org init: failed to print the verifier key: %v", err)
+	}
+	return nil
+}
+
+// readOrgKey reads the signer key from an organisation key file made by org
+// init: comment lines and exactly one "PRIVATE+KEY+…" line.
+func readOrgKey(path string) (string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", errorf(prog+" org init -o "+path, "recipients sign: organisation key %s does not exist", path)
+	}
+	if err != nil {
+		return "", errorf("", "recipients sign: %v", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxOrgKeyFile+1))
+	if err != nil {
+		return "", errorf("", "recipients sign: failed to read %s: %v", path, err)
+	}
+	const hint = "-org takes the file made by \"" + prog + " org init -o FILE\""
+	if len(data) > maxOrgKeyFile {
+		return "", errorf(hint, "recipients sign: %s is not an organisation key: too large", path)
+	}
+	var key string
+	for _, line := range strings.Split(string(bytes.TrimRight(data, "\n")), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if key != "" {
+			return "", errorf(hint, "recipients sign: %s holds more than one key", path)
+		}
+		key = line
+	}
+	if _, err := note.NewSigner(key); err != nil {
+		return "", errorf(hint, "recipients sign: %s is not an organisation key", path)
+	}
+	return key, nil
+}
+
+func (u *ui) recipientsCmd(args []string) error {
+	if isHelp(args) {
+		return flag.ErrHelp
+	}
+	const example = prog + " recipients sign -org org.key -version 2 recipients.txt > recipients.note"
+	if len(args) == 0 || args[0] != "sign" {
+		return errorf(example, "recipients: the only subcommand is sign")
+	}
+	fs := newFlagSet("recipients sign")
+	orgFile := fs.String("org", "", "organisation key `FILE`")
+	versionFlag := fs.String("version", "", "note version `N` (at least 1, higher than the last one)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() == 0:
+		return errorf(example, "recipients sign: missing the RECIPIENTS file")
+	case fs.NArg() > 1:
+		return errorf("flags go before RECIPIENTS: "+example, "recipients sign: too many arguments: %q", fs.Args())
+	case *orgFile == "":
+		return errorf(example, "recipients sign: missing -org FILE")
+	case *versionFlag == "":
+		return errorf("use 1 for the first list and a higher number for every new one: "+example, "recipients sign: missing -version N")
+	}
+	version, err := strconv.ParseUint(*versionFlag, 10, 64)
+	if err != nil || version < 1 {
+		return errorf("use 1 for the first list and a higher number for every new one", "recipients sign: -version %q is not a number of at least 1", *versionFlag)
+	}
+	skey, err := readOrgKey(*orgFile)
+	if err != nil {
+		return err
+	}
+	name := fs.Arg(0)
+	f, err := os.Open(name)
+	if err != nil {
+		return errorf("RECIPIENTS is a file of age1… lines, e.g. made by \""+prog+" keygen -o reviewer.key >> recipients.txt\"", "recipients sign: %v", err)
+	}
+	defer f.Close()
+	set, err := recipients.Parse(f)
+	if err != nil {
+		hint := "list one recipient per line, all of one type (age1pq1… or age1…); comments start with #"
+		if errors.Is(err, recipients.ErrPrivateKey) {
+			hint = "a recipients file holds public recipients only; never put an identity (AGE-SECRET-KEY-…) in it"
+		}
+		return errorf(hint, "recipients sign: %s: %v", name, err)
+	}
+	msg, err := recipients.SignNote(set, version, skey)
+	if err != nil {
+		return errorf("", "recipients sign: %v", err)
+	}
+	if _, err := u.stdout.Write(msg); err != nil {
+		return errorf("", "recipients sign: failed to write the note: %v", err)
+	}
+	return nil
+}

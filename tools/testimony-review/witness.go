@@ -1,0 +1,138 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/testimony-ngo/testimony/crypto/intakelog"
+	"github.com/testimony-ngo/testimony/tools/internal/bundle"
+	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/review"
+	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
+)
+
+// witness is the state of this machine as a witness of the intake log,
+// loaded for one command.
+type witness struct {
+	store  *state.Store
+	log    *state.Log
+	opened map[string]int64
+	// key is the log key to verify with: the pinned one, or -log-key on
+	// first use.
+	key string
+}
+
+func openStore(cmd string) (*state.Store, error) {
+	dir, err := state.Dir()
+	if err != nil {
+		return nil, errorf("set "+state.EnvHome+" to a directory on this machine", "%s: %v", cmd, err)
+	}
+	return state.New(dir), nil
+}
+
+func stateError(cmd string, err error) error {
+	if errors.Is(err, state.ErrCorrupt) {
+		return errorf("restore the file from a backup; do not delete it, it is this machine's record of what it verified", "%s: %v", cmd, err)
+	}
+	return errorf("", "%s: %v", cmd, err)
+}
+
+// loadWitness reads the state and settles which log key to use. keyFlag is
+// the -log-key value, which must equal the pinned key if there is one.
+func loadWitness(cmd, keyFlag string) (*witness, error) {
+	st, err := openStore(cmd)
+	if err != nil {
+		return nil, err
+	}
+	l, err := st.Log()
+	if err != nil {
+		return nil, stateError(cmd, err)
+	}
+	opened, err := st.Opened()
+	if err != nil {
+		return nil, stateError(cmd, err)
+	}
+	w := &witness{store: st, log: l, opened: opened, key: l.LogKey}
+	if keyFlag != "" {
+		if err := checkLogKey(cmd+": -log-key", keyFlag); err != nil {
+			return nil, err
+		}
+		if l.LogKey != "" && l.LogKey != keyFlag {
+			return nil, errorf("a new log key means a new log: check the key with the operator out of band, then run \""+prog+" log trust -replace KEY\"",
+				"%s: -log-key differs from the log key pinned in %s (%s)", cmd, st.Path(state.LogFile), l.LogKey)
+		}
+		w.key = keyFlag
+	}
+	if w.key == "" {
+		return nil, errorf("pin the key \"testimony-server init\" printed (the operator gives it to you out of band): "+prog+" log trust KEY, or pass -log-key KEY",
+			"%s: no log key is pinned on this machine", cmd)
+	}
+	return w, nil
+}
+
+// checkLogKey checks that key is a note verifier key.
+func checkLogKey(what, key string) error {
+	if _, err := note.NewVerifier(key); err != nil {
+		return errorf("the log key looks like testimony-log-0a1b2c3d+5055fc05+AWsok8…, as printed by testimony-server init",
+			"%s is not a log verifier key: %v", what, err)
+	}
+	return nil
+}
+
+// verify runs review.Verify and turns its refusals into errors with hints.
+func (w *witness) verify(cmd, bundleDir string) (*review.Verified, error) {
+	v, err := review.Verify(bundleDir, review.Witness{LogKey: w.key, Checkpoint: []byte(w.log.Checkpoint), Opened: w.opened})
+	if err == nil {
+		return v, nil
+	}
+	var r *review.RefusedError
+	switch {
+	case errors.As(err, &r):
+		return nil, errorf(refusalHint(r, w), "%s", r.Error())
+	case errors.Is(err, review.ErrWitnessState):
+		return nil, errorf("restore "+w.store.Path(state.LogFile)+" from a backup; do not open bundles until it verifies", "%s: %v", cmd, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, errorf("BUNDLE is the directory \"testimony collect\" wrote, containing "+bundle.FileName, "%s: %s is not a bundle: %v", cmd, bundleDir, err)
+	}
+	return nil, errorf("", "%s: %v", cmd, err)
+}
+
+// refusalHint says what a refusal means for the reviewer and what to do.
+func refusalHint(r *review.RefusedError, w *witness) string {
+	const evidence = "keep this bundle unchanged as evidence and tell the organisation's security contact"
+	switch r.Reason {
+	case review.ErrDropped:
+		return "the server's own log lists a submission the bundle does not deliver: it was withheld; " + evidence + ", then ask the collector to collect again"
+	case review.ErrAltered:
+		return "copy the bundle again from the collector; if it still differs, the ciphertext is not the one the server logged: " + evidence
+	case review.ErrRewritten:
+		return "the server's log no longer extends the history this machine verified: " + evidence
+	case review.ErrForked:
+		return "the log key signed two different histories of the same size: " + evidence + ", with " + w.store.Path(state.LogFile)
+	case review.ErrUnknownKey:
+		return "the checkpoint is not from the log pinned in " + w.store.Path(state.LogFile) + "; if the operator really made a new log, check its key out of band and run \"" + prog + " log trust -replace KEY\""
+	case review.ErrBadCheckpoint:
+		return "copy the bundle again from the collector; if it persists, " + evidence
+	case review.ErrReplayed:
+		return fmt.Sprintf("this bundle is older than what this machine verified; open a newer one, which starts at log size %d", w.storedSize())
+	case review.ErrMissing:
+		return fmt.Sprintf("open the bundle that starts at log size %d first, or ask the collector for one: testimony collect -since %d -o DIR", w.storedSize(), w.storedSize())
+	case review.ErrInclusion:
+		return "copy the bundle again from the collector; if it persists, " + evidence
+	case review.ErrUnlogged:
+		return "the bundle holds a submission the log does not list at that place: " + evidence
+	}
+	return "copy the bundle again from the collector's machine"
+}
+
+// storedSize is the size of the stored checkpoint, for hints; 0 if none
+// (the refusals that need it only happen once one is stored).
+func (w *witness) storedSize() int64 {
+	c, err := intakelog.OpenCheckpoint([]byte(w.log.Checkpoint), w.key)
+	if err != nil {
+		return 0
+	}
+	return c.Size
+}
