@@ -33,7 +33,7 @@ func TestBigFile(t *testing.T) {
 	step := func(name string, args ...string) {
 		t.Helper()
 		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), "TESTIMONY_HOME="+e.home)
+		cmd.Env = append(os.Environ(), "TESTIMONY_HOME="+e.home, "TESTIMONY_REVIEW_HOME="+filepath.Join(e.dir, "review"))
 		if name == "submit" {
 			cmd.Env = append(cmd.Env, "TESTIMONY_TOKEN="+e.submitTok)
 		} else if name == "collect" {
@@ -53,7 +53,7 @@ func TestBigFile(t *testing.T) {
 	e.server.Wait()
 	t.Logf("server   peak RSS %6d MiB", maxRSS(e.server)>>20)
 	e.server = nil
-	step("open", bin("testimony-review"), "open", "-i", e.identity, "-o", out, bundle)
+	step("open", bin("testimony-review"), "open", "-log-key", e.logKey, "-i", e.identity, "-o", out, bundle)
 
 	entries, err := os.ReadDir(out)
 	if err != nil || len(entries) != 1 {
