@@ -61,6 +61,8 @@ type env struct {
 	submitTok string
 	collTok   string
 	logKey    string
+	orgKey    string // the organisation's signing key file, when the deployment has one
+	orgPub    string // its verifier key
 	home      string
 	addr      string
 	server    *exec.Cmd
@@ -68,7 +70,13 @@ type env struct {
 	allOut    bytes.Buffer // everything the server ever printed, across restarts
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return setUp(t, false) }
+
+// newOrgEnv is a deployment as the README's walk-through makes it: the
+// recipients are signed by an organisation key the server was told about.
+func newOrgEnv(t *testing.T) *env { return setUp(t, true) }
+
+func setUp(t *testing.T, withOrg bool) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, data: filepath.Join(dir, "data"), home: filepath.Join(dir, "home"),
@@ -80,7 +88,19 @@ func newEnv(t *testing.T) *env {
 	if !strings.HasPrefix(out, "age1pq1") || strings.Count(out, "\n") != 1 {
 		t.Fatalf("keygen printed %q, want one age1pq1 recipient line", out)
 	}
-	initOut := e.run(nil, bin("testimony-server"), "init", "-data", e.data, "-recipients", e.recips)
+	initArgs := []string{"init", "-data", e.data, "-recipients", e.recips}
+	var note string
+	if withOrg {
+		e.orgKey = filepath.Join(dir, "org.key")
+		e.orgPub = strings.TrimSpace(e.run(nil, bin("testimony-review"), "org", "init", "-o", e.orgKey))
+		note = writeFile(t, filepath.Join(dir, "recipients.note"),
+			[]byte(e.run(nil, bin("testimony-review"), "recipients", "sign", "-org", e.orgKey, "-version", "1", e.recips)))
+		initArgs = append(initArgs, "-org-key", e.orgPub)
+	}
+	initOut := e.run(nil, bin("testimony-server"), initArgs...)
+	if withOrg {
+		e.run(nil, bin("testimony-server"), "recipients", "set", "-data", e.data, note)
+	}
 	for _, line := range strings.Split(initOut, "\n") {
 		if k, ok := strings.CutPrefix(line, "log key: "); ok {
 			e.logKey = k
