@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 
 	"github.com/testimony-ngo/testimony/store"
 )
@@ -20,6 +21,7 @@ var (
 	errUnprocessable    = errors.New("unprocessable content")
 	errForbidden        = errors.New("forbidden")
 	errTooManyRequests  = errors.New("too many failed authentication attempts")
+	errBusy             = errors.New("server busy")
 )
 
 // apiError is an error whose message is written for the client. code is
@@ -41,6 +43,13 @@ func fail(kind error, format string, args ...any) error {
 // genericServerError is all a client learns about a 5xx; the detail is
 // logged.
 const genericServerError = "internal server error; the operator can find the details in the server log"
+
+// diskFullError answers a request whose write the store could not commit
+// because the data directory's file system is full. bbolt rolls the
+// transaction back, so nothing of the request was kept, and what was
+// acknowledged before is untouched; the client only has to retry later.
+const diskFullError = "the server is out of storage space, so nothing of this request was stored; " +
+	"what it acknowledged before is safe. Try again later: an upload resumes where it stopped"
 
 // errorStatus maps an error to a status code and the message for the
 // client. It is the only place that does: anything it does not recognise is
@@ -68,6 +77,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusUnprocessableEntity, msg
 	case errors.Is(err, errTooManyRequests):
 		return http.StatusTooManyRequests, msg
+	case errors.Is(err, errBusy):
+		return http.StatusServiceUnavailable, msg
 	// Store errors that reach here unwrapped are races the handlers could
 	// not see coming, such as an upload that expired between two steps.
 	case errors.Is(err, store.ErrNotFound):
@@ -76,6 +87,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusConflict, "the upload has already been finished; GET /v1/uploads/{id} returns its receipt"
 	case errors.Is(err, store.ErrChunkConflict):
 		return http.StatusConflict, "a different chunk is already stored at this index"
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return http.StatusInsufficientStorage, diskFullError
 	}
 	return http.StatusInternalServerError, genericServerError
 }

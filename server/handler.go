@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +93,9 @@ func innermost(w http.ResponseWriter) http.ResponseWriter {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := errorStatus(err)
 	switch {
+	case status == http.StatusServiceUnavailable:
+		s.log.Warn("request refused: server busy", "method", r.Method, "route", routeOf(r))
+		w.Header().Set("Retry-After", busyRetryAfter)
 	case status >= 500:
 		s.log.Error("request failed", "method", r.Method, "route", routeOf(r), "error", err)
 	case status == http.StatusUnauthorized:
@@ -186,12 +190,21 @@ func jsonError(err error) error {
 		return fail(errBadRequest, "malformed JSON at byte %d: %s", syntaxErr.Offset, strings.TrimPrefix(syntaxErr.Error(), "json: "))
 	case errors.As(err, &typeErr) && typeErr.Field == "":
 		return fail(errBadRequest, "request body must be a JSON object, not %s", typeErr.Value)
+	case errors.As(err, &typeErr) && isIntKind(typeErr.Type.Kind()) && strings.HasPrefix(typeErr.Value, "number "):
+		// A fraction, an exponent, or more than 63 bits: say which
+		// numbers are meant rather than "must be a number, not number".
+		return fail(errBadRequest, "field %q must be a number without fraction or exponent, below 2^63, not %s",
+			typeErr.Field, strings.TrimPrefix(typeErr.Value, "number "))
 	case errors.As(err, &typeErr):
 		return fail(errBadRequest, "field %q must be %s, not %s", typeErr.Field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return fail(errBadRequest, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
 	return fail(errBadRequest, "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func isIntKind(k reflect.Kind) bool {
+	return reflect.Int <= k && k <= reflect.Uint64
 }
 
 func jsonTypeName(kind string) string {
@@ -212,6 +225,8 @@ type download struct {
 	size   int64
 	sha256 string
 	body   io.ReadCloser
+	// release, if set, gives back the buffer slot the download holds.
+	release func()
 }
 
 // stream sends a download. The status is sent before the body, so a
@@ -219,6 +234,9 @@ type download struct {
 // bytes than Content-Length arrive and net/http closes the connection.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, d *download) {
 	defer d.body.Close()
+	if d.release != nil {
+		defer d.release()
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.FormatInt(d.size, 10))

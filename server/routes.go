@@ -19,6 +19,7 @@ const (
 var pathVars = strings.NewReplacer(
 	"{id}", "{id:[0-9a-f]{32}}",
 	"{index}", "{index:[0-9]+}",
+	"{path}", "{path:.*}", // a tile path, which logTile parses strictly
 )
 
 // noBody is the body limit of routes that take no body.
@@ -26,7 +27,7 @@ const noBody = 0
 
 // Handler returns the public HTTP API. docs/api.md describes every route.
 func (s *Server) Handler() http.Handler {
-	r := mux.NewRouter()
+	r := newRouter()
 	s.route(r, "GET", "/v1/health", roleNone, noBody, s.health)
 	s.route(r, "GET", "/v1/recipients", roleAny, noBody, s.recipients)
 
@@ -47,6 +48,9 @@ func (s *Server) Handler() http.Handler {
 	s.route(r, "GET", "/v1/log/inclusion", roleAny, noBody, s.logInclusion)
 	s.route(r, "GET", "/v1/log/consistency", roleAny, noBody, s.logConsistency)
 	s.route(r, "GET", "/v1/log/leaves", roleAny, noBody, s.logLeaves)
+	// With the checkpoint above, the log as C2SP tlog-tiles under the
+	// prefix /v1/log (server/tiles.go).
+	s.binaryRoute(r, "GET", "/v1/log/tile/{path}", roleAny, s.logTile)
 
 	s.fallbacks(r)
 	return s.common(r)
@@ -57,7 +61,7 @@ func (s *Server) Handler() http.Handler {
 // 0600 in a 0700 directory).
 func (s *Server) AdminHandler() http.Handler {
 	a := &localAdmin{db: s.db, srv: s}
-	r := mux.NewRouter()
+	r := newRouter()
 	s.adminRoute(r, "GET", "/admin/recipients", noBody, a.handleRecipients)
 	s.adminRoute(r, "POST", "/admin/recipients", maxAdminNoteBody, a.handleSetRecipients)
 	s.adminRoute(r, "GET", "/admin/tokens", noBody, a.handleTokens)
@@ -65,6 +69,14 @@ func (s *Server) AdminHandler() http.Handler {
 	s.adminRoute(r, "POST", "/admin/tokens/revoke", maxJSONBody, a.handleRevokeToken)
 	s.fallbacks(r)
 	return s.common(r)
+}
+
+// newRouter returns a router that matches paths exactly as sent. By default
+// mux answers a path holding "..", "." or "//" with a 301 to its cleaned
+// form, which would turn an id full of path characters into a redirect to
+// some other route instead of a 404.
+func newRouter() *mux.Router {
+	return mux.NewRouter().SkipClean(true)
 }
 
 func (s *Server) route(r *mux.Router, method, path, role string, bodyLimit int64, fn apiFunc) {

@@ -44,6 +44,10 @@ type RunConfig struct {
 	// MaxSize and UploadExpiry: see Config.
 	MaxSize      int64
 	UploadExpiry time.Duration
+	// ReadHeaderTimeout is how long a client may take for the TLS
+	// handshake, and then for each request's headers; zero means 20 s.
+	// Tests shorten it.
+	ReadHeaderTimeout time.Duration
 	// Logger receives the request log; nil discards it.
 	Logger *slog.Logger
 	// Ready, if set, is called once the server accepts connections.
@@ -109,11 +113,15 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		return err
 	}
 
+	headerTimeout := cfg.ReadHeaderTimeout
+	if headerTimeout <= 0 {
+		headerTimeout = readHeaderTimeout
+	}
 	errorLog := log.New(&redactingWriter{log: logger}, "", 0)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		TLSConfig:         TLSConfig(cert),
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: headerTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
@@ -122,7 +130,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	}
 	as := &http.Server{
 		Handler:           srv.AdminHandler(),
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: headerTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		ErrorLog:          errorLog,

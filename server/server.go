@@ -65,6 +65,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	limiter *failureLimiter
+	buffers *bufferPool
 	// testHookCommitted, if set, is called after a submission is committed
 	// and before its checkpoint is signed; crash tests kill the process
 	// there.
@@ -88,6 +89,7 @@ func New(cfg Config) (*Server, error) {
 		expiry:  cfg.UploadExpiry,
 		log:     cfg.Logger,
 		now:     cfg.Now,
+		buffers: newBufferPool(MaxChunksInFlight, bufferWait),
 	}
 	if s.maxSize <= 0 {
 		s.maxSize = DefaultMaxSize

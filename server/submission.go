@@ -63,8 +63,11 @@ func (s *Server) submitOneShot(c *call) (any, int, error) {
 }
 
 func (s *Server) storeOneShot(c *call, id string) (any, int, error) {
-	bufp := chunkBuffers.Get().(*[]byte)
-	defer chunkBuffers.Put(bufp)
+	bufp, err := s.buffers.get(c.r.Context())
+	if err != nil {
+		return nil, 0, err
+	}
+	defer s.buffers.put(bufp)
 	buf := (*bufp)[:ChunkSize]
 	h := sha256.New()
 	var size, headerLen int64
@@ -150,11 +153,18 @@ func (s *Server) downloadSubmission(c *call) (any, int, error) {
 	if err != nil {
 		return nil, 0, noSubmission(err, id)
 	}
+	// The store's reader holds a chunk while the download runs.
+	slot, err := s.buffers.acquire(c.r.Context())
+	if err != nil {
+		return nil, 0, err
+	}
 	body, err := s.db.NewReader(id)
 	if err != nil {
+		s.buffers.put(slot)
 		return nil, 0, noSubmission(err, id)
 	}
-	return &download{name: id + ".age", size: sub.Size, sha256: sub.SHA256, body: body}, http.StatusOK, nil
+	release := func() { s.buffers.put(slot) }
+	return &download{name: id + ".age", size: sub.Size, sha256: sub.SHA256, body: body, release: release}, http.StatusOK, nil
 }
 
 // POST /v1/submissions/{id}/collected

@@ -11,17 +11,11 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/store"
 )
-
-// chunkBuffers recycles the buffers that hold one chunk while it is checked
-// and stored; the store does not keep them after PutChunk returns. The
-// extra byte lets a read tell "exactly ChunkSize" from "more".
-var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, ChunkSize+1); return &b }}
 
 type createUploadRequest struct {
 	Size   *int64 `json:"size"`
@@ -144,8 +138,12 @@ func (s *Server) putChunk(c *call) (any, int, error) {
 	if c.r.ContentLength >= 0 && c.r.ContentLength != wantLen {
 		return nil, 0, fail(errUnprocessable, "chunk %d must be exactly %d bytes, but Content-Length is %d", index, wantLen, c.r.ContentLength)
 	}
-	bufp := chunkBuffers.Get().(*[]byte)
-	defer chunkBuffers.Put(bufp)
+	// The store does not keep the buffer after PutChunk returns.
+	bufp, err := s.buffers.get(c.r.Context())
+	if err != nil {
+		return nil, 0, err
+	}
+	defer s.buffers.put(bufp)
 	// No deadline extension here: a 1 MiB chunk at 20 KB/s arrives well
 	// within the server's ReadTimeout.
 	nread, err := io.ReadFull(c.r.Body, *bufp)
@@ -204,7 +202,13 @@ func (s *Server) finishUpload(c *call) (any, int, error) {
 	if missing := missingChunks(have, n); len(missing) > 0 {
 		return nil, 0, fail(errUnprocessable, "%d of %d chunks are missing (the first is chunk %d); GET /v1/uploads/%s lists them", len(missing), n, missing[0], id)
 	}
+	// Reading the upload back holds one chunk at a time.
+	slot, err := s.buffers.acquire(c.r.Context())
+	if err != nil {
+		return nil, 0, err
+	}
 	sum, err := s.hashChunks(id, u.Size)
+	s.buffers.put(slot)
 	if got := hex.EncodeToString(sum[:]); err == nil && got != declared {
 		err = fail(errUnprocessable, "the uploaded file's SHA-256 is %s, not the declared %s; the upload has been deleted, start a new one", got, declared)
 	}
