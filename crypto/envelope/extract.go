@@ -443,7 +443,9 @@ func (x *extractor) file(hdr *tar.Header, tr *tar.Reader, p, key string) error {
 			return entryError(hdr.Name, invalidf("not listed in manifest.json"))
 		}
 		if f.Name != p {
-			return entryError(hdr.Name, invalidf("listed in manifest.json as %s (names must match exactly)", quoteName(f.Name)))
+			// The fold keys matched, so the names differ only in case or
+			// normalisation, which can look identical once printed.
+			return entryError(hdr.Name, invalidf("listed in manifest.json as %s, which differs in case or Unicode normalisation (names must match exactly)", quoteName(f.Name)))
 		}
 		if hdr.Size != f.Size {
 			return entryError(hdr.Name, invalidf("size %d does not match manifest.json (%d)", hdr.Size, f.Size))

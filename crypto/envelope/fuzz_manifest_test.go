@@ -1,8 +1,13 @@
 package envelope
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -67,6 +72,44 @@ func FuzzParseManifest(f *testing.F) {
 		m2, err := ParseManifest(again)
 		if err != nil || !reflect.DeepEqual(m, m2) {
 			t.Fatalf("round trip: %+v, %v", m2, err)
+		}
+	})
+}
+
+// FuzzManifestSig feeds arbitrary manifest.sig content and device key
+// strings to their parsers. An accepted signature verifies over the
+// manifest with the key it names, every refusal is an ErrInvalid, and an
+// accepted device key string is the one canonical encoding of its key.
+func FuzzManifestSig(f *testing.F) {
+	manifest := []byte(`{"version":1,"created":"2026-11-27","files":[]}`)
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	sig, err := signManifest(priv, manifest)
+	if err != nil {
+		f.Fatal(err)
+	}
+	key := DeviceKeyString(priv.Public().(ed25519.PublicKey))
+	f.Add(sig, manifest, key)
+	f.Add(bytes.Replace(sig, []byte(`"version":1`), []byte(`"version":2`), 1), manifest, key+"=")
+	f.Add(bytes.Replace(sig, []byte(`"key"`), []byte(`"Key"`), 1), append(bytes.Clone(manifest), ' '), "TDK1"+key[4:])
+	f.Add([]byte(`{"version":1,"key":"tdk1","signature":""}`), manifest, "tdk1"+strings.Repeat("_", 43))
+	f.Fuzz(func(t *testing.T, sigData, manifestJSON []byte, keyString string) {
+		if pub, err := ParseDeviceKey(keyString); err == nil && DeviceKeyString(pub) != keyString {
+			t.Fatalf("device key %q accepted, canonically %q", keyString, DeviceKeyString(pub))
+		}
+		s, err := verifyManifest(sigData, manifestJSON)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			return
+		}
+		pub, err := ParseDeviceKey(s.Key)
+		if err != nil {
+			t.Fatalf("accepted a signature by unparsable key %q", s.Key)
+		}
+		raw, err := base64.StdEncoding.DecodeString(s.Signature)
+		if err != nil || !ed25519.Verify(pub, signedMessage(manifestJSON), raw) {
+			t.Fatalf("accepted a signature that does not verify: %+v", s)
 		}
 	})
 }

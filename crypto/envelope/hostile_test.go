@@ -249,7 +249,7 @@ func TestExtractHostile(t *testing.T) {
 		{name: "file twice after manifest", entries: append(withManifest(a), a),
 			want: `entry "a.txt": duplicate name`},
 		{name: "NFD entry for NFC listing", entries: manifestWith(func(m *Manifest) { m.Files[0].Name = "caf\u00e9" }, file("cafe\u0301", "x")),
-			want: "entry \"cafe\u0301\": listed in manifest.json as \"caf\u00e9\" (names must match exactly)"},
+			want: "entry \"cafe\u0301\": listed in manifest.json as \"caf\u00e9\", which differs in case or Unicode normalisation (names must match exactly)"},
 		{name: "NFC and NFD both listed", entries: manifestWith(nil, file("caf\u00e9", "1"), file("cafe\u0301", "2")),
 			want: "manifest.json: file \"cafe\u0301\": duplicate of \"caf\u00e9\" (the names differ only in case or Unicode normalisation)"},
 		{name: "case variant of a listed file", entries: append(withManifest(a), file("A.TXT", "x")),
@@ -480,10 +480,10 @@ func TestExtractEndless(t *testing.T) {
 	}
 }
 
-// TestExtractHostileLeavesNoLinks extracts every hostile plain tarball
-// whose links Extract refuses only after earlier regular files, and checks
-// what it wrote is regular files only: a refusal never comes after a link
-// was made.
+// TestExtractHostileLeavesNoLinks puts a link or special file after a
+// regular file and before a file meant to be written through it: Extract
+// has written the first file when it refuses, and the partial output it
+// leaves for the caller to delete holds that file only, never a link.
 func TestExtractHostileLeavesNoLinks(t *testing.T) {
 	for _, typ := range []byte{tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo} {
 		t.Run(fmt.Sprintf("type %q", typ), func(t *testing.T) {
