@@ -285,6 +285,11 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 	if k == foldKey(SignatureName) {
 		return entryError(hdr.Name, invalidf("%s is allowed only as the entry right after %s", SignatureName, ManifestName))
 	}
+	// Anywhere else, a manifest.json would be extracted unchecked and could
+	// pass for a verified one in the output directory.
+	if k == foldKey(ManifestName) {
+		return entryError(hdr.Name, invalidf("%s is allowed only as the first entry, named exactly %q", ManifestName, ManifestName))
+	}
 	if n, ok := x.nodes[k]; ok {
 		if isDir && n.dir && !n.explicit && n.name == p {
 			// Created earlier as the parent of a file.

@@ -245,7 +245,11 @@ func TestExtractHostile(t *testing.T) {
 
 		// Duplicates, case and Unicode normalisation.
 		{name: "manifest twice", entries: append(withManifest(a), manifestEntry(t, nil, a)),
-			want: `entry "manifest.json": duplicate name`},
+			want: `entry "manifest.json": manifest.json is allowed only as the first entry, named exactly "manifest.json"`},
+		{name: "manifest not first in a plain tar", entries: []entry{a, file(ManifestName, "{}")},
+			want: `entry "manifest.json": manifest.json is allowed only as the first entry, named exactly "manifest.json"`},
+		{name: "manifest as ./manifest.json", entries: []entry{file("./"+ManifestName, "{}")},
+			want: `entry "./manifest.json": manifest.json is allowed only as the first entry, named exactly "manifest.json"`},
 		{name: "file twice after manifest", entries: append(withManifest(a), a),
 			want: `entry "a.txt": duplicate name`},
 		{name: "NFD entry for NFC listing", entries: manifestWith(func(m *Manifest) { m.Files[0].Name = "caf\u00e9" }, file("cafe\u0301", "x")),
@@ -255,7 +259,7 @@ func TestExtractHostile(t *testing.T) {
 		{name: "case variant of a listed file", entries: append(withManifest(a), file("A.TXT", "x")),
 			want: `entry "A.TXT": duplicate of "a.txt" (the names differ only in case or Unicode normalisation)`},
 		{name: "case variant of the manifest", entries: append(withManifest(a), file("MANIFEST.JSON", "{}")),
-			want: `entry "MANIFEST.JSON": duplicate of "manifest.json" (the names differ only in case or Unicode normalisation)`},
+			want: `entry "MANIFEST.JSON": manifest.json is allowed only as the first entry, named exactly "manifest.json"`},
 		{name: "Kelvin sign folds to k", entries: []entry{file("k", "1"), file("\u212a", "2")},
 			want: "entry \"\u212a\": duplicate of \"k\" (the names differ only in case or Unicode normalisation)"},
 
