@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -81,9 +83,19 @@ func (c *cli) serve(args []string) error {
 	}, nil)
 }
 
+// defaultMemoryLimit is the Go runtime's soft memory limit while serving.
+const defaultMemoryLimit = 128 << 20
+
 // runServer runs the server, printing how to reach it; ready, if set, is
 // called after that with the listening address.
 func (c *cli) runServer(cfg server.RunConfig, ready func(server.ReadyInfo)) error {
+	// The live heap is bounded (server.MaxChunksInFlight chunk buffers, small
+	// per-connection state), but by default the garbage collector lets the
+	// heap grow to twice the live size. A soft limit keeps a small VPS's
+	// memory predictable; GOMEMLIMIT in the environment overrides it.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, nil))
 	cfg.Ready = func(info server.ReadyInfo) {
 		fmt.Fprintf(c.stdout, "TLS certificate SHA-256 fingerprint: %s\n", info.Fingerprint)
