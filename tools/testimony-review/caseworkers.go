@@ -21,13 +21,15 @@ func (u *ui) caseworkers(args []string) error {
 	if isHelp(args) {
 		return flag.ErrHelp
 	}
-	const hint = "the caseworkers subcommands are add and list; run \"" + prog + " help\""
+	const hint = "the caseworkers subcommands are add, remove and list; run \"" + prog + " help\""
 	if len(args) == 0 {
 		return errorf(hint, "caseworkers: missing subcommand")
 	}
 	switch args[0] {
 	case "add":
 		return u.caseworkersAdd(args[1:])
+	case "remove":
+		return u.caseworkersRemove(args[1:])
 	case "list":
 		return u.caseworkersList(args[1:])
 	}
@@ -75,6 +77,50 @@ func (u *ui) caseworkersAdd(args []string) error {
 		return errorf("", "caseworkers add: %v", err)
 	}
 	fmt.Fprintf(u.stdout, "added %s, key fingerprint %s\n", displayText(name), envelope.Fingerprint(pub))
+	return nil
+}
+
+// caseworkersRemove stops trusting a caseworker's device key, for example
+// when the laptop was lost or seized: what it signs from then on is shown as
+// signed by an unknown key.
+func (u *ui) caseworkersRemove(args []string) error {
+	fs := newFlagSet("caseworkers remove")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errorf("name the caseworker as \""+prog+" caseworkers list\" shows it: "+prog+" caseworkers remove \"Kim Ji-won\"",
+			"caseworkers remove: want NAME, got %d arguments", fs.NArg())
+	}
+	name := fs.Arg(0)
+	st, err := openStore("caseworkers remove")
+	if err != nil {
+		return err
+	}
+	list, err := st.Caseworkers()
+	if err != nil {
+		return stateError("caseworkers remove", err)
+	}
+	kept := list[:0]
+	var removed *state.Caseworker
+	for _, c := range list {
+		if c.Name == name {
+			removed = &c
+			continue
+		}
+		kept = append(kept, c)
+	}
+	if removed == nil {
+		return errorf("\""+prog+" caseworkers list\" shows the registered names", "caseworkers remove: no caseworker named %q is registered", name)
+	}
+	if err := st.SaveCaseworkers(kept); err != nil {
+		return errorf("", "caseworkers remove: %v", err)
+	}
+	fp := "?"
+	if pub, err := envelope.ParseDeviceKey(removed.Key); err == nil {
+		fp = envelope.Fingerprint(pub)
+	}
+	fmt.Fprintf(u.stdout, "removed %s, key fingerprint %s: submissions it signs now show as signed by an unknown key\n", displayText(name), fp)
 	return nil
 }
 

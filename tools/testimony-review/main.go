@@ -14,6 +14,7 @@
 //	testimony-review log trust [-replace] KEY
 //	testimony-review log verify [-log-key KEY] BUNDLE
 //	testimony-review caseworkers add NAME KEY
+//	testimony-review caseworkers remove NAME
 //	testimony-review caseworkers list
 //	testimony-review open -i IDENTITY [-i IDENTITY...] -o OUTDIR [-log-key KEY] BUNDLE
 //	testimony-review help
@@ -41,8 +42,9 @@
 // take -log-key KEY instead of a pinned key; open pins it.
 //
 // caseworkers add registers a caseworker's device key ("tdk1…", printed by
-// "testimony init" on the caseworker's laptop) under NAME; caseworkers list
-// prints the registered keys.
+// "testimony init" on the caseworker's laptop) under NAME; caseworkers
+// remove forgets one (a lost or seized laptop: what its key signs then shows
+// as an unknown key); caseworkers list prints the registered keys.
 //
 // open reads BUNDLE (a directory holding bundle.json and <id>.age files) and
 // first verifies it as a whole: both checkpoints are signed by the pinned
@@ -92,6 +94,7 @@ const usage = `Usage:
     testimony-review log trust [-replace] KEY
     testimony-review log verify [-log-key KEY] BUNDLE
     testimony-review caseworkers add NAME KEY
+    testimony-review caseworkers remove NAME
     testimony-review caseworkers list
     testimony-review open -i IDENTITY -o OUTDIR [-log-key KEY] BUNDLE
     testimony-review help
