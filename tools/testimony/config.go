@@ -139,6 +139,47 @@ func (c *cli) token(file string) (string, error) {
 }
 
 // newClient returns an API client for u with opt.
+// session is what a command that talks to a server needs: the server, the
+// caseworker's home, the pinned trust anchors and an authenticated client.
+type session struct {
+	u   *url.URL
+	tls api.TLSOptions
+	h   *home
+	t   *pin.Trust
+	cl  *api.Client
+}
+
+// connect reads the connection and trust flags, the token and the home
+// directory, in the order that reports a usage mistake before anything is
+// created.
+func (c *cli) connect(cf connFlags, tf trustFlags) (*session, error) {
+	u, err := cf.serverURL(true)
+	if err != nil {
+		return nil, err
+	}
+	tlsOpt, _, err := cf.tlsOptions()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := c.token(cf.tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	h, err := c.openHome(true)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.trust(h, tf)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := newClient(u, tok, tlsOpt)
+	if err != nil {
+		return nil, err
+	}
+	return &session{u: u, tls: tlsOpt, h: h, t: t, cl: cl}, nil
+}
+
 func newClient(u *url.URL, tok string, opt api.TLSOptions) (*api.Client, error) {
 	cfg, err := api.TLSConfig(opt)
 	if err != nil {

@@ -171,30 +171,11 @@ func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErrorf("receipts verify takes no arguments")
 	}
-	u, err := cf.serverURL(true)
+	sess, err := c.connect(cf, tf)
 	if err != nil {
 		return err
 	}
-	tlsOpt, _, err := cf.tlsOptions()
-	if err != nil {
-		return err
-	}
-	tok, err := c.token(cf.tokenFile)
-	if err != nil {
-		return err
-	}
-	h, err := c.openHome(true)
-	if err != nil {
-		return err
-	}
-	t, err := c.trust(h, tf)
-	if err != nil {
-		return err
-	}
-	cl, err := newClient(u, tok, tlsOpt)
-	if err != nil {
-		return err
-	}
+	u, h, t, cl := sess.u, sess.h, sess.t, sess.cl
 	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, false, true)
 	if err != nil {
 		return err

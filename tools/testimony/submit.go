@@ -86,8 +86,8 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 	if len(files) == 0 {
 		return usageErrorf("no files to submit")
 	}
-	u, err := cf.serverURL(true)
-	if err != nil {
+	// Flag mistakes are reported before any file is read.
+	if _, err := cf.serverURL(true); err != nil {
 		return err
 	}
 	if *date != "" {
@@ -117,32 +117,16 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 				hint("the file lists age public keys (age1…), one per line, as your organisation publishes them")
 		}
 	}
-	tlsOpt, _, err := cf.tlsOptions()
+	sess, err := c.connect(cf, tf)
 	if err != nil {
 		return err
 	}
-	tok, err := c.token(cf.tokenFile)
-	if err != nil {
-		return err
-	}
-	h, err := c.openHome(true)
-	if err != nil {
-		return err
-	}
+	u, h, t, cl, tlsOpt := sess.u, sess.h, sess.t, sess.cl, sess.tls
 	unlock, err := h.lockOutbox()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	t, err := c.trust(h, tf)
-	if err != nil {
-		return err
-	}
-
-	cl, err := newClient(u, tok, tlsOpt)
-	if err != nil {
-		return err
-	}
 	keys, err := c.fetchKeys(ctx, h, t, cl, u, local, *accept, false)
 	if err != nil {
 		return err
