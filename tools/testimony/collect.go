@@ -34,7 +34,7 @@ reviewer before collecting the next one into the same directory, or use a
 new directory each time.
 
 Options:
-    -server URL              The intake server (https://…, or http:// for a .onion).
+    -server URL              The intake server (https://…, also for a .onion).
     -ca FILE                 Trust only this PEM CA or self-signed certificate.
     -pin SHA256              Trust only the certificate with this SHA-256 fingerprint.
     -token-file FILE         Read the collect token from FILE (default: $TESTIMONY_TOKEN).

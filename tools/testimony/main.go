@@ -48,7 +48,7 @@
 //
 // Flags:
 //
-//	-server URL            the intake server, https://… (http:// only for .onion)
+//	-server URL            the intake server, https://… (also for a .onion)
 //	-ca FILE               trust only this PEM CA or self-signed certificate
 //	-pin SHA256            trust only the certificate with this SHA-256 (hex, of the DER)
 //	-token-file FILE       read the access token from FILE instead of $TESTIMONY_TOKEN

@@ -132,7 +132,7 @@ catches a server that rolls its log back or shows another history.
 Any access token (submit or collect) may read the log.
 
 Options:
-    -server URL        The intake server (https://…, or http:// for a .onion).
+    -server URL        The intake server (https://…, also for a .onion).
     -ca FILE           Trust only this PEM CA or self-signed certificate.
     -pin SHA256        Trust only the certificate with this SHA-256 fingerprint.
     -token-file FILE   Read the access token from FILE (default: $TESTIMONY_TOKEN).

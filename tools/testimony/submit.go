@@ -35,7 +35,7 @@ reviewer can tell which device packed the testimony and that nothing
 changed since.
 
 Options:
-    -server URL              The intake server (https://…, or http:// for a .onion).
+    -server URL              The intake server (https://…, also for a .onion).
     -ca FILE                 Trust only this PEM CA or self-signed certificate.
     -pin SHA256              Trust only the certificate with this SHA-256 fingerprint.
     -token-file FILE         Read the submit token from FILE (default: $TESTIMONY_TOKEN).

@@ -93,7 +93,8 @@ func (c *cli) dev(args []string) error {
 	if err := writeSecret(demo(devRecipientsFile), recipient+"\n"); err != nil {
 		return err
 	}
-	if _, err := server.Init(dataDir, strings.NewReader(recipient+"\n"), server.InitOptions{}); err != nil {
+	res, err := server.Init(dataDir, strings.NewReader(recipient+"\n"), server.InitOptions{})
+	if err != nil {
 		return explain(err, dataDir)
 	}
 	if err := devTokens(dataDir, demo(devSubmitToken), demo(devCollectToken)); err != nil {
@@ -106,12 +107,16 @@ func (c *cli) dev(args []string) error {
 	ready := func(info server.ReadyInfo) {
 		url := "https://" + info.Addr.String()
 		ca := shellQuote(server.SelfSignedCertPath(dataDir))
-		fmt.Fprintf(c.stdout, "\nTry it from the repository root, in another terminal:\n\n")
+		fmt.Fprintf(c.stdout, "\nTry it from the repository root, in another terminal. The first line keeps the\n")
+		fmt.Fprintf(c.stdout, "demo's pinned keys and reviewer state apart from your own:\n\n")
+		fmt.Fprintf(c.stdout, "  export TESTIMONY_HOME=%s TESTIMONY_REVIEW_HOME=%s\n",
+			shellQuote(demo("caseworker-home")), shellQuote(demo("reviewer-home")))
 		fmt.Fprintf(c.stdout, "  TESTIMONY_TOKEN=$(cat %s) go run ./tools/testimony submit -server %s -ca %s FILE\n",
 			shellQuote(demo(devSubmitToken)), url, ca)
 		fmt.Fprintf(c.stdout, "  TESTIMONY_TOKEN=$(cat %s) go run ./tools/testimony collect -server %s -ca %s -o bundle\n",
 			shellQuote(demo(devCollectToken)), url, ca)
-		fmt.Fprintf(c.stdout, "  go run ./tools/testimony-review open -i %s -o out bundle\n\n", shellQuote(demo(devIdentityFile)))
+		fmt.Fprintf(c.stdout, "  go run ./tools/testimony-review open -log-key %s -i %s -o out bundle\n\n",
+			shellQuote(res.LogKey), shellQuote(demo(devIdentityFile)))
 		fmt.Fprintf(c.stdout, "Stop with Ctrl-C. Afterwards: rm -r %s %s\n", shellQuote(dataDir), shellQuote(demoDir))
 	}
 	return c.runServer(server.RunConfig{DataDir: dataDir, Addr: *addr, SelfSigned: true}, ready)

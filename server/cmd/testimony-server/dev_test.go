@@ -75,7 +75,9 @@ func TestDev(t *testing.T) {
 		"-ca " + cert + " FILE\n",
 		"TESTIMONY_TOKEN=$(cat " + filepath.Join(demo, "collect.token") + ") go run ./tools/testimony collect -server https://127.0.0.1:",
 		"-ca " + cert + " -o bundle\n",
-		"go run ./tools/testimony-review open -i " + filepath.Join(demo, "reviewer.key") + " -o out bundle\n",
+		"export TESTIMONY_HOME=" + filepath.Join(demo, "caseworker-home") + " TESTIMONY_REVIEW_HOME=" + filepath.Join(demo, "reviewer-home") + "\n",
+		"go run ./tools/testimony-review open -log-key testimony-log-",
+		" -i " + filepath.Join(demo, "reviewer.key") + " -o out bundle\n",
 		"TLS certificate SHA-256 fingerprint: ",
 	} {
 		if !strings.Contains(out, want) {

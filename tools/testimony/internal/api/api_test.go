@@ -22,7 +22,8 @@ func TestParseServer(t *testing.T) {
 		{"https://intake.example.org", "https://intake.example.org"},
 		{"https://intake.example.org/", "https://intake.example.org"},
 		{"https://example.org:8443/testimony/", "https://example.org:8443/testimony"},
-		{"http://abcdefghij.onion", "http://abcdefghij.onion"},
+		{"https://abcdefghij.onion", "https://abcdefghij.onion"},
+		{"http://abcdefghij.onion", ""},
 		{"http://intake.example.org", ""},
 		{"ftp://intake.example.org", ""},
 		{"intake.example.org", ""},
@@ -47,7 +48,7 @@ func TestHostPort(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://Intake.Example.org":      "intake.example.org_443",
 		"https://intake.example.org:8443": "intake.example.org_8443",
-		"http://abc.onion":                "abc.onion_80",
+		"https://abc.onion":               "abc.onion_443",
 		"https://[::1]:8443/x":            "__1_8443",
 	} {
 		u, err := ParseServer(in)

@@ -21,22 +21,15 @@ import (
 // differs from the -pin fingerprint.
 var ErrPinMismatch = errors.New("server certificate does not match the pinned fingerprint")
 
-// ParseServer checks a server URL: https, or plain http only to a Tor onion
-// service (where the onion address already authenticates and encrypts), no
-// user info, query or fragment.
+// ParseServer checks a server URL: https (the server speaks nothing else,
+// also behind an onion service), no user info, query or fragment.
 func ParseServer(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.Opaque != "" {
 		return nil, fmt.Errorf("server %q is not a URL like https://intake.example.org", s)
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !strings.HasSuffix(strings.ToLower(u.Hostname()), ".onion") {
-			return nil, fmt.Errorf("server %q does not use https; only .onion addresses may use plain http", s)
-		}
-	default:
-		return nil, fmt.Errorf("server %q must start with https://", s)
+	if u.Scheme != "https" {
+		return nil, fmt.Errorf("server %q must start with https:// (also for an onion service: the server speaks only TLS)", s)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		return nil, fmt.Errorf("server %q must not contain a user name, query or fragment", s)
@@ -52,9 +45,6 @@ func HostPort(u *url.URL) string {
 	port := u.Port()
 	if port == "" {
 		port = "443"
-		if u.Scheme == "http" {
-			port = "80"
-		}
 	}
 	var b strings.Builder
 	for _, r := range strings.ToLower(u.Hostname()) + "_" + port {
