@@ -61,14 +61,9 @@ func (c *cli) recipientsShow(args []string) error {
 	if err := required(fs, "data"); err != nil {
 		return err
 	}
-	admin, err := server.OpenAdmin(*data)
+	info, err := withAdmin(*data, server.Admin.Recipients)
 	if err != nil {
-		return explain(err, *data)
-	}
-	defer admin.Close()
-	info, err := admin.Recipients()
-	if err != nil {
-		return explain(err, *data)
+		return err
 	}
 	fmt.Fprintf(c.stdout, "# recipient type: %s\n", info.Type)
 	fmt.Fprintf(c.stdout, "# log key: %s\n", info.LogKey)
@@ -103,14 +98,9 @@ func (c *cli) recipientsSet(args []string) error {
 	if err != nil {
 		return err
 	}
-	admin, err := server.OpenAdmin(*data)
+	info, err := withAdmin(*data, func(a server.Admin) (*server.DeploymentInfo, error) { return a.SetRecipients(note) })
 	if err != nil {
-		return explain(err, *data)
-	}
-	defer admin.Close()
-	info, err := admin.SetRecipients(note)
-	if err != nil {
-		return explain(err, *data)
+		return err
 	}
 	fmt.Fprintf(c.stdout, "recipients set to version %d: %d %s recipients\n", info.Version, len(info.Recipients), info.Type)
 	if info.OrgKey == "" {

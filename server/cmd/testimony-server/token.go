@@ -62,17 +62,19 @@ func (c *cli) tokenCreate(args []string) error {
 	if err := required(fs, "data", "role", "name"); err != nil {
 		return err
 	}
-	admin, err := server.OpenAdmin(*data)
-	if err != nil {
-		return explain(err, *data)
+	type created struct {
+		token string
+		info  server.TokenInfo
 	}
-	defer admin.Close()
-	token, info, err := admin.CreateToken(*role, *name)
+	made, err := withAdmin(*data, func(a server.Admin) (created, error) {
+		token, info, err := a.CreateToken(*role, *name)
+		return created{token, info}, err
+	})
 	if err != nil {
-		return explain(err, *data)
+		return err
 	}
-	fmt.Fprintln(c.stdout, token)
-	c.note("created %s token %s (%s); it is shown only this once", info.Role, info.ID, info.Name)
+	fmt.Fprintln(c.stdout, made.token)
+	c.note("created %s token %s (%s); it is shown only this once", made.info.Role, made.info.ID, made.info.Name)
 	return nil
 }
 
@@ -89,14 +91,9 @@ func (c *cli) tokenList(args []string) error {
 	if err := required(fs, "data"); err != nil {
 		return err
 	}
-	admin, err := server.OpenAdmin(*data)
+	tokens, err := withAdmin(*data, server.Admin.Tokens)
 	if err != nil {
-		return explain(err, *data)
-	}
-	defer admin.Close()
-	tokens, err := admin.Tokens()
-	if err != nil {
-		return explain(err, *data)
+		return err
 	}
 	if len(tokens) == 0 {
 		c.note("no tokens yet; create one with: testimony-server token create -data %s -role submit -name NAME", *data)
@@ -127,13 +124,9 @@ func (c *cli) tokenRevoke(args []string) error {
 	if len(rest) != 1 {
 		return withHint(errors.New("token revoke takes exactly one token id or name"), "list the tokens with: testimony-server token list -data %s", *data)
 	}
-	admin, err := server.OpenAdmin(*data)
+	_, err = withAdmin(*data, func(a server.Admin) (struct{}, error) { return struct{}{}, a.RevokeToken(rest[0]) })
 	if err != nil {
-		return explain(err, *data)
-	}
-	defer admin.Close()
-	if err := admin.RevokeToken(rest[0]); err != nil {
-		return explain(err, *data)
+		return err
 	}
 	c.note("revoked token %s", rest[0])
 	return nil
