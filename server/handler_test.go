@@ -411,6 +411,29 @@ func TestUploadExpiry(t *testing.T) {
 	expect(t, e.putChunk(id, 0, file), 404, "expired after 1h0m0s")
 }
 
+// TestUploadExpirySlides shows that an upload that keeps making progress
+// does not expire, however long it takes in all, and that one that stops
+// expires -upload-expiry after its last chunk.
+func TestUploadExpirySlides(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.UploadExpiry = time.Hour })
+	file := e.testFile(3 * ChunkSize)
+	id := e.createUpload(file, true)
+	for i := range 3 {
+		e.clock.advance(50 * time.Minute)
+		if n, err := e.srv.ExpireUploads(); err != nil || n != 0 {
+			t.Fatalf("chunk %d: expired %d, %v while the upload makes progress", i, n, err)
+		}
+		expect(t, e.putChunk(id, i, chunkOf(file, i)), http.StatusNoContent, "")
+	}
+	// Sending a chunk again is no progress and does not extend the upload.
+	e.clock.advance(50 * time.Minute)
+	expect(t, e.putChunk(id, 2, chunkOf(file, 2)), http.StatusNoContent, "")
+	e.clock.advance(10 * time.Minute)
+	if n, err := e.srv.ExpireUploads(); err != nil || n != 1 {
+		t.Fatalf("expired %d, %v an hour after the last new chunk", n, err)
+	}
+}
+
 func TestOneShot(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.MaxSize = 3 * ChunkSize })
 	good := e.testFile(2*ChunkSize + 77)

@@ -162,7 +162,9 @@ func (s *Server) putChunk(c *call) (any, int, error) {
 			return nil, 0, err
 		}
 	}
-	if err := s.db.PutChunk(id, index, data); errors.Is(err, store.ErrChunkConflict) {
+	// Each new chunk keeps the upload alive for another -upload-expiry, so a
+	// long upload over a slow link never expires while it makes progress.
+	if err := s.db.PutChunkUntil(id, index, data, s.now().Add(s.expiry)); errors.Is(err, store.ErrChunkConflict) {
 		return nil, 0, fail(errConflict, "chunk %d is already stored with different bytes; a chunk cannot be changed, start a new upload if the file changed", index)
 	} else if err != nil {
 		return nil, 0, finishedIsConflict(err, id)

@@ -179,6 +179,14 @@ var errUnchanged = errors.New("unchanged")
 //
 // data is not retained after PutChunk returns.
 func (db *DB) PutChunk(id string, index int, data []byte) error {
+	return db.PutChunkUntil(id, index, data, time.Time{})
+}
+
+// PutChunkUntil is PutChunk that, when it stores a new chunk, also moves the
+// upload's expiry to expires if that is later, in the same transaction. An
+// upload over a slow link then expires after a period without progress, not
+// a fixed time after it began.
+func (db *DB) PutChunkUntil(id string, index int, data []byte, expires time.Time) error {
 	raw, err := parseID(id)
 	if err != nil {
 		return fmt.Errorf("failed to put chunk: %w", err)
@@ -215,7 +223,18 @@ func (db *DB) PutChunk(id string, index int, data []byte) error {
 			}
 			return ErrChunkConflict
 		}
-		return putChunkValue(b, key, data)
+		if err := putChunkValue(b, key, data); err != nil {
+			return err
+		}
+		if !expires.After(u.Expires) {
+			return nil
+		}
+		u.Expires = expires.UTC()
+		val, err := json.Marshal(&u)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketUploads).Put([]byte(id), val)
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return fmt.Errorf("failed to put chunk %d of upload %s: %w", index, id, err)

@@ -394,3 +394,29 @@ func TestNextPrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestPutChunkUntilExtendsExpiry(t *testing.T) {
+	db := openTemp(t)
+	id := newID(t)
+	start := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	if err := db.CreateUpload(Upload{ID: id, Size: 2 * ChunkSize, Created: start, Expires: start.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	later := start.Add(5 * time.Hour)
+	if err := db.PutChunkUntil(id, 0, randomBytes(ChunkSize), later); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := db.Upload(id); err != nil || !u.Expires.Equal(later) {
+		t.Fatalf("expires %v (%v), want %v after a new chunk", u.Expires, err, later)
+	}
+	// An earlier time never shortens the upload's life.
+	if err := db.PutChunkUntil(id, 1, randomBytes(ChunkSize), start.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := db.Upload(id); !u.Expires.Equal(later) {
+		t.Fatalf("expires %v, want it kept at %v", u.Expires, later)
+	}
+	if n, err := db.ExpireUploads(later.Add(-time.Minute)); err != nil || n != 0 {
+		t.Fatalf("expired %d (%v) before the extended expiry", n, err)
+	}
+}
