@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -20,47 +21,59 @@ const bufferWait = 20 * time.Second
 // busyRetryAfter is the Retry-After, in seconds, of a 503 busy answer.
 const busyRetryAfter = "5"
 
-// bufferPool hands out at most its capacity of chunk buffers, allocating
-// each lazily and keeping it for reuse.
+// bufferPool hands out at most its capacity of chunk buffers. Buffers are
+// allocated only when no free one is left and reused last-in first-out, so
+// a server serving one upload at a time holds one buffer, not capacity.
 type bufferPool struct {
-	free chan *[]byte
-	wait time.Duration
+	slots chan struct{}
+	wait  time.Duration
+	mu    sync.Mutex
+	free  []*[]byte
 }
 
 func newBufferPool(n int, wait time.Duration) *bufferPool {
-	p := &bufferPool{free: make(chan *[]byte, n), wait: wait}
-	for range n {
-		p.free <- nil
-	}
-	return p
+	return &bufferPool{slots: make(chan struct{}, n), wait: wait}
 }
 
 // get returns a buffer of ChunkSize+1 bytes (the extra byte lets a read tell
-// "exactly ChunkSize" from "more"), waiting up to bufferWait for one to be
-// free. The caller must put it back.
+// "exactly ChunkSize" from "more"), waiting up to the pool's wait for a
+// place. The caller must put it back.
 func (p *bufferPool) get(ctx context.Context) (*[]byte, error) {
-	b, err := p.acquire(ctx)
-	if err == nil && b == nil {
-		nb := make([]byte, ChunkSize+1)
-		b = &nb
+	if err := p.acquire(ctx); err != nil {
+		return nil, err
 	}
-	return b, err
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b, nil
+	}
+	b := make([]byte, ChunkSize+1)
+	return &b, nil
+}
+
+// put gives back a buffer from get.
+func (p *bufferPool) put(b *[]byte) {
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.mu.Unlock()
+	p.release()
 }
 
 // acquire takes a place in the pool for work that holds a chunk-sized buffer
-// of its own (the store's reader); the slot it returns may hold no buffer,
-// and goes back with put unchanged.
-func (p *bufferPool) acquire(ctx context.Context) (*[]byte, error) {
+// of its own (the store's reader); release gives it back.
+func (p *bufferPool) acquire(ctx context.Context) error {
 	t := time.NewTimer(p.wait)
 	defer t.Stop()
 	select {
-	case b := <-p.free:
-		return b, nil
+	case p.slots <- struct{}{}:
+		return nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	case <-t.C:
-		return nil, fail(errBusy, "the server is busy with other transfers; nothing of this request was stored, retry it in a few seconds")
+		return fail(errBusy, "the server is busy with other transfers; nothing of this request was stored, retry it in a few seconds")
 	}
 }
 
-func (p *bufferPool) put(b *[]byte) { p.free <- b }
+func (p *bufferPool) release() { <-p.slots }

@@ -16,8 +16,7 @@ func TestBufferPoolBound(t *testing.T) {
 	if err != nil || len(*a) != ChunkSize+1 {
 		t.Fatalf("first get: %v", err)
 	}
-	slot, err := p.acquire(context.Background())
-	if err != nil {
+	if err := p.acquire(context.Background()); err != nil {
 		t.Fatalf("second place: %v", err)
 	}
 	if _, err := p.get(context.Background()); !errors.Is(err, errBusy) {
@@ -25,7 +24,7 @@ func TestBufferPoolBound(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := p.acquire(ctx); !errors.Is(err, context.Canceled) && !errors.Is(err, errBusy) {
+	if err := p.acquire(ctx); !errors.Is(err, context.Canceled) && !errors.Is(err, errBusy) {
 		t.Fatalf("acquire with a cancelled context: %v", err)
 	}
 	p.put(a)
@@ -34,7 +33,19 @@ func TestBufferPoolBound(t *testing.T) {
 		t.Fatalf("a returned buffer should be reused (%v)", err)
 	}
 	p.put(b)
-	p.put(slot)
+	p.release()
+	// Taken and given back one at a time, buffers are reused: the pool
+	// allocates one, not one per place.
+	for range 10 {
+		b, err := p.get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.put(b)
+	}
+	if len(p.free) != 1 {
+		t.Fatalf("%d buffers allocated for one at a time", len(p.free))
+	}
 }
 
 // TestBusyServer shows that when every chunk buffer is taken, chunk uploads,
@@ -53,8 +64,7 @@ func TestBusyServer(t *testing.T) {
 	doneID := rc.ID
 
 	e.srv.buffers = newBufferPool(1, 10*time.Millisecond)
-	held, err := e.srv.buffers.acquire(context.Background())
-	if err != nil {
+	if err := e.srv.buffers.acquire(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -80,7 +90,7 @@ func TestBusyServer(t *testing.T) {
 		t.Fatalf("%d unfinished uploads after the refused one-shot, want only the created one", n)
 	}
 
-	e.srv.buffers.put(held)
+	e.srv.buffers.release()
 	id = e.createUpload(file, true)
 	expect(t, e.putChunk(id, 0, file), http.StatusNoContent, "")
 	expect(t, e.do(req{method: "POST", path: "/v1/uploads/" + id + "/finish", token: e.submit}), http.StatusCreated, "")

@@ -154,17 +154,15 @@ func (s *Server) downloadSubmission(c *call) (any, int, error) {
 		return nil, 0, noSubmission(err, id)
 	}
 	// The store's reader holds a chunk while the download runs.
-	slot, err := s.buffers.acquire(c.r.Context())
-	if err != nil {
+	if err := s.buffers.acquire(c.r.Context()); err != nil {
 		return nil, 0, err
 	}
 	body, err := s.db.NewReader(id)
 	if err != nil {
-		s.buffers.put(slot)
+		s.buffers.release()
 		return nil, 0, noSubmission(err, id)
 	}
-	release := func() { s.buffers.put(slot) }
-	return &download{name: id + ".age", size: sub.Size, sha256: sub.SHA256, body: body, release: release}, http.StatusOK, nil
+	return &download{name: id + ".age", size: sub.Size, sha256: sub.SHA256, body: body, release: s.buffers.release}, http.StatusOK, nil
 }
 
 // POST /v1/submissions/{id}/collected

@@ -205,12 +205,11 @@ func (s *Server) finishUpload(c *call) (any, int, error) {
 		return nil, 0, fail(errUnprocessable, "%d of %d chunks are missing (the first is chunk %d); GET /v1/uploads/%s lists them", len(missing), n, missing[0], id)
 	}
 	// Reading the upload back holds one chunk at a time.
-	slot, err := s.buffers.acquire(c.r.Context())
-	if err != nil {
+	if err := s.buffers.acquire(c.r.Context()); err != nil {
 		return nil, 0, err
 	}
 	sum, err := s.hashChunks(id, u.Size)
-	s.buffers.put(slot)
+	s.buffers.release()
 	if got := hex.EncodeToString(sum[:]); err == nil && got != declared {
 		err = fail(errUnprocessable, "the uploaded file's SHA-256 is %s, not the declared %s; the upload has been deleted, start a new one", got, declared)
 	}
