@@ -109,7 +109,13 @@ func (u *ui) logVerify(args []string) error {
 	default:
 		fmt.Fprintf(tw, "checkpoint\tsize %d, consistent with size %d verified on this machine\n", v.Checkpoint.Size, v.Stored)
 	}
-	fmt.Fprintf(tw, "leaves\t%d to %d: %d in the bundle, %d opened earlier\n", v.From.Size, v.Checkpoint.Size, len(v.Submissions), v.Earlier)
+	// Entries are numbered from 0 and the range is inclusive, as collect
+	// prints it.
+	if v.Checkpoint.Size > v.From.Size {
+		fmt.Fprintf(tw, "leaves\t%d to %d: %d in the bundle, %d opened earlier\n", v.From.Size, v.Checkpoint.Size-1, len(v.Submissions), v.Earlier)
+	} else {
+		fmt.Fprintf(tw, "leaves\tnone new\n")
+	}
 	fmt.Fprintf(tw, "ciphertexts\t%d, each matching its log leaf\n", len(v.Submissions))
 	if err := tw.Flush(); err != nil {
 		return errorf("", "log verify: failed to print the result: %v", err)
