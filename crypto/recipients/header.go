@@ -87,24 +87,6 @@ func HeaderLength(r io.Reader, wantType string) (int64, error) {
 	return int64(len(hdr)), nil
 }
 
-// CheckHeaderAndPayload is CheckHeader for a whole age file of total bytes
-// whose beginning r reads (it may read just the first upload chunk). On top
-// of CheckHeader it checks that the payload size is one that age's STREAM
-// encryption can produce: a 16-byte nonce, then full chunks of 64 KiB + 16
-// bytes, then a final chunk of 16 bytes up to 64 KiB + 16 that holds at least
-// one plaintext byte unless the whole plaintext is empty. A file that fails
-// this was truncated or extended and could never decrypt.
-func CheckHeaderAndPayload(r io.Reader, total int64, wantType string) error {
-	n, err := HeaderLength(r, wantType)
-	if err != nil {
-		return err
-	}
-	if _, err := PlaintextSize(total - n); err != nil {
-		return fmt.Errorf("failed to check age file: %w: %v", ErrNotAge, err)
-	}
-	return nil
-}
-
 // PlaintextSize returns the plaintext size of an age payload of payload
 // bytes (everything after the header, nonce included), or an error if no
 // age file has a payload of that size.
