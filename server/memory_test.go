@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/testimony-ngo/testimony/crypto/receipt"
+	"github.com/testimony-ngo/testimony/store"
 )
 
 func TestBufferPoolBound(t *testing.T) {
@@ -50,7 +51,7 @@ func TestBufferPoolBound(t *testing.T) {
 
 // TestBusyServer shows that when every chunk buffer is taken, chunk uploads,
 // finishes, one-shot uploads and downloads are answered 503 with
-// Retry-After, nothing is stored, and the same requests succeed once a
+// Retry-After, nothing is stored or completed, and the same requests succeed once a
 // buffer is free.
 func TestBusyServer(t *testing.T) {
 	e := newTestEnv(t)
@@ -62,6 +63,11 @@ func TestBusyServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	doneID := rc.ID
+	// ready has every chunk stored, so only the busy server stands between
+	// it and a finish: reading its chunks back to hash them needs a buffer.
+	readyFile := e.testFile(ChunkSize / 3)
+	ready := e.createUpload(readyFile, true)
+	expect(t, e.putChunk(ready, 0, readyFile), http.StatusNoContent, "")
 
 	e.srv.buffers = newBufferPool(1, 10*time.Millisecond)
 	if err := e.srv.buffers.acquire(context.Background()); err != nil {
@@ -73,6 +79,7 @@ func TestBusyServer(t *testing.T) {
 	busy := []req{
 		{method: "PUT", path: "/v1/uploads/" + id + "/chunks/0", token: e.submit, body: file,
 			header: map[string]string{"Chunk-SHA256": sha(file)}},
+		{method: "POST", path: "/v1/uploads/" + ready + "/finish", token: e.submit},
 		{method: "POST", path: "/v1/submissions", token: e.submit, body: file},
 		{method: "GET", path: "/v1/submissions/" + doneID, token: e.collect},
 	}
@@ -86,8 +93,14 @@ func TestBusyServer(t *testing.T) {
 	if have, err := e.db.ChunkIndexes(id); err != nil || len(have) != 0 {
 		t.Fatalf("a refused chunk was stored: %v %v", have, err)
 	}
-	if n := e.expireAll(); n != 1 {
-		t.Fatalf("%d unfinished uploads after the refused one-shot, want only the created one", n)
+	if _, err := e.db.Submission(ready); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused finish completed the upload: %v", err)
+	}
+	if have, err := e.db.ChunkIndexes(ready); err != nil || len(have) != 1 {
+		t.Fatalf("the refused finish changed the upload's chunks: %v %v", have, err)
+	}
+	if n := e.expireAll(); n != 2 {
+		t.Fatalf("%d unfinished uploads after the refused one-shot, want only the created and the ready one", n)
 	}
 
 	e.srv.buffers.release()
