@@ -26,9 +26,20 @@ func FuzzOpenCheckpoint(f *testing.F) {
 		if c.Origin != origin || c.Size < 0 {
 			t.Fatalf("OpenCheckpoint accepted %+v", c)
 		}
+		// again is the body, a blank line and the log key's one signature
+		// line; data must be the same body and blank line, and carry that
+		// very line among its signatures.
 		again := signedCheckpoint(t, skey, c)
-		if !bytes.HasPrefix(data, c.Body()) || !bytes.HasPrefix(again, c.Body()) {
-			t.Fatalf("accepted note %q does not start with its body %q", data, c.Body())
+		head := append(c.Body(), '\n')
+		if !bytes.HasPrefix(again, head) {
+			t.Fatalf("re-signed note %q does not start with its body %q and a blank line", again, c.Body())
+		}
+		if !bytes.HasPrefix(data, head) {
+			t.Fatalf("accepted note %q does not start with its body %q and a blank line", data, c.Body())
+		}
+		sig := again[len(head):]
+		if !slices.ContainsFunc(bytes.SplitAfter(data[len(head):], []byte("\n")), func(line []byte) bool { return bytes.Equal(line, sig) }) {
+			t.Fatalf("accepted note %q does not carry the signature line %q that re-signing its body makes", data, sig)
 		}
 	})
 }
