@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/testimony-ngo/testimony/internal/testenv"
 )
 
 // rssFile returns how much of the process's resident memory is file-backed
@@ -17,7 +19,7 @@ func rssFile(t *testing.T) int64 {
 	t.Helper()
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
-		t.Skip("no /proc/self/status:", err)
+		testenv.SkipOrFail(t, "no /proc/self/status: %v", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -30,7 +32,7 @@ func rssFile(t *testing.T) int64 {
 			return kb << 10
 		}
 	}
-	t.Skip("RssFile not reported by this kernel")
+	testenv.SkipOrFail(t, "RssFile is not in /proc/self/status: this kernel does not report it")
 	return 0
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
 	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/internal/testenv"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/fixture"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
@@ -362,10 +363,7 @@ func cmdLsdir(ts *testscript.TestScript, neg bool, args []string) {
 // air-gapped machine typically runs is checked. Windows is not among them:
 // golang.org/x/sys/windows, which golang.org/x/term needs there, imports net.
 func TestNoNetworking(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go command not found:", err)
-	}
+	goTool := testenv.GoTool(t)
 	for _, goos := range []string{"linux", "darwin", "freebsd", "openbsd"} {
 		t.Run(goos, func(t *testing.T) {
 			cmd := exec.Command(goTool, "list", "-deps", ".")

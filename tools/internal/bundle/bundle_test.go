@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/testimony-ngo/testimony/internal/testenv"
 )
 
 const (
@@ -297,15 +300,18 @@ func FuzzParse(f *testing.F) {
 // TestNoNetworking guards the reviewer's promise: the air-gapped binary
 // links this package, so it must not pull in any networking package.
 func TestNoNetworking(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go command not available")
-	}
-	out, err := exec.Command(goTool, "list", "-deps", ".").Output()
+	out, err := exec.Command(testenv.GoTool(t), "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	for _, pkg := range strings.Fields(string(out)) {
+	deps := strings.Fields(string(out))
+	// A vacuous list (wrong directory, empty output) must not pass.
+	for _, want := range []string{"golang.org/x/mod/sumdb/note", "github.com/testimony-ngo/testimony/tools/internal/bundle"} {
+		if !slices.Contains(deps, want) {
+			t.Fatalf("go list -deps output lacks %s; is the test running in the package directory?\n%s", want, out)
+		}
+	}
+	for _, pkg := range deps {
 		if pkg == "net" || strings.HasPrefix(pkg, "net/") || pkg == "crypto/tls" {
 			t.Errorf("bundle depends on %s", pkg)
 		}

@@ -11,6 +11,8 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
+
+	"github.com/testimony-ngo/testimony/internal/testenv"
 )
 
 var created = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -195,7 +197,7 @@ func TestCreate(t *testing.T) {
 	link := filepath.Join(dir, "link.txt")
 	target := filepath.Join(dir, "target.txt")
 	if err := os.Symlink(target, link); err != nil {
-		t.Skip("symlinks not supported:", err)
+		testenv.SkipOrFail(t, "symlinks not supported: %v", err)
 	}
 	if err := Create(link, []byte("secret\n")); !errors.Is(err, ErrExists) {
 		t.Errorf("Create through symlink: got %v, want ErrExists", err)
