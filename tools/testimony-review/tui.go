@@ -3,8 +3,10 @@ package main
 // This file holds the output rules. Results go to standard output (the
 // recipient from keygen, the table from open) so they can be redirected;
 // everything else goes to standard error as "testimony-review: error: …",
-// "testimony-review: hint: …" or "testimony-review: warning: …", lowercase,
-// with no trailing period. Passphrase prompts go to the terminal only.
+// "testimony-review: hint: …", "testimony-review: warning: …" or a plain
+// "testimony-review: …" note of what a long wait is doing, lowercase, with
+// no trailing period. Passphrase prompts go to the terminal only; progress
+// lines (progress.go) only to a terminal.
 
 import (
 	"bufio"
@@ -40,7 +42,7 @@ func errorf(hint string, format string, args ...any) error {
 }
 
 func usageErrorf(cmd string, format string, args ...any) error {
-	return errorf(fmt.Sprintf("run %q for usage and examples", prog+" help"), "%s: %s", cmd, fmt.Sprintf(format, args...))
+	return errorf(fmt.Sprintf("run %q for its usage and an example", prog+" "+cmd+" -h"), "%s: %s", cmd, fmt.Sprintf(format, args...))
 }
 
 // fail prints err with its hints and returns the exit code for a failure.
@@ -63,6 +65,10 @@ func (u *ui) errorf(format string, args ...any) {
 
 func (u *ui) hintf(format string, args ...any) {
 	fmt.Fprintf(u.stderr, prog+": hint: "+format+"\n", args...)
+}
+
+func (u *ui) notef(format string, args ...any) {
+	fmt.Fprintf(u.stderr, prog+": "+format+"\n", args...)
 }
 
 func (u *ui) warnf(format string, args ...any) {
