@@ -169,6 +169,7 @@ func main() {
 // the testscript harness drive the same code the binary runs.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ui := &ui{stdin: stdin, stdout: stdout, stderr: stderr}
+	ui.terminal = ui.stderrIsTerminal()
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return ui.fail(&cliError{msg: "missing command", hints: []string{"run \"testimony-review help\" for the commands and examples"}})

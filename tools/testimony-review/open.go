@@ -71,11 +71,14 @@ func (u *ui) open(args []string) error {
 	}
 
 	// Everything about the bundle is verified before anything is decrypted.
+	w.progress = u.startProgress("verifying")
 	v, err := w.verify("open", bundleDir)
 	if err != nil {
 		return err
 	}
+	opt.Progress = u.startProgress("decrypting")
 	results, err := review.Open(v, *out, opt)
+	u.clearProgress()
 	if err != nil {
 		return errorf("", "open: %v", err)
 	}

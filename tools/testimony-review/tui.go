@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 const prog = "testimony-review"
@@ -23,6 +24,12 @@ type ui struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	in             *bufio.Reader
+	// terminal is whether stderr is a terminal, which enables progress.
+	terminal bool
+	// prog is the progress line being drawn, if any; now is the clock
+	// for its rate (time.Now if nil).
+	prog *progress
+	now  func() time.Time
 }
 
 // cliError is an error with the hints that tell the user how to fix it.
@@ -60,17 +67,21 @@ func (u *ui) fail(err error) int {
 }
 
 func (u *ui) errorf(format string, args ...any) {
+	u.clearProgress()
 	fmt.Fprintf(u.stderr, prog+": error: "+format+"\n", args...)
 }
 
 func (u *ui) hintf(format string, args ...any) {
+	u.clearProgress()
 	fmt.Fprintf(u.stderr, prog+": hint: "+format+"\n", args...)
 }
 
 func (u *ui) notef(format string, args ...any) {
+	u.clearProgress()
 	fmt.Fprintf(u.stderr, prog+": "+format+"\n", args...)
 }
 
 func (u *ui) warnf(format string, args ...any) {
+	u.clearProgress()
 	fmt.Fprintf(u.stderr, prog+": warning: "+format+"\n", args...)
 }
