@@ -31,7 +31,7 @@ func (u *ui) org(args []string) error {
 		return flag.ErrHelp
 	}
 	if len(args) == 0 || args[0] != "init" {
-		return errorf(prog+" org init -o org.key", "org: the only subcommand is init")
+		return errorf(prog+" org init -passphrase -o org.key", "org: the only subcommand is init")
 	}
 	fs := newFlagSet("org init")
 	out := fs.String("o", "", "organisation key `FILE` to create")
@@ -101,7 +101,8 @@ func orgExistsError(path string) error {
 func (u *ui) readOrgKey(path string) (string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", errorf(prog+" org init -o "+path, "recipients sign: organisation key %s does not exist", path)
+		return "", errorf("-org takes the organisation key made by \""+prog+" org init\"; check the path for a typo (a new key would be refused by every caseworker who pinned the old one)",
+			"recipients sign: organisation key %s does not exist", path)
 	}
 	if err != nil {
 		return "", errorf("", "recipients sign: %v", err)
@@ -191,7 +192,7 @@ func (u *ui) recipientsCmd(args []string) error {
 	name := fs.Arg(0)
 	f, err := os.Open(name)
 	if err != nil {
-		return errorf("RECIPIENTS is a file of age1… lines, e.g. made by \""+prog+" keygen -o reviewer.key >> recipients.txt\"", "recipients sign: %v", err)
+		return errorf("RECIPIENTS is a file of age1… lines, e.g. made by \""+prog+" keygen -passphrase -o NAME.key >> recipients.txt\"", "recipients sign: %v", err)
 	}
 	defer f.Close()
 	set, err := recipients.Parse(f)
