@@ -82,8 +82,10 @@ type Set struct {
 // identity or an SSH private key with ErrPrivateKey, without decoding it,
 // even in a comment;
 // SSH and plugin recipients with ErrUnsupportedType; a second type with
-// ErrMixedTypes; an empty list with ErrNoRecipients; more than MaxRecipients
-// with ErrTooManyRecipients; and duplicates. Errors name the line number.
+// ErrMixedTypes; a file without a recipient (empty, or only comments) with
+// ErrNoRecipients, so no reader ever acts on an empty policy; more than
+// MaxRecipients with ErrTooManyRecipients; and duplicates. Errors name the
+// line number.
 func Parse(r io.Reader) (*Set, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
@@ -128,7 +130,13 @@ func Parse(r io.Reader) (*Set, error) {
 		s.Strings = append(s.Strings, canonical)
 	}
 	if len(s.Strings) == 0 {
-		return nil, fmt.Errorf("failed to parse recipients file: %w", ErrNoRecipients)
+		// An empty file is what "keygen > recipients.txt" leaves when keygen
+		// fails; no reader may take it for a deliberate, empty policy.
+		what := "the file is empty"
+		if len(strings.TrimSpace(string(data))) > 0 {
+			what = "the file holds only comments and blank lines"
+		}
+		return nil, fmt.Errorf("failed to parse recipients file: %w: %s; it needs one age1pq1… or age1… line per reviewer, as printed by \"testimony-review keygen\"", ErrNoRecipients, what)
 	}
 	return s, nil
 }

@@ -21,7 +21,7 @@ func (u *ui) keygen(args []string) error {
 		return usageErrorf("keygen", "unexpected argument %q", fs.Arg(0))
 	}
 	if *out == "" {
-		return errorf(prog+" keygen -o reviewer.key > recipients.txt",
+		return errorf(prog+" keygen -passphrase -o NAME.key >> recipients.txt",
 			"keygen: missing -o FILE: the identity is written to a file, never to the terminal")
 	}
 
@@ -38,12 +38,13 @@ func (u *ui) keygen(args []string) error {
 	if *protect {
 		pass, err := u.passphrase("passphrase for the new identity", true)
 		if err != nil {
-			return errorf("", "keygen: %v", err)
+			return passphraseError("keygen", err)
 		}
 		if pass == "" {
 			return errorf("choose a passphrase, or leave out -passphrase and keep the file on an encrypted disk",
 				"keygen: the passphrase is empty")
 		}
+		u.notef("encrypting %s with the passphrase (scrypt, a few seconds)…", *out)
 		if contents, err = keyfile.Protect(contents, pass); err != nil {
 			return errorf("", "keygen: %v", err)
 		}

@@ -9,7 +9,7 @@
 // Usage:
 //
 //	testimony-review keygen -o FILE [-x25519] [-passphrase]
-//	testimony-review org init -o FILE [-name NAME]
+//	testimony-review org init -o FILE [-name NAME] [-passphrase]
 //	testimony-review recipients sign -org FILE -version N RECIPIENTS
 //	testimony-review log trust [-replace] KEY
 //	testimony-review log verify [-log-key KEY] BUNDLE
@@ -17,22 +17,31 @@
 //	testimony-review caseworkers remove NAME
 //	testimony-review caseworkers list
 //	testimony-review open -i IDENTITY [-i IDENTITY...] -o OUTDIR [-log-key KEY] BUNDLE
-//	testimony-review help
+//	testimony-review help [COMMAND]
+//	testimony-review COMMAND -h
+//
+// COMMAND -h (or help COMMAND) prints that command's page; -h, help or no
+// command at all print the general usage.
 //
 // keygen writes a new identity to FILE (created 0600, never overwritten) in
 // the age-keygen format and prints its recipient, one line, on standard
-// output. -x25519 makes an X25519 identity (age1…) instead of the default
-// hybrid post-quantum one (age1pq1…); -passphrase encrypts the file with a
-// passphrase (age scrypt, armored), asked twice on the terminal or read from
-// the first line of standard input if that is not a terminal.
+// output, to be appended to the recipients file with ">>" (a failed keygen
+// prints nothing, so it appends nothing). -x25519 makes an X25519 identity
+// (age1…) instead of the default hybrid post-quantum one (age1pq1…);
+// -passphrase encrypts the file with a passphrase (age scrypt, armored),
+// asked twice on the terminal or read from the first line of standard
+// input if that is not a terminal.
 //
 // org init writes a new organisation signing key (a signed-note Ed25519 key
 // named NAME, default "testimony-org") to FILE, created 0600 and never
 // overwritten, and prints its verifier key: the key caseworkers pin with
-// "testimony init -org-key". recipients sign prints, on standard output, a
-// note signed with that key listing the recipients in the file RECIPIENTS,
-// their type and version N, which must be higher than the last note's; the
-// operator installs it with "testimony-server recipients set".
+// "testimony init -org-key". -passphrase protects FILE as keygen
+// -passphrase does. recipients sign prints, on standard output, a note
+// signed with that key (asking for its passphrase if it has one) listing
+// the recipients in the file RECIPIENTS, their type and version N, which
+// must be higher than the last note's; a file without a recipient is
+// refused. The operator installs the note with "testimony-server
+// recipients set".
 //
 // log trust pins the intake log's verifier key, printed by "testimony-server
 // init"; -replace replaces a different pinned key, forgetting the verified
@@ -66,7 +75,9 @@
 // one the next bundle must start from.
 //
 // open prints a table (ID, CASE, FILES, SIZE, SIGNED, STATUS) on standard
-// output and the details of every failure on standard error. SIGNED is the
+// output and the details of every failure on standard error; when standard
+// error is a terminal, it also shows the bytes read and the rate while it
+// verifies and decrypts. SIGNED is the
 // known caseworker's name, "unknown key" and the key's fingerprint,
 // "unsigned", or "BAD" for a signature that does not verify (the submission
 // is refused). It exits 0 only if every submission opened or was already
@@ -89,7 +100,7 @@ import (
 
 const usage = `Usage:
     testimony-review keygen -o FILE [-x25519] [-passphrase]
-    testimony-review org init -o FILE [-name NAME]
+    testimony-review org init -o FILE [-name NAME] [-passphrase]
     testimony-review recipients sign -org FILE -version N RECIPIENTS
     testimony-review log trust [-replace] KEY
     testimony-review log verify [-log-key KEY] BUNDLE
@@ -97,19 +108,23 @@ const usage = `Usage:
     testimony-review caseworkers remove NAME
     testimony-review caseworkers list
     testimony-review open -i IDENTITY -o OUTDIR [-log-key KEY] BUNDLE
-    testimony-review help
+    testimony-review help [COMMAND]
+
+Run "testimony-review COMMAND -h" for a command's page.
 
 keygen creates a new identity file FILE (mode 0600; an existing file is never
-overwritten) and prints its recipient on standard output, one line, ready for
-a recipients file. The identity is hybrid post-quantum (age1pq1…) unless
--x25519 is given. With -passphrase the file is encrypted with a passphrase,
-asked twice on the terminal (or read from the first line of standard input
-when that is not a terminal).
+overwritten) and prints its recipient on standard output, one line, to be
+appended to a recipients file with >> (never >, which would wipe it). The
+identity is hybrid post-quantum (age1pq1…) unless -x25519 is given. With
+-passphrase the file is encrypted with a passphrase, asked twice on the
+terminal (or read from the first line of standard input when that is not a
+terminal).
 
 org init creates the organisation's signing key FILE (mode 0600, never
-overwritten) and prints its verifier key, which caseworkers pin.
-recipients sign prints a signed note of the recipients in RECIPIENTS with
-version N; every new list needs a higher N.
+overwritten) and prints its verifier key, which caseworkers pin; use
+-passphrase to encrypt it as keygen does. recipients sign prints a signed
+note of the recipients in RECIPIENTS with version N; every new list needs a
+higher N.
 
 log trust pins the intake log key printed by testimony-server init.
 log verify checks a bundle without decrypting it or changing anything.
@@ -133,8 +148,8 @@ directory (log.json, opened.json, caseworkers.json).
 
 Examples:
 
-    $ testimony-review keygen -o alice.key >> recipients.txt
-    $ testimony-review org init -o /media/safe/org.key
+    $ testimony-review keygen -passphrase -o alice.key >> recipients.txt
+    $ testimony-review org init -passphrase -o /media/safe/org.key
     testimony-org+1a2b3c4d+AbCd…
     $ testimony-review recipients sign -org /media/safe/org.key -version 1 recipients.txt > recipients.note
     $ testimony-review log trust testimony-log-0a1b2c3d+5055fc05+AWsok8…
@@ -154,12 +169,14 @@ func main() {
 // the testscript harness drive the same code the binary runs.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ui := &ui{stdin: stdin, stdout: stdout, stderr: stderr}
+	ui.terminal = ui.stderrIsTerminal()
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return ui.fail(&cliError{msg: "missing command", hints: []string{"run \"testimony-review help\" for the commands and examples"}})
 	}
 	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
+	cmd, rest := args[0], args[1:]
+	switch cmd {
 	case "keygen":
 		err = ui.keygen(rest)
 	case "org":
@@ -173,13 +190,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "open":
 		err = ui.open(rest)
 	case "help", "-h", "-help", "--help":
+		if page, ok := commandPages[firstArg(rest)]; ok && cmd == "help" {
+			fmt.Fprint(stdout, page)
+			return 0
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
 		err = &cliError{msg: fmt.Sprintf("unknown command %q", cmd), hints: []string{"the commands are keygen, org, recipients, log, caseworkers and open; run \"testimony-review help\""}}
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, usage)
+		page, ok := commandPages[cmd]
+		if !ok {
+			page = usage
+		}
+		fmt.Fprint(stdout, page)
 		return 0
 	}
 	if err != nil {
@@ -203,6 +228,13 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	return usageErrorf(fs.Name(), "%v", err)
+}
+
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }
 
 // isHelp reports whether a command's first argument asks for help, before a

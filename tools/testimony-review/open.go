@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -11,10 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"filippo.io/age"
-
 	"github.com/testimony-ngo/testimony/crypto/envelope"
-	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/keyfile"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/review"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
@@ -75,11 +71,14 @@ func (u *ui) open(args []string) error {
 	}
 
 	// Everything about the bundle is verified before anything is decrypted.
+	w.progress = u.startProgress("verifying")
 	v, err := w.verify("open", bundleDir)
 	if err != nil {
 		return err
 	}
+	opt.Progress = u.startProgress("decrypting")
 	results, err := review.Open(v, *out, opt)
+	u.clearProgress()
 	if err != nil {
 		return errorf("", "open: %v", err)
 	}
@@ -139,28 +138,6 @@ func toolVersion() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
-}
-
-func (u *ui) readIdentities(name string) ([]age.Identity, error) {
-	data, err := keyfile.Read(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errorf(prog+" keygen -o "+name, "open: identity file %s does not exist", name)
-	}
-	if err != nil {
-		return nil, errorf("", "open: %s: %v", name, err)
-	}
-	ids, err := keyfile.Parse(data, func() (string, error) {
-		return u.passphrase("passphrase for "+name, false)
-	})
-	switch {
-	case errors.Is(err, keyfile.ErrIncorrectPassphrase):
-		return nil, errorf("type the passphrase chosen at keygen -passphrase; when piping it, put it on the first line of standard input", "open: incorrect passphrase for %s", name)
-	case errors.Is(err, keyfile.ErrNotPassphraseProtected):
-		return nil, errorf("decrypt it first with age -d, or pass the plain identity file", "open: %s: %v", name, err)
-	case err != nil:
-		return nil, errorf("-i takes an identity file made by \""+prog+" keygen\" or age-keygen, not a recipients file", "open: %s: %v", name, err)
-	}
-	return ids, nil
 }
 
 // failureHint says what to do about one failed submission.

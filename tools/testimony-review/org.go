@@ -31,11 +31,12 @@ func (u *ui) org(args []string) error {
 		return flag.ErrHelp
 	}
 	if len(args) == 0 || args[0] != "init" {
-		return errorf(prog+" org init -o org.key", "org: the only subcommand is init")
+		return errorf(prog+" org init -passphrase -o org.key", "org: the only subcommand is init")
 	}
 	fs := newFlagSet("org init")
 	out := fs.String("o", "", "organisation key `FILE` to create")
 	name := fs.String("name", defaultOrgName, "key `NAME`")
+	protect := fs.Bool("passphrase", false, "encrypt the key file with a passphrase")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -43,8 +44,13 @@ func (u *ui) org(args []string) error {
 		return usageErrorf("org init", "unexpected argument %q", fs.Arg(0))
 	}
 	if *out == "" {
-		return errorf(prog+" org init -o org.key",
+		return errorf(prog+" org init -passphrase -o org.key",
 			"org init: missing -o FILE: the signing key is written to a file, never to the terminal")
+	}
+	// Checked early so nobody types a passphrase twice only to be refused;
+	// keyfile.Create still refuses atomically.
+	if _, err := os.Lstat(*out); err == nil {
+		return orgExistsError(*out)
 	}
 	skey, vkey, err := note.GenerateKey(rand.Reader, *name)
 	if err == nil {
@@ -55,12 +61,25 @@ func (u *ui) org(args []string) error {
 	if err != nil {
 		return errorf("the name is printable text without spaces or '+', e.g. -name ngo-name-org", "org init: invalid key name %q", *name)
 	}
-	contents := fmt.Sprintf("# testimony organisation signing key, created %s\n# verifier key: %s\n%s\n",
-		time.Now().UTC().Format(time.DateOnly), vkey, skey)
-	if err := keyfile.Create(*out, []byte(contents)); err != nil {
+	contents := []byte(fmt.Sprintf("# testimony organisation signing key, created %s\n# verifier key: %s\n%s\n",
+		time.Now().UTC().Format(time.DateOnly), vkey, skey))
+	if *protect {
+		pass, err := u.passphrase("passphrase for the new organisation key", true)
+		if err != nil {
+			return passphraseError("org init", err)
+		}
+		if pass == "" {
+			return errorf("choose a passphrase, or leave out -passphrase and keep the file on an encrypted disk",
+				"org init: the passphrase is empty")
+		}
+		u.notef("encrypting %s with the passphrase (scrypt, a few seconds)…", *out)
+		if contents, err = keyfile.Protect(contents, pass); err != nil {
+			return errorf("", "org init: %v", err)
+		}
+	}
+	if err := keyfile.Create(*out, contents); err != nil {
 		if errors.Is(err, keyfile.ErrExists) {
-			return errorf("choose another file name; an organisation key is never overwritten, clients pin it",
-				"org init: %s already exists", *out)
+			return orgExistsError(*out)
 		}
 		return errorf("", "org init: %v", err)
 	}
@@ -71,12 +90,19 @@ func (u *ui) org(args []string) error {
 	return nil
 }
 
+func orgExistsError(path string) error {
+	return errorf("choose another file name; an organisation key is never overwritten, clients pin it",
+		"org init: %s already exists", path)
+}
+
 // readOrgKey reads the signer key from an organisation key file made by org
-// init: comment lines and exactly one "PRIVATE+KEY+…" line.
-func readOrgKey(path string) (string, error) {
+// init: comment lines and exactly one "PRIVATE+KEY+…" line, possibly
+// encrypted with a passphrase, which it then asks for.
+func (u *ui) readOrgKey(path string) (string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", errorf(prog+" org init -o "+path, "recipients sign: organisation key %s does not exist", path)
+		return "", errorf("-org takes the organisation key made by \""+prog+" org init\"; check the path for a typo (a new key would be refused by every caseworker who pinned the old one)",
+			"recipients sign: organisation key %s does not exist", path)
 	}
 	if err != nil {
 		return "", errorf("", "recipients sign: %v", err)
@@ -89,6 +115,30 @@ func readOrgKey(path string) (string, error) {
 	const hint = "-org takes the file made by \"" + prog + " org init -o FILE\""
 	if len(data) > maxOrgKeyFile {
 		return "", errorf(hint, "recipients sign: %s is not an organisation key: too large", path)
+	}
+	if keyfile.IsProtected(data) {
+		var passErr error
+		data, err = keyfile.Unprotect(data, func() (string, error) {
+			p, err := u.passphrase("passphrase for the organisation key "+path, false)
+			if err != nil {
+				passErr = err
+				return "", err
+			}
+			u.notef("unlocking %s (scrypt, a few seconds)…", path)
+			return p, nil
+		})
+		switch {
+		case passErr != nil:
+			return "", passphraseError("recipients sign: "+path, passErr)
+		case errors.Is(err, keyfile.ErrIncorrectPassphrase):
+			return "", errorf("type the passphrase chosen at \""+prog+" org init -passphrase\"; nothing was signed",
+				"recipients sign: incorrect passphrase for the organisation key %s", path)
+		case errors.Is(err, keyfile.ErrEmptyPassphrase):
+			return "", errorf("type the passphrase chosen at \""+prog+" org init -passphrase\"; nothing was signed",
+				"recipients sign: the passphrase for %s is empty", path)
+		case err != nil:
+			return "", errorf(hint, "recipients sign: %s is not an organisation key: %v", path, err)
+		}
 	}
 	var key string
 	for _, line := range strings.Split(string(bytes.TrimRight(data, "\n")), "\n") {
@@ -135,14 +185,14 @@ func (u *ui) recipientsCmd(args []string) error {
 	if err != nil || version < 1 {
 		return errorf("use 1 for the first list and a higher number for every new one", "recipients sign: -version %q is not a number of at least 1", *versionFlag)
 	}
-	skey, err := readOrgKey(*orgFile)
+	skey, err := u.readOrgKey(*orgFile)
 	if err != nil {
 		return err
 	}
 	name := fs.Arg(0)
 	f, err := os.Open(name)
 	if err != nil {
-		return errorf("RECIPIENTS is a file of age1… lines, e.g. made by \""+prog+" keygen -o reviewer.key >> recipients.txt\"", "recipients sign: %v", err)
+		return errorf("RECIPIENTS is a file of age1… lines, e.g. made by \""+prog+" keygen -passphrase -o NAME.key >> recipients.txt\"", "recipients sign: %v", err)
 	}
 	defer f.Close()
 	set, err := recipients.Parse(f)

@@ -14,6 +14,21 @@ import (
 // maxPassphraseLine caps a passphrase line read from standard input.
 const maxPassphraseLine = 4096
 
+// errNoPassphrase means a passphrase was needed and there was nowhere to
+// read it from: no terminal, and no line left on standard input.
+var errNoPassphrase = errors.New("a passphrase is needed and none could be read")
+
+// passphraseError reports a passphrase that could not be read, for the
+// command (and file) in what. A missing one says how to give one: the
+// usual cause is a script, or a passphrase file one line too short.
+func passphraseError(what string, err error) error {
+	if errors.Is(err, errNoPassphrase) {
+		return errorf("run the command in a terminal to type it; in a script, give the passphrase on standard input, one line per protected file, in order (e.g. < passphrases.txt)",
+			"%s: %v", what, err)
+	}
+	return errorf("", "%s: %v", what, err)
+}
+
 // stdinIsTerminal reports whether passphrases should be asked on the
 // terminal. When standard input is a pipe or a file (scripts, tests), the
 // passphrase is read from it instead, one line per passphrase.
@@ -31,7 +46,7 @@ func (u *ui) passphrase(prompt string, confirm bool) (string, error) {
 	}
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
-		return "", fmt.Errorf("failed to open the terminal: %w", err)
+		return "", fmt.Errorf("%w: failed to open the terminal: %v", errNoPassphrase, err)
 	}
 	defer tty.Close()
 	read := func(prompt string) (string, error) {
@@ -69,7 +84,7 @@ func (u *ui) passphraseLine() (string, error) {
 		return "", fmt.Errorf("failed to read passphrase from standard input: %w", err)
 	}
 	if len(line) == 0 {
-		return "", errors.New("standard input ended before a passphrase line")
+		return "", fmt.Errorf("%w: standard input is not a terminal, and it ended before a passphrase line", errNoPassphrase)
 	}
 	return strings.TrimRight(string(line), "\r\n"), nil
 }

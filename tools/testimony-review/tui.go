@@ -3,14 +3,17 @@ package main
 // This file holds the output rules. Results go to standard output (the
 // recipient from keygen, the table from open) so they can be redirected;
 // everything else goes to standard error as "testimony-review: error: …",
-// "testimony-review: hint: …" or "testimony-review: warning: …", lowercase,
-// with no trailing period. Passphrase prompts go to the terminal only.
+// "testimony-review: hint: …", "testimony-review: warning: …" or a plain
+// "testimony-review: …" note of what a long wait is doing, lowercase, with
+// no trailing period. Passphrase prompts go to the terminal only; progress
+// lines (progress.go) only to a terminal.
 
 import (
 	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 const prog = "testimony-review"
@@ -21,6 +24,12 @@ type ui struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	in             *bufio.Reader
+	// terminal is whether stderr is a terminal, which enables progress.
+	terminal bool
+	// prog is the progress line being drawn, if any; now is the clock
+	// for its rate (time.Now if nil).
+	prog *progress
+	now  func() time.Time
 }
 
 // cliError is an error with the hints that tell the user how to fix it.
@@ -40,7 +49,7 @@ func errorf(hint string, format string, args ...any) error {
 }
 
 func usageErrorf(cmd string, format string, args ...any) error {
-	return errorf(fmt.Sprintf("run %q for usage and examples", prog+" help"), "%s: %s", cmd, fmt.Sprintf(format, args...))
+	return errorf(fmt.Sprintf("run %q for its usage and an example", prog+" "+cmd+" -h"), "%s: %s", cmd, fmt.Sprintf(format, args...))
 }
 
 // fail prints err with its hints and returns the exit code for a failure.
@@ -58,13 +67,21 @@ func (u *ui) fail(err error) int {
 }
 
 func (u *ui) errorf(format string, args ...any) {
+	u.clearProgress()
 	fmt.Fprintf(u.stderr, prog+": error: "+format+"\n", args...)
 }
 
 func (u *ui) hintf(format string, args ...any) {
+	u.clearProgress()
 	fmt.Fprintf(u.stderr, prog+": hint: "+format+"\n", args...)
 }
 
+func (u *ui) notef(format string, args ...any) {
+	u.clearProgress()
+	fmt.Fprintf(u.stderr, prog+": "+format+"\n", args...)
+}
+
 func (u *ui) warnf(format string, args ...any) {
+	u.clearProgress()
 	fmt.Fprintf(u.stderr, prog+": warning: "+format+"\n", args...)
 }

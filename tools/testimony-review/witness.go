@@ -22,6 +22,8 @@ type witness struct {
 	// key is the log key to verify with: the pinned one, or -log-key on
 	// first use.
 	key string
+	// progress, if set, follows verify's reading of the ciphertexts.
+	progress review.ProgressFunc
 }
 
 func openStore(cmd string) (*state.Store, error) {
@@ -83,7 +85,7 @@ func checkLogKey(what, key string) error {
 
 // verify runs review.Verify and turns its refusals into errors with hints.
 func (w *witness) verify(cmd, bundleDir string) (*review.Verified, error) {
-	v, err := review.Verify(bundleDir, review.Witness{LogKey: w.key, Checkpoint: []byte(w.log.Checkpoint), Opened: w.opened})
+	v, err := review.Verify(bundleDir, review.Witness{LogKey: w.key, Checkpoint: []byte(w.log.Checkpoint), Opened: w.opened, Progress: w.progress})
 	if err == nil {
 		return v, nil
 	}

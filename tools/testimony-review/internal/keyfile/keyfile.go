@@ -1,10 +1,12 @@
-// Package keyfile owns the reviewer's age identity files: it generates new
-// identities in the age-keygen file format, protects them with a passphrase,
-// writes them without ever replacing an existing file, and reads them back
-// whether they are plain or passphrase-protected.
+// Package keyfile owns the reviewer's secret key files: the age identity
+// files and the organisation's signing key. It generates new identities in
+// the age-keygen file format, protects any key file with a passphrase,
+// writes key files without ever replacing an existing one, and reads them
+// back whether they are plain or passphrase-protected.
 //
 // The identity file is the one secret that can decrypt every testimony
-// addressed to the reviewer, so every function here errs on the side of
+// addressed to the reviewer, and the organisation key decides whom
+// caseworkers encrypt to, so every function here errs on the side of
 // refusing: an existing file is never overwritten, a passphrase-protected file
 // must contain exactly one scrypt stanza, and input sizes are capped.
 package keyfile
@@ -40,14 +42,16 @@ const maxScryptWorkFactor = 20
 var (
 	// ErrExists is returned by Create when the file already exists.
 	ErrExists = errors.New("file already exists")
-	// ErrIncorrectPassphrase is returned by Parse when the passphrase does
-	// not decrypt a passphrase-protected identity file.
+	// ErrIncorrectPassphrase is returned by Parse and Unprotect when the
+	// passphrase does not decrypt a passphrase-protected key file.
 	ErrIncorrectPassphrase = errors.New("incorrect passphrase")
-	// ErrNotPassphraseProtected is returned by Parse for an age-encrypted
-	// identity file that is encrypted to recipients instead of a passphrase.
-	ErrNotPassphraseProtected = errors.New("identity file is age-encrypted but not with a passphrase")
-	// ErrTooLarge is returned by Parse when the file exceeds MaxFileSize.
-	ErrTooLarge = errors.New("identity file is too large")
+	// ErrNotPassphraseProtected is returned by Parse and Unprotect for an
+	// age-encrypted key file that is encrypted to recipients instead of a
+	// passphrase.
+	ErrNotPassphraseProtected = errors.New("file is age-encrypted but not with a passphrase")
+	// ErrTooLarge is returned by Read, Parse and Unprotect when the file
+	// exceeds MaxFileSize.
+	ErrTooLarge = errors.New("key file is too large")
 	// ErrEmptyPassphrase is returned when a passphrase is empty.
 	ErrEmptyPassphrase = errors.New("passphrase is empty")
 )
@@ -79,9 +83,10 @@ func New(x25519 bool, created time.Time) (contents []byte, recipient string, err
 	return b.Bytes(), recipient, nil
 }
 
-// Protect encrypts identity file contents to a passphrase (age scrypt) and
-// armors the result, so the protected file is still text that survives being
-// pasted or printed for a paper backup.
+// Protect encrypts key file contents (an identity file or the organisation
+// key) to a passphrase (age scrypt) and armors the result, so the protected
+// file is still text that survives being pasted or printed for a paper
+// backup.
 func Protect(contents []byte, passphrase string) ([]byte, error) {
 	if passphrase == "" {
 		return nil, ErrEmptyPassphrase
@@ -178,17 +183,36 @@ func Parse(contents []byte, passphrase func() (string, error)) ([]age.Identity, 
 		}
 		return ids, nil
 	}
+	plain, err := Unprotect(contents, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := age.ParseIdentities(bytes.NewReader(plain))
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse decrypted identity file: %w", err)
+	}
+	return ids, nil
+}
+
+// Unprotect decrypts the contents of a key file made by Protect (armored or
+// binary age, exactly one scrypt stanza). It calls passphrase once, only
+// after the header proved to be passphrase-protected, and returns
+// ErrIncorrectPassphrase when the passphrase does not decrypt it.
+func Unprotect(contents []byte, passphrase func() (string, error)) ([]byte, error) {
+	if len(contents) > MaxFileSize {
+		return nil, ErrTooLarge
+	}
 	raw := contents
 	if !bytes.HasPrefix(contents, []byte("age-encryption.org/")) {
 		r := armor.NewReader(bytes.NewReader(bytes.TrimSpace(contents)))
 		var err error
 		if raw, err = io.ReadAll(r); err != nil {
-			return nil, fmt.Errorf("failed to read armored identity file: %w", err)
+			return nil, fmt.Errorf("failed to read armored key file: %w", err)
 		}
 	}
 	hdr, err := age.ExtractHeader(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("failed to read encrypted identity file: %w", err)
+		return nil, fmt.Errorf("failed to read encrypted key file: %w", err)
 	}
 	if _, err := age.DecryptHeader(hdr, stanzaCheck{}); !errors.Is(err, errScryptOnly) {
 		return nil, ErrNotPassphraseProtected
@@ -205,18 +229,21 @@ func Parse(contents []byte, passphrase func() (string, error)) ([]age.Identity, 
 		return nil, fmt.Errorf("failed to set up passphrase decryption: %w", err)
 	}
 	id.SetMaxWorkFactor(maxScryptWorkFactor)
-	plain, err := age.Decrypt(bytes.NewReader(raw), id)
+	r, err := age.Decrypt(bytes.NewReader(raw), id)
 	if e := new(age.NoIdentityMatchError); errors.As(err, &e) {
 		return nil, ErrIncorrectPassphrase
 	}
 	if err != nil {
-		return nil, fmt.Errorf("failed to decrypt identity file: %w", err)
+		return nil, fmt.Errorf("failed to decrypt key file: %w", err)
 	}
-	ids, err := age.ParseIdentities(plain)
+	plain, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("failed to parse decrypted identity file: %w", err)
+		return nil, fmt.Errorf("failed to decrypt key file: %w", err)
 	}
-	return ids, nil
+	if len(plain) > MaxFileSize {
+		return nil, ErrTooLarge
+	}
+	return plain, nil
 }
 
 // errScryptOnly is how stanzaCheck signals that the header is exactly one

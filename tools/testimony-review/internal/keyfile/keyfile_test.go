@@ -137,6 +137,34 @@ func TestProtect(t *testing.T) {
 	}
 }
 
+// TestUnprotect checks the round trip of a key file that is not an age
+// identity, as the organisation key is.
+func TestUnprotect(t *testing.T) {
+	const orgKey = "# verifier key: testimony-org+1a2b3c4d+AbC\nPRIVATE+KEY+testimony-org+1a2b3c4d+AXyZ\n"
+	prot, err := Protect([]byte(orgKey), "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(prot, []byte("PRIVATE+KEY")) || bytes.Contains(prot, []byte("testimony-org")) {
+		t.Fatal("protected file leaks the key")
+	}
+	var calls int
+	plain, err := Unprotect(prot, fixed("correct horse", &calls))
+	if err != nil || string(plain) != orgKey || calls != 1 {
+		t.Fatalf("Unprotect = %q, %v after %d passphrases; want the original after 1", plain, err, calls)
+	}
+	if _, err := Unprotect(prot, fixed("wrong", &calls)); !errors.Is(err, ErrIncorrectPassphrase) {
+		t.Errorf("wrong passphrase: got %v, want ErrIncorrectPassphrase", err)
+	}
+	if _, err := Unprotect([]byte(orgKey), noPassphrase(t)); err == nil {
+		t.Error("Unprotect accepted a plain file")
+	}
+	failing := errors.New("no terminal")
+	if _, err := Unprotect(prot, func() (string, error) { return "", failing }); !errors.Is(err, failing) {
+		t.Errorf("failing passphrase source: got %v, want it wrapped", err)
+	}
+}
+
 func TestParseRecipientEncrypted(t *testing.T) {
 	// An identity file encrypted to another key (not a passphrase) must be
 	// refused before any passphrase is asked for.

@@ -98,6 +98,9 @@ type Options struct {
 	// Warnf, if set, receives notices that are not failures, such as the
 	// removal of a leftover temporary directory.
 	Warnf func(format string, args ...any)
+	// Progress, if set, follows the reading of each ciphertext as it is
+	// decrypted.
+	Progress ProgressFunc
 }
 
 // Open decrypts every submission of a verified bundle into outDir, creating
@@ -185,7 +188,7 @@ func (o *opener) open(s Submission) Result {
 	// that are decrypted catches a file that changed since (a flaky USB
 	// stick, or someone swapping it in between).
 	h := sha256.New()
-	cr := &countingReader{r: io.TeeReader(f, h)}
+	cr := &countingReader{r: io.TeeReader(progressReader(f, s, o.opt.Progress), h)}
 	ext, extractErr := decryptExtract(cr, tmp, o.opt)
 	// Read whatever decryption left unread (all of it, when the identity did
 	// not match) so the hash covers the whole file. A mismatch explains a

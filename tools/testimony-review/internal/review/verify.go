@@ -93,6 +93,8 @@ type Witness struct {
 	Checkpoint []byte
 	// Opened maps the id of every submission opened here to its log index.
 	Opened map[string]int64
+	// Progress, if set, follows the hashing of each ciphertext.
+	Progress ProgressFunc
 }
 
 // Verified is a bundle that passed Verify.
@@ -199,7 +201,7 @@ func Verify(dir string, w Witness) (*Verified, error) {
 	if err := v.matchSubmissions(leaves, w.Opened); err != nil {
 		return nil, err
 	}
-	if err := v.hashCiphertexts(); err != nil {
+	if err := v.hashCiphertexts(w.Progress); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -373,7 +375,7 @@ func (v *Verified) matchSubmissions(leaves []intakelog.Leaf, opened map[string]i
 
 // hashCiphertexts checks every ciphertext file against its leaf. It reads
 // every byte, so it runs after the cheap checks.
-func (v *Verified) hashCiphertexts() error {
+func (v *Verified) hashCiphertexts(progress ProgressFunc) error {
 	root, err := os.OpenRoot(v.Dir)
 	if err != nil {
 		return fmt.Errorf("failed to open bundle directory: %w", err)
@@ -392,7 +394,7 @@ func (v *Verified) hashCiphertexts() error {
 			return r
 		}
 		h := sha256.New()
-		n, err := io.Copy(h, f)
+		n, err := io.Copy(h, progressReader(f, s, progress))
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("failed to read %s: %w", s.File, err)
