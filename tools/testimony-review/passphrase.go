@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -72,19 +71,34 @@ func (u *ui) passphrase(prompt string, confirm bool) (string, error) {
 	return p, nil
 }
 
+// passphraseLine reads the next line of standard input one byte at a
+// time, so that it consumes that line and nothing more: in a script, the
+// commands that follow read the lines meant for them from the same input
+// (as the shell's read does).
 func (u *ui) passphraseLine() (string, error) {
-	if u.in == nil {
-		u.in = bufio.NewReaderSize(u.stdin, maxPassphraseLine)
+	var line []byte
+	b := make([]byte, 1)
+	for {
+		n, err := u.stdin.Read(b)
+		if n == 1 {
+			if b[0] == '\n' {
+				break
+			}
+			if len(line) >= maxPassphraseLine {
+				return "", errors.New("the passphrase line on standard input is too long")
+			}
+			line = append(line, b[0])
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			if len(line) == 0 {
+				return "", fmt.Errorf("%w: standard input is not a terminal, and it ended before a passphrase line", errNoPassphrase)
+			}
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("failed to read passphrase from standard input: %w", err)
+		}
 	}
-	line, err := u.in.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		return "", errors.New("the passphrase line on standard input is too long")
-	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("failed to read passphrase from standard input: %w", err)
-	}
-	if len(line) == 0 {
-		return "", fmt.Errorf("%w: standard input is not a terminal, and it ended before a passphrase line", errNoPassphrase)
-	}
-	return strings.TrimRight(string(line), "\r\n"), nil
+	return strings.TrimRight(string(line), "\r"), nil
 }

@@ -9,7 +9,6 @@ package main
 // lines (progress.go) only to a terminal.
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -18,12 +17,10 @@ import (
 
 const prog = "testimony-review"
 
-// ui carries the process's standard streams; stdin is read lazily through
-// in so that several passphrases can come from consecutive lines.
+// ui carries the process's standard streams.
 type ui struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	in             *bufio.Reader
 	// terminal is whether stderr is a terminal, which enables progress.
 	terminal bool
 	// prog is the progress line being drawn, if any; now is the clock
