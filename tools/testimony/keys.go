@@ -59,6 +59,18 @@ func (c *cli) trust(h *home, tf trustFlags) (*pin.Trust, error) {
 
 // applyTrust sets the keys of tf in t. It reports whether t changed.
 func (c *cli) applyTrust(h *home, t *pin.Trust, tf trustFlags, replace bool) (bool, error) {
+	// A pinned key is compared with only when the flags do not replace it,
+	// so that 'init -replace' can put swapped keys back in their places.
+	pinnedOrg, pinnedLog := t.OrgKey, t.LogKey
+	if tf.orgKey != "" {
+		pinnedOrg = ""
+	}
+	if tf.logKey != "" {
+		pinnedLog = ""
+	}
+	if err := checkKeyKinds(tf.orgKey, tf.logKey, pinnedOrg, pinnedLog); err != nil {
+		return false, err
+	}
 	changed := false
 	for _, k := range []struct {
 		flag, what string
@@ -111,6 +123,9 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 	if err := pin.CheckKey(got.LogKey); err != nil {
 		return nil, errorf("the server published a malformed log key: %v", err).
 			hint("report this to the operator; do not submit until it is fixed")
+	}
+	if e := swappedWithServer(t.OrgKey, t.LogKey, got); e != nil {
+		return nil, e
 	}
 	hp := api.HostPort(u)
 	if t.LogKey != "" && got.LogKey != t.LogKey {
