@@ -9,9 +9,9 @@
 //	testimony init [-org-key VKEY] [-log-key VKEY] [-replace]
 //	               [-server URL [-ca FILE | -pin SHA256] [-token-file FILE]]
 //	testimony submit -server URL [-ca FILE | -pin SHA256] [-recipients FILE]
-//	                 [-case REF] [-lang CODE] [-date YYYY-MM-DD] [-consent TEXT]
-//	                 [-org-key VKEY] [-log-key VKEY] [-accept-new-recipients]
-//	                 [-token-file FILE] [-limit-rate RATE] FILE...
+//	                 [-meta FILE|-] [-case REF] [-lang CODE] [-date YYYY-MM-DD]
+//	                 [-consent TEXT] [-allow-empty] [-org-key VKEY] [-log-key VKEY]
+//	                 [-accept-new-recipients] [-token-file FILE] [-limit-rate RATE] [FILE...]
 //	testimony resume [-server URL] [-ca FILE | -pin SHA256] [-token-file FILE]
 //	                 [-limit-rate RATE]
 //	testimony status
@@ -24,7 +24,7 @@
 // and the intake log's key, given out of band, in trust.json. It prints the
 // device's public key (tdk1…) for the reviewers to register.
 //
-// submit packs FILE... with a manifest signed by the device key into one
+// submit packs FILE... (and the files a -meta file lists) with a manifest signed by the device key into one
 // envelope, encrypts it with age to the reviewers' recipients (those
 // signed by the organisation's key, if it is pinned), stores the
 // ciphertext in the outbox, uploads it in resumable 1 MiB chunks, verifies
@@ -56,6 +56,11 @@
 //	-log-key VKEY          the intake log's note verifier key (pinned in trust.json)
 //	-replace               (init) replace pinned keys that differ
 //	-recipients FILE       encrypt to the recipients in FILE, not to the server's list
+//	-meta FILE             (submit) case, lang, date, consent and file names from FILE
+//	                       (mode 0600 or stricter; - for standard input), so that
+//	                       nothing identifying is on the command line, where other
+//	                       users can see it and the shell keeps it in its history
+//	-allow-empty           (submit) send a file of 0 bytes
 //	-case REF              case reference recorded in the encrypted manifest
 //	-lang CODE             language of the testimony (for example ko)
 //	-date YYYY-MM-DD       interview date
@@ -134,8 +139,7 @@ Examples:
     $ testimony init -org-key 'testimony-org+2f1c9a0b+AaBbCc…' -log-key 'testimony-log-1a2b3c4d+7d3e0f21+AdEeFf…'
     tdk1P8m0qV3x…
     $ export TESTIMONY_TOKEN="$(cat ~/token.txt)"
-    $ testimony submit -server https://intake.example.org -case NK-2026-041 \
-          -lang ko -date 2026-11-27 -consent "research and publication" interview.m4a notes.pdf
+    $ testimony submit -server https://intake.example.org -meta interview.meta
     7c0e2c5f8f3a4b0d9e1a6b2c3d4e5f60
     $ testimony resume
     $ testimony receipts verify -server https://intake.example.org
@@ -145,7 +149,9 @@ Examples:
 // cli is one invocation's environment, so tests can run commands in-process.
 type cli struct {
 	stdout, stderr io.Writer
-	getenv         func(string) string
+	// stdin is read by -meta -; nil reads as empty.
+	stdin  io.Reader
+	getenv func(string) string
 	// terminal is whether stderr is a terminal, which enables the progress bar.
 	terminal bool
 	now      func() time.Time
@@ -164,6 +170,7 @@ func main() {
 // run is main without the exit, for testscript.
 func run(args []string) int {
 	c := &cli{
+		stdin:    os.Stdin,
 		stdout:   os.Stdout,
 		stderr:   os.Stderr,
 		getenv:   os.Getenv,
