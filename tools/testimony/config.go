@@ -228,7 +228,11 @@ func (h *home) outbox() outbox.Outbox    { return outbox.Outbox{Dir: filepath.Jo
 func (h *home) receiptsDir() string      { return filepath.Join(h.dir, "receipts") }
 func (h *home) pinPath(hp string) string { return h.pins().Path(hp) }
 func (h *home) trustPath() string        { return filepath.Join(h.dir, "trust.json") }
-func (h *home) deviceKeyPath() string    { return filepath.Join(h.dir, devicekey.FileName) }
+
+// floorsPath holds, per organisation key, the highest recipients version
+// verified at any server.
+func (h *home) floorsPath() string    { return filepath.Join(h.dir, "recipients-versions.json") }
+func (h *home) deviceKeyPath() string { return filepath.Join(h.dir, devicekey.FileName) }
 
 // checkpointPath holds the newest checkpoint of hp's log that 'receipts
 // verify' checked.

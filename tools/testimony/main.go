@@ -81,6 +81,8 @@
 //	trust.json                the organisation key and log key given out of band
 //	pins/<host>_<port>.json   per server: the recipients in use (and the version of
 //	                          the organisation-signed list), and the log key
+//	recipients-versions.json  per organisation key: the highest version of its signed
+//	                          recipients verified at any server (the rollback floor)
 //	outbox/<name>.age         ciphertext waiting for its receipt, with <name>.json
 //	outbox/<name>.age.part    ciphertext being written; discarded by resume
 //	receipts/<id>.json        receipts of completed submissions
@@ -89,8 +91,10 @@
 //
 // With the organisation's key pinned, submit encrypts only to recipients
 // in a note signed with it, and refuses a missing note, a bad signature,
-// and a version older than one already verified; a newer version is a key
-// rotation, accepted and shown. Without it, the client pins the server's
+// and a version older than one already verified at any server address
+// (the floor is kept per organisation key, so an old list served at an
+// onion address or a new host name is refused too); a newer version is a
+// key rotation, accepted and shown. Without it, the client pins the server's
 // recipients on first use and refuses any later change until it is
 // confirmed out of band and accepted with -accept-new-recipients.
 package main
