@@ -7,7 +7,7 @@
 // Usage:
 //
 //	testimony init [-org-key VKEY] [-log-key VKEY] [-replace]
-//	               [-server URL [-ca FILE | -pin SHA256] [-token-file FILE]]
+//	               [-server URL [-ca FILE | -pin SHA256 [-replace-pin]] [-token-file FILE]]
 //	testimony submit -server URL [-ca FILE | -pin SHA256] [-recipients FILE]
 //	                 [-meta FILE|-] [-case REF] [-lang CODE] [-date YYYY-MM-DD]
 //	                 [-consent TEXT] [-allow-empty] [-org-key VKEY] [-log-key VKEY]
@@ -50,7 +50,9 @@
 //
 //	-server URL            the intake server, https://… (also for a .onion)
 //	-ca FILE               trust only this PEM CA or self-signed certificate
-//	-pin SHA256            trust only the certificate with this SHA-256 (hex, of the DER)
+//	-pin SHA256            trust only the certificate with this SHA-256 (hex, of the DER;
+//	                       colons and either case accepted, as browsers and openssl print it)
+//	-replace-pin           replace the -pin or -ca remembered for the server
 //	-token-file FILE       read the access token from FILE instead of $TESTIMONY_TOKEN
 //	-org-key VKEY          the organisation's note verifier key (pinned in trust.json)
 //	-log-key VKEY          the intake log's note verifier key (pinned in trust.json)
@@ -86,8 +88,16 @@
 //	outbox/<name>.age         ciphertext waiting for its receipt, with <name>.json
 //	outbox/<name>.age.part    ciphertext being written; discarded by resume
 //	receipts/<id>.json        receipts of completed submissions
+//	tls/<host>_<port>.json    per server: the -pin or -ca remembered after the first
+//	                          successful init -server, submit, collect or receipts verify
 //	checkpoints/<host>_<port> the newest log checkpoint 'receipts verify' checked
 //	collect/<host>_<port>.json the checkpoints at which collected bundles ended
+//
+// -ca or -pin is remembered per server origin (https://host:port) after
+// the first successful connection, so later commands need neither. A
+// server whose certificate no longer matches the remembered check is
+// refused, and so is a -pin or -ca that differs from it, unless
+// -replace-pin states the change.
 //
 // With the organisation's key pinned, submit encrypts only to recipients
 // in a note signed with it, and refuses a missing note, a bad signature,
@@ -134,15 +144,19 @@ Commands:
 
 Run 'testimony COMMAND -h' for the flags of a command.
 
+-ca or -pin is remembered for each server after the first successful
+connection; later commands need neither (-replace-pin changes it).
+
 The access token is read from $TESTIMONY_TOKEN or from -token-file FILE;
 it is never accepted as a command-line argument, where other users of the
 machine could see it. State lives in $TESTIMONY_HOME, by default in
 testimony/ under your configuration directory.
 
 Examples:
-    $ testimony init -org-key 'testimony-org+2f1c9a0b+AaBbCc…' -log-key 'testimony-log-1a2b3c4d+7d3e0f21+AdEeFf…'
-    tdk1P8m0qV3x…
     $ export TESTIMONY_TOKEN="$(cat ~/token.txt)"
+    $ testimony init -org-key 'testimony-org+2f1c9a0b+AaBbCc…' -log-key 'testimony-log-1a2b3c4d+7d3e0f21+AdEeFf…' \
+          -server https://intake.example.org -pin 82:85:3B:BF:…:51:E5
+    tdk1P8m0qV3x…
     $ testimony submit -server https://intake.example.org -meta interview.meta
     7c0e2c5f8f3a4b0d9e1a6b2c3d4e5f60
     $ testimony resume

@@ -37,7 +37,11 @@ changed since.
 Options:
     -server URL              The intake server (https://…, also for a .onion).
     -ca FILE                 Trust only this PEM CA or self-signed certificate.
-    -pin SHA256              Trust only the certificate with this SHA-256 fingerprint.
+    -pin SHA256              Trust only the certificate with this SHA-256 fingerprint
+                             (64 hex digits, colons allowed: AB:CD:…).
+    -replace-pin             Replace the -pin or -ca remembered for this server,
+                             after the operator confirmed the new certificate
+                             out of band.
     -token-file FILE         Read the submit token from FILE (default: $TESTIMONY_TOKEN).
     -recipients FILE         Encrypt to the age recipients in FILE, not the server's list.
     -meta FILE               Read the metadata and the file names from FILE, which
@@ -62,6 +66,11 @@ file names (often people's names) are better put in a -meta file, one
 (once per file), or a JSON object with case, lang, date, consent and
 files. Unknown or repeated keys are refused; so is a meta file that
 others can read. The flags still work, with a warning.
+
+-ca or -pin is remembered for the server (https://host:port) after the
+first successful connection, so later commands need neither; a server
+whose certificate no longer matches is refused, and so is a -pin or -ca
+that differs from the remembered one, unless -replace-pin is given.
 
 With your organisation's key pinned ('testimony init -org-key KEY'), only
 recipients your organisation signed are used: a server that offers others,
@@ -137,6 +146,9 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 	defer unlock()
 	keys, err := c.fetchKeys(ctx, h, t, cl, u, local, *accept, false)
 	if err != nil {
+		return err
+	}
+	if err := c.connected(sess); err != nil {
 		return err
 	}
 	signer, err := c.deviceKey(h)
