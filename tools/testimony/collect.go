@@ -33,10 +33,19 @@ already there are kept and not downloaded again): carry each bundle to the
 reviewer before collecting the next one into the same directory, or use a
 new directory each time.
 
+-ca or -pin is remembered for the server (https://host:port) after the
+first successful connection, so later commands need neither; a server
+whose certificate no longer matches is refused, and so is a -pin or -ca
+that differs from the remembered one, unless -replace-pin is given.
+
 Options:
     -server URL              The intake server (https://…, also for a .onion).
     -ca FILE                 Trust only this PEM CA or self-signed certificate.
-    -pin SHA256              Trust only the certificate with this SHA-256 fingerprint.
+    -pin SHA256              Trust only the certificate with this SHA-256 fingerprint
+                             (64 hex digits, colons allowed: AB:CD:…).
+    -replace-pin             Replace the -pin or -ca remembered for this server,
+                             after the operator confirmed the new certificate
+                             out of band.
     -token-file FILE         Read the collect token from FILE (default: $TESTIMONY_TOKEN).
     -o DIR                   The bundle directory; created if missing.
     -since N                 Start at log size N instead of where the last bundle
@@ -48,9 +57,12 @@ Options:
 
 Files, in the state directory:
     collect/<host>_<port>.json   the checkpoints at which bundles ended
+    tls/<host>_<port>.json       the remembered -pin or -ca
 
 Example:
-    $ testimony collect -server https://intake.example.org -o /media/usb/bundle-2026-11-27
+    $ testimony collect -server https://intake.example.org -pin 82:85:3B:BF:…:51:E5 \
+          -log-key 'testimony-log-1a2b3c4d+7d3e0f21+AdEeFf…' -o /media/usb/bundle-2026-11-27
+    $ testimony collect -server https://intake.example.org -o /media/usb/bundle-2026-12-04
 `
 
 func (c *cli) collect(ctx context.Context, args []string) error {
@@ -139,6 +151,9 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 		return errorf("%v", err).hint("collect into a new directory")
 	case err != nil:
 		return explain(err, u, "run 'testimony collect' again; what was downloaded is kept")
+	}
+	if err := c.connected(sess); err != nil {
+		return err
 	}
 	state.Record(sum.Checkpoint)
 	if err := state.Save(statePath); err != nil {

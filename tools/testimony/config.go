@@ -29,6 +29,8 @@ type connFlags struct {
 	ca        string
 	pin       string
 	tokenFile string
+	// replacePin replaces a remembered certificate check with -pin or -ca.
+	replacePin bool
 }
 
 func (cf *connFlags) register(fs *flag.FlagSet) {
@@ -36,6 +38,7 @@ func (cf *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&cf.ca, "ca", "", "")
 	fs.StringVar(&cf.pin, "pin", "", "")
 	fs.StringVar(&cf.tokenFile, "token-file", "", "")
+	fs.BoolVar(&cf.replacePin, "replace-pin", false, "")
 }
 
 // serverURL checks -server; required says whether it must be given.
@@ -67,7 +70,7 @@ func (cf *connFlags) tlsOptions() (opt api.TLSOptions, set bool, err error) {
 		return opt, true, nil
 	}
 	if cf.pin != "" {
-		opt.Pin, err = api.ParsePin(cf.pin)
+		opt.Pin, err = parsePinFlag(cf.pin)
 		if err != nil {
 			return opt, false, usageErrorf("%v", err)
 		}
@@ -138,15 +141,16 @@ func (c *cli) token(file string) (string, error) {
 	return tok, nil
 }
 
-// newClient returns an API client for u with opt.
 // session is what a command that talks to a server needs: the server, the
 // caseworker's home, the pinned trust anchors and an authenticated client.
 type session struct {
-	u   *url.URL
-	tls api.TLSOptions
-	h   *home
-	t   *pin.Trust
-	cl  *api.Client
+	u *url.URL
+	// tlsc is the certificate check, remembered after the first success.
+	tlsc *tlsChoice
+	tls  api.TLSOptions
+	h    *home
+	t    *pin.Trust
+	cl   *api.Client
 }
 
 // connect reads the connection and trust flags, the token and the home
@@ -157,8 +161,7 @@ func (c *cli) connect(cf connFlags, tf trustFlags) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsOpt, _, err := cf.tlsOptions()
-	if err != nil {
+	if _, _, err := cf.tlsOptions(); err != nil {
 		return nil, err
 	}
 	tok, err := c.token(cf.tokenFile)
@@ -173,15 +176,24 @@ func (c *cli) connect(cf connFlags, tf trustFlags) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := newClient(u, tok, tlsOpt)
+	ch, err := c.chooseTLS(h, u, cf)
 	if err != nil {
 		return nil, err
 	}
-	return &session{u: u, tls: tlsOpt, h: h, t: t, cl: cl}, nil
+	cl, err := newClientTLS(u, tok, ch)
+	if err != nil {
+		return nil, err
+	}
+	return &session{u: u, tlsc: ch, tls: ch.opt, h: h, t: t, cl: cl}, nil
 }
 
-func newClient(u *url.URL, tok string, opt api.TLSOptions) (*api.Client, error) {
-	cfg, err := api.TLSConfig(opt)
+// connected remembers the session's certificate check, once a command's
+// first exchange with the server succeeded.
+func (c *cli) connected(s *session) error { return c.rememberTLS(s.h, s.tlsc) }
+
+// newClientTLS returns an API client for u with the certificate check ch.
+func newClientTLS(u *url.URL, tok string, ch *tlsChoice) (*api.Client, error) {
+	cfg, err := ch.tlsConfig(u)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +240,11 @@ func (h *home) outbox() outbox.Outbox    { return outbox.Outbox{Dir: filepath.Jo
 func (h *home) receiptsDir() string      { return filepath.Join(h.dir, "receipts") }
 func (h *home) pinPath(hp string) string { return h.pins().Path(hp) }
 func (h *home) trustPath() string        { return filepath.Join(h.dir, "trust.json") }
-func (h *home) deviceKeyPath() string    { return filepath.Join(h.dir, devicekey.FileName) }
+
+// floorsPath holds, per organisation key, the highest recipients version
+// verified at any server.
+func (h *home) floorsPath() string    { return filepath.Join(h.dir, "recipients-versions.json") }
+func (h *home) deviceKeyPath() string { return filepath.Join(h.dir, devicekey.FileName) }
 
 // checkpointPath holds the newest checkpoint of hp's log that 'receipts
 // verify' checked.
@@ -252,6 +268,10 @@ func (h *home) lockOutbox() (func(), error) {
 // explain adds advice to errors from talking to a server. again is the
 // advice for network failures: what to run once the connection is back.
 func explain(err error, u *url.URL, again string) error {
+	var cc *certChangedError
+	if errors.As(err, &cc) {
+		return cc.cliError()
+	}
 	var ce *cliError
 	if errors.As(err, &ce) {
 		return err

@@ -12,7 +12,7 @@ import (
 
 const initUsage = `Usage:
     testimony init [-org-key VKEY] [-log-key VKEY] [-replace]
-                   [-server URL [-ca FILE | -pin SHA256] [-token-file FILE]]
+                   [-server URL [-ca FILE | -pin SHA256 [-replace-pin]] [-token-file FILE]]
 
 Sets up this device: creates the state directory, creates the device's
 signing key (device.key) if there is none, and pins the keys your
@@ -21,7 +21,10 @@ server) in trust.json. Prints the device's public key, which your
 reviewers register to recognise what this device submits.
 
 With -server, it then connects to the server and checks its recipients
-and log key against what is pinned, without submitting anything.
+and log key against what is pinned, without submitting anything, and
+remembers -ca or -pin for the server: later commands need neither. A
+server whose certificate no longer matches is refused, and so is a -pin
+or -ca that differs from the remembered one, unless -replace-pin is given.
 
 Options:
     -org-key VKEY      Your organisation's verifier key: submit then encrypts
@@ -31,11 +34,15 @@ Options:
                        change with your organisation out of band.
     -server URL        Check this server's keys now.
     -ca FILE           Trust only this PEM CA or self-signed certificate.
-    -pin SHA256        Trust only the certificate with this SHA-256 fingerprint.
+    -pin SHA256        Trust only the certificate with this SHA-256 fingerprint
+                       (64 hex digits, colons allowed: AB:CD:…).
+    -replace-pin       Replace the -pin or -ca remembered for this server, after
+                       the operator confirmed the new certificate out of band.
     -token-file FILE   Read the access token from FILE (default: $TESTIMONY_TOKEN).
 
 Example:
-    $ testimony init -org-key 'testimony-org+2f1c9a0b+AaBbCc…' -log-key 'testimony-log-1a2b3c4d+7d3e0f21+AdEeFf…'
+    $ testimony init -org-key 'testimony-org+2f1c9a0b+AaBbCc…' -log-key 'testimony-log-1a2b3c4d+7d3e0f21+AdEeFf…' \
+          -server https://intake.example.org -pin 82:85:3B:BF:…:51:E5 -token-file ~/testimony.token
     tdk1P8m0qV3x…
 `
 
@@ -57,16 +64,24 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tlsOpt, tlsSet, err := cf.tlsOptions()
+	_, tlsSet, err := cf.tlsOptions()
 	if err != nil {
 		return err
 	}
-	if u == nil && (tlsSet || cf.tokenFile != "") {
-		return usageErrorf("-ca, -pin and -token-file need -server")
+	if u == nil && (tlsSet || cf.tokenFile != "" || cf.replacePin) {
+		return usageErrorf("-ca, -pin, -replace-pin and -token-file need -server")
 	}
 	h, err := c.openHome(true)
 	if err != nil {
 		return err
+	}
+	// A -pin that contradicts the remembered one is refused before
+	// anything is pinned.
+	var ch *tlsChoice
+	if u != nil {
+		if ch, err = c.chooseTLS(h, u, cf); err != nil {
+			return err
+		}
 	}
 	t, err := pin.LoadTrust(h.trustPath())
 	if err != nil {
@@ -98,12 +113,15 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(u, tok, tlsOpt)
+	cl, err := newClientTLS(u, tok, ch)
 	if err != nil {
 		return err
 	}
 	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, false, false)
 	if err != nil {
+		return err
+	}
+	if err := c.rememberTLS(h, ch); err != nil {
 		return err
 	}
 	c.notef("%s is ready: %d %s recipient(s), log key %s", u.Host, len(keys.recipients.Strings), keys.recipients.Type, keyID(keys.logKey))

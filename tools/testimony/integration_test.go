@@ -251,6 +251,8 @@ type client struct {
 	t    *testing.T
 	home string
 	env  map[string]string
+	// stdin, if set, is the next command's standard input.
+	stdin io.Reader
 }
 
 func newUser(t *testing.T, token string) *client {
@@ -261,6 +263,7 @@ func newUser(t *testing.T, token string) *client {
 func (c *client) run(args ...string) (stdout, stderr string, code int) {
 	var out, errb bytes.Buffer
 	cl := &cli{
+		stdin:  c.stdin,
 		stdout: &out,
 		stderr: &errb,
 		getenv: func(k string) string { return c.env[k] },

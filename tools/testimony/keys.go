@@ -59,6 +59,18 @@ func (c *cli) trust(h *home, tf trustFlags) (*pin.Trust, error) {
 
 // applyTrust sets the keys of tf in t. It reports whether t changed.
 func (c *cli) applyTrust(h *home, t *pin.Trust, tf trustFlags, replace bool) (bool, error) {
+	// A pinned key is compared with only when the flags do not replace it,
+	// so that 'init -replace' can put swapped keys back in their places.
+	pinnedOrg, pinnedLog := t.OrgKey, t.LogKey
+	if tf.orgKey != "" {
+		pinnedOrg = ""
+	}
+	if tf.logKey != "" {
+		pinnedLog = ""
+	}
+	if err := checkKeyKinds(tf.orgKey, tf.logKey, pinnedOrg, pinnedLog); err != nil {
+		return false, err
+	}
 	changed := false
 	for _, k := range []struct {
 		flag, what string
@@ -111,6 +123,9 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 	if err := pin.CheckKey(got.LogKey); err != nil {
 		return nil, errorf("the server published a malformed log key: %v", err).
 			hint("report this to the operator; do not submit until it is fixed")
+	}
+	if e := swappedWithServer(t.OrgKey, t.LogKey, got); e != nil {
+		return nil, e
 	}
 	hp := api.HostPort(u)
 	if t.LogKey != "" && got.LogKey != t.LogKey {
@@ -214,30 +229,52 @@ func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got
 		return nil, errorf("your organisation's recipients are of type %s, but the server accepts only %s", ss.Set.Type, api.Sanitize(got.Type, 40)).
 			hint("report this to the operator: the server must be set up for the type the organisation signed")
 	}
-	var prior uint64
-	if p.OrgKey == t.OrgKey {
-		prior = p.RecipientsVersion
+	// The floor is per organisation key, not per server address: the
+	// same list is valid everywhere, and so is the rollback it allows.
+	floors, migrated, err := h.pins().LoadFloors(h.floorsPath())
+	if err != nil {
+		return nil, errorf("%v", err).
+			hint("the file may be damaged or tampered with; restore it from a backup. Deleting it would let a server roll the recipients back")
 	}
+	// A pin above the floor (a pin file restored from a backup made
+	// after the floors file) raises the floor too.
+	dirty := migrated
+	if p.OrgKey == t.OrgKey && floors.Raise(t.OrgKey, pin.Floor{Version: p.RecipientsVersion, Type: p.Type, Recipients: p.Recipients, Server: p.Server, Verified: p.Pinned}) {
+		dirty = true
+	}
+	prior := floors.Get(t.OrgKey)
 	switch {
-	case ss.Version < prior:
-		return nil, errorf("the server offers recipients version %d, but version %d was already verified: refusing a rollback (an older list may hold keys your organisation retired, perhaps because they were compromised)", ss.Version, prior).
+	case ss.Version < prior.Version:
+		return nil, errorf("the server offers recipients version %d, but version %d was already verified: refusing a rollback (an older list may hold keys your organisation retired, perhaps because they were compromised)", ss.Version, prior.Version).
 			hint("do not submit; report this to your organisation: the server may be compromised or restored from an old backup").
-			hint("the verified version is recorded in %s", h.pinPath(hp))
-	case ss.Version == prior && (ss.Set.Type != p.Type || !pin.SameRecipients(ss.Set.Strings, p.Recipients)):
-		return nil, errorf("the server offers recipients version %d that differ from the version %d verified before: two different lists were signed with the same version", ss.Version, prior).
+			hint("version %d was verified at %s on %s; it is recorded in %s", prior.Version, api.Sanitize(prior.Server, 200), prior.Verified, h.floorsPath())
+	case ss.Version == prior.Version && (ss.Set.Type != prior.Type || !pin.SameRecipients(ss.Set.Strings, prior.Recipients)):
+		return nil, errorf("the server offers recipients version %d that differ from the version %d verified before: two different lists were signed with the same version", ss.Version, prior.Version).
 			hint("do not submit; report this to your organisation: a new list must get a higher version")
-	case ss.Version == prior:
+	}
+	today := c.now().UTC().Format("2006-01-02")
+	if floors.Raise(t.OrgKey, pin.Floor{Version: ss.Version, Type: ss.Set.Type, Recipients: ss.Set.Strings, Server: p.Server, Verified: today}) {
+		dirty = true
+	}
+	if dirty {
+		if err := pin.SaveFloors(h.floorsPath(), floors); err != nil {
+			return nil, errorf("%v", err)
+		}
+	}
+	if p.OrgKey == t.OrgKey && p.RecipientsVersion == ss.Version {
 		return ss.Set, nil
 	}
-	old := p.RecipientsVersion
 	p.Type, p.Recipients, p.RecipientsVersion, p.OrgKey = ss.Set.Type, ss.Set.Strings, ss.Version, t.OrgKey
-	p.Pinned = c.now().UTC().Format("2006-01-02")
+	p.Pinned = today
 	if err := h.pins().Save(hp, p); err != nil {
 		return nil, err
 	}
-	if prior > 0 {
-		c.notef("recipients rotated to version %d (was %d): %d %s recipient(s), signed by your organisation's key %s", ss.Version, old, len(ss.Set.Strings), ss.Set.Type, org)
-	} else {
+	switch {
+	case ss.Version == prior.Version:
+		// A version verified before, at another address: nothing new.
+	case prior.Version > 0:
+		c.notef("recipients rotated to version %d (was %d): %d %s recipient(s), signed by your organisation's key %s", ss.Version, prior.Version, len(ss.Set.Strings), ss.Set.Type, org)
+	default:
 		c.notef("verified recipients version %d: %d %s recipient(s), signed by your organisation's key %s", ss.Version, len(ss.Set.Strings), ss.Set.Type, org)
 	}
 	return ss.Set, nil

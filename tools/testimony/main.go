@@ -7,11 +7,11 @@
 // Usage:
 //
 //	testimony init [-org-key VKEY] [-log-key VKEY] [-replace]
-//	               [-server URL [-ca FILE | -pin SHA256] [-token-file FILE]]
+//	               [-server URL [-ca FILE | -pin SHA256 [-replace-pin]] [-token-file FILE]]
 //	testimony submit -server URL [-ca FILE | -pin SHA256] [-recipients FILE]
-//	                 [-case REF] [-lang CODE] [-date YYYY-MM-DD] [-consent TEXT]
-//	                 [-org-key VKEY] [-log-key VKEY] [-accept-new-recipients]
-//	                 [-token-file FILE] [-limit-rate RATE] FILE...
+//	                 [-meta FILE|-] [-case REF] [-lang CODE] [-date YYYY-MM-DD]
+//	                 [-consent TEXT] [-allow-empty] [-org-key VKEY] [-log-key VKEY]
+//	                 [-accept-new-recipients] [-token-file FILE] [-limit-rate RATE] [FILE...]
 //	testimony resume [-server URL] [-ca FILE | -pin SHA256] [-token-file FILE]
 //	                 [-limit-rate RATE]
 //	testimony status
@@ -24,7 +24,7 @@
 // and the intake log's key, given out of band, in trust.json. It prints the
 // device's public key (tdk1…) for the reviewers to register.
 //
-// submit packs FILE... with a manifest signed by the device key into one
+// submit packs FILE... (and the files a -meta file lists) with a manifest signed by the device key into one
 // envelope, encrypts it with age to the reviewers' recipients (those
 // signed by the organisation's key, if it is pinned), stores the
 // ciphertext in the outbox, uploads it in resumable 1 MiB chunks, verifies
@@ -50,12 +50,19 @@
 //
 //	-server URL            the intake server, https://… (also for a .onion)
 //	-ca FILE               trust only this PEM CA or self-signed certificate
-//	-pin SHA256            trust only the certificate with this SHA-256 (hex, of the DER)
+//	-pin SHA256            trust only the certificate with this SHA-256 (hex, of the DER;
+//	                       colons and either case accepted, as browsers and openssl print it)
+//	-replace-pin           replace the -pin or -ca remembered for the server
 //	-token-file FILE       read the access token from FILE instead of $TESTIMONY_TOKEN
 //	-org-key VKEY          the organisation's note verifier key (pinned in trust.json)
 //	-log-key VKEY          the intake log's note verifier key (pinned in trust.json)
 //	-replace               (init) replace pinned keys that differ
 //	-recipients FILE       encrypt to the recipients in FILE, not to the server's list
+//	-meta FILE             (submit) case, lang, date, consent and file names from FILE
+//	                       (mode 0600 or stricter; - for standard input), so that
+//	                       nothing identifying is on the command line, where other
+//	                       users can see it and the shell keeps it in its history
+//	-allow-empty           (submit) send a file of 0 bytes
 //	-case REF              case reference recorded in the encrypted manifest
 //	-lang CODE             language of the testimony (for example ko)
 //	-date YYYY-MM-DD       interview date
@@ -76,16 +83,28 @@
 //	trust.json                the organisation key and log key given out of band
 //	pins/<host>_<port>.json   per server: the recipients in use (and the version of
 //	                          the organisation-signed list), and the log key
+//	recipients-versions.json  per organisation key: the highest version of its signed
+//	                          recipients verified at any server (the rollback floor)
 //	outbox/<name>.age         ciphertext waiting for its receipt, with <name>.json
 //	outbox/<name>.age.part    ciphertext being written; discarded by resume
 //	receipts/<id>.json        receipts of completed submissions
+//	tls/<host>_<port>.json    per server: the -pin or -ca remembered after the first
+//	                          successful init -server, submit, collect or receipts verify
 //	checkpoints/<host>_<port> the newest log checkpoint 'receipts verify' checked
 //	collect/<host>_<port>.json the checkpoints at which collected bundles ended
 //
+// -ca or -pin is remembered per server origin (https://host:port) after
+// the first successful connection, so later commands need neither. A
+// server whose certificate no longer matches the remembered check is
+// refused, and so is a -pin or -ca that differs from it, unless
+// -replace-pin states the change.
+//
 // With the organisation's key pinned, submit encrypts only to recipients
 // in a note signed with it, and refuses a missing note, a bad signature,
-// and a version older than one already verified; a newer version is a key
-// rotation, accepted and shown. Without it, the client pins the server's
+// and a version older than one already verified at any server address
+// (the floor is kept per organisation key, so an old list served at an
+// onion address or a new host name is refused too); a newer version is a
+// key rotation, accepted and shown. Without it, the client pins the server's
 // recipients on first use and refuses any later change until it is
 // confirmed out of band and accepted with -accept-new-recipients.
 package main
@@ -125,17 +144,20 @@ Commands:
 
 Run 'testimony COMMAND -h' for the flags of a command.
 
+-ca or -pin is remembered for each server after the first successful
+connection; later commands need neither (-replace-pin changes it).
+
 The access token is read from $TESTIMONY_TOKEN or from -token-file FILE;
 it is never accepted as a command-line argument, where other users of the
 machine could see it. State lives in $TESTIMONY_HOME, by default in
 testimony/ under your configuration directory.
 
 Examples:
-    $ testimony init -org-key 'testimony-org+2f1c9a0b+AaBbCc…' -log-key 'testimony-log-1a2b3c4d+7d3e0f21+AdEeFf…'
-    tdk1P8m0qV3x…
     $ export TESTIMONY_TOKEN="$(cat ~/token.txt)"
-    $ testimony submit -server https://intake.example.org -case NK-2026-041 \
-          -lang ko -date 2026-11-27 -consent "research and publication" interview.m4a notes.pdf
+    $ testimony init -org-key 'testimony-org+2f1c9a0b+AaBbCc…' -log-key 'testimony-log-1a2b3c4d+7d3e0f21+AdEeFf…' \
+          -server https://intake.example.org -pin 82:85:3B:BF:…:51:E5
+    tdk1P8m0qV3x…
+    $ testimony submit -server https://intake.example.org -meta interview.meta
     7c0e2c5f8f3a4b0d9e1a6b2c3d4e5f60
     $ testimony resume
     $ testimony receipts verify -server https://intake.example.org
@@ -145,7 +167,9 @@ Examples:
 // cli is one invocation's environment, so tests can run commands in-process.
 type cli struct {
 	stdout, stderr io.Writer
-	getenv         func(string) string
+	// stdin is read by -meta -; nil reads as empty.
+	stdin  io.Reader
+	getenv func(string) string
 	// terminal is whether stderr is a terminal, which enables the progress bar.
 	terminal bool
 	now      func() time.Time
@@ -164,6 +188,7 @@ func main() {
 // run is main without the exit, for testscript.
 func run(args []string) int {
 	c := &cli{
+		stdin:    os.Stdin,
 		stdout:   os.Stdout,
 		stderr:   os.Stderr,
 		getenv:   os.Getenv,

@@ -131,10 +131,18 @@ catches a server that rolls its log back or shows another history.
 
 Any access token (submit or collect) may read the log.
 
+-ca or -pin is remembered for the server (https://host:port) after the
+first successful connection, so later commands need neither; a server
+whose certificate no longer matches is refused, and so is a -pin or -ca
+that differs from the remembered one, unless -replace-pin is given.
+
 Options:
     -server URL        The intake server (https://…, also for a .onion).
     -ca FILE           Trust only this PEM CA or self-signed certificate.
-    -pin SHA256        Trust only the certificate with this SHA-256 fingerprint.
+    -pin SHA256        Trust only the certificate with this SHA-256 fingerprint
+                       (64 hex digits, colons allowed: AB:CD:…).
+    -replace-pin       Replace the -pin or -ca remembered for this server, after
+                       the operator confirmed the new certificate out of band.
     -token-file FILE   Read the access token from FILE (default: $TESTIMONY_TOKEN).
     -log-key VKEY      The log's verifier key, as given by your organisation
                        (pinned in trust.json if none is yet).
@@ -196,6 +204,9 @@ func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
 	})
 	if err != nil {
 		return explain(err, u, "run 'testimony receipts verify' again")
+	}
+	if err := c.connected(sess); err != nil {
+		return err
 	}
 	newest, err := intakelog.OpenCheckpoint(raw, keys.logKey)
 	if err != nil {

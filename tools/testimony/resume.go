@@ -22,8 +22,9 @@ upload the server has expired starts again from the encrypted copy. Prints
 one submission id per line. Ciphertext whose encryption was interrupted
 (outbox/*.age.part) is discarded: submit those files again.
 
-Each entry goes to the server it was submitted to, checked the way it was
-submitted (-ca or -pin), unless flags say otherwise.
+Each entry goes to the server it was submitted to, with the certificate
+check given by -ca or -pin, else the one remembered for that server, else
+the one it was submitted with.
 
 Options:
     -server URL        Only resume entries for this server.
@@ -48,6 +49,10 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("resume takes no arguments")
+	}
+	if cf.replacePin {
+		return usageErrorf("resume does not take -replace-pin").
+			hint("replace the remembered certificate check first: 'testimony init -server URL -pin SHA256 -replace-pin'")
 	}
 	only, err := cf.serverURL(false)
 	if err != nil {
@@ -106,14 +111,27 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 		if only != nil && u.String() != only.String() {
 			continue
 		}
-		opt := api.TLSOptions{CAPEM: []byte(e.Meta.CAPEM), Pin: e.Meta.TLSPin}
+		// The certificate check: the flags', else the one remembered for
+		// the server (it may have been replaced since the submission),
+		// else the one the submission was made with.
+		ch := &tlsChoice{opt: api.TLSOptions{CAPEM: []byte(e.Meta.CAPEM), Pin: e.Meta.TLSPin}}
 		if e.Meta.CAPEM == "" {
-			opt.CAPEM = nil
+			ch.opt.CAPEM = nil
 		}
 		if tlsSet {
-			opt = tlsFlags
+			ch.opt = tlsFlags
+		} else {
+			rem, err := c.chooseTLS(h, u, connFlags{})
+			if err != nil {
+				printError(c.stderr, "", prefixed("outbox entry "+e.Name+": ", err))
+				failed++
+				continue
+			}
+			if rem.fromMemory {
+				ch = rem
+			}
 		}
-		id, err := c.resumeOne(ctx, h, t, u, tok, opt, e, int64(rate))
+		id, err := c.resumeOne(ctx, h, t, u, tok, ch, e, int64(rate))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -131,12 +149,12 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 	return nil
 }
 
-func (c *cli) resumeOne(ctx context.Context, h *home, t *pin.Trust, u *url.URL, tok string, opt api.TLSOptions, e *outbox.Entry, rate int64) (string, error) {
+func (c *cli) resumeOne(ctx context.Context, h *home, t *pin.Trust, u *url.URL, tok string, ch *tlsChoice, e *outbox.Entry, rate int64) (string, error) {
 	key, err := pinnedLogKey(h, t, u)
 	if err != nil {
 		return "", err
 	}
-	cl, err := newClient(u, tok, opt)
+	cl, err := newClientTLS(u, tok, ch)
 	if err != nil {
 		return "", err
 	}

@@ -37,19 +37,40 @@ changed since.
 Options:
     -server URL              The intake server (https://…, also for a .onion).
     -ca FILE                 Trust only this PEM CA or self-signed certificate.
-    -pin SHA256              Trust only the certificate with this SHA-256 fingerprint.
+    -pin SHA256              Trust only the certificate with this SHA-256 fingerprint
+                             (64 hex digits, colons allowed: AB:CD:…).
+    -replace-pin             Replace the -pin or -ca remembered for this server,
+                             after the operator confirmed the new certificate
+                             out of band.
     -token-file FILE         Read the submit token from FILE (default: $TESTIMONY_TOKEN).
     -recipients FILE         Encrypt to the age recipients in FILE, not the server's list.
+    -meta FILE               Read the metadata and the file names from FILE, which
+                             only you may read (mode 0600); - reads standard input.
     -case REF                Case reference, stored inside the encrypted manifest.
     -lang CODE               Language of the testimony, like ko or en.
     -date YYYY-MM-DD         Interview date.
     -consent TEXT            The consent given, and for what use.
+    -allow-empty             Send a file of 0 bytes (refused without it: a failed
+                             recording is the usual cause).
     -limit-rate RATE         Upload at most RATE bytes per second on average
                              (like 64K or 2M), to spare a slow or watched link.
     -org-key VKEY            Your organisation's verifier key (pinned if none is yet).
     -log-key VKEY            The intake log's verifier key (pinned if none is yet).
     -accept-new-recipients   Accept server keys that differ from the pinned ones,
                              after verifying them with your organisation.
+
+Other users of this computer can see a command line while it runs, and
+the shell keeps it in its history: -case, -lang, -date, -consent and the
+file names (often people's names) are better put in a -meta file, one
+"key: value" per line with the keys case, lang, date, consent and file
+(once per file), or a JSON object with case, lang, date, consent and
+files. Unknown or repeated keys are refused; so is a meta file that
+others can read. The flags still work, with a warning.
+
+-ca or -pin is remembered for the server (https://host:port) after the
+first successful connection, so later commands need neither; a server
+whose certificate no longer matches is refused, and so is a -pin or -ca
+that differs from the remembered one, unless -replace-pin is given.
 
 With your organisation's key pinned ('testimony init -org-key KEY'), only
 recipients your organisation signed are used: a server that offers others,
@@ -58,8 +79,13 @@ connection to a server pins its recipients and log key, and a later change
 is refused, because it may mean the server was compromised.
 
 Example:
-    $ testimony submit -server https://intake.example.org -case NK-2026-041 \
-          -lang ko -date 2026-11-27 -consent "research and publication" interview.m4a
+    $ cat interview.meta
+    case: NK-2026-041
+    lang: ko
+    date: 2026-11-27
+    consent: research and publication
+    file: interview.m4a
+    $ testimony submit -server https://intake.example.org -meta interview.meta
 `
 
 func (c *cli) submit(ctx context.Context, args []string) error {
@@ -73,6 +99,8 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		date           = fs.String("date", "", "")
 		consent        = fs.String("consent", "", "")
 		accept         = fs.Bool("accept-new-recipients", false, "")
+		metaFile       = fs.String("meta", "", "")
+		allowEmpty     = fs.Bool("allow-empty", false, "")
 		rate           rateFlag
 		tf             trustFlags
 	)
@@ -82,27 +110,16 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 	if err := c.parseFlags(fs, submitUsage, args); err != nil {
 		return err
 	}
-	files := fs.Args()
-	if len(files) == 0 {
-		return usageErrorf("no files to submit")
+	meta, files, err := c.submitInput(fs, *metaFile, envelope.Meta{Case: *caseRef, InterviewDate: *date, Language: *lang, Consent: *consent})
+	if err != nil {
+		return err
 	}
 	// Flag mistakes are reported before any file is read.
 	if _, err := cf.serverURL(true); err != nil {
 		return err
 	}
-	if *date != "" {
-		if _, err := time.Parse(time.DateOnly, *date); err != nil {
-			return usageErrorf("-date %q is not a date like 2026-11-27", *date)
-		}
-	}
-	for _, f := range files {
-		fi, err := os.Stat(f)
-		if err != nil {
-			return errorf("cannot read %v", pathError(err))
-		}
-		if !fi.Mode().IsRegular() {
-			return errorf("%s is not a regular file", f).hint("submit files, not directories; list each file")
-		}
+	if err := c.checkFiles(files, *allowEmpty); err != nil {
+		return err
 	}
 	var local *recipients.Set
 	if *recipientsFile != "" {
@@ -131,6 +148,9 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := c.connected(sess); err != nil {
+		return err
+	}
 	signer, err := c.deviceKey(h)
 	if err != nil {
 		return err
@@ -139,7 +159,6 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	meta := envelope.Meta{Case: *caseRef, InterviewDate: *date, Language: *lang, Consent: *consent}
 	ob := h.outbox()
 	e, err := ob.Create(outbox.Meta{Server: u.String(), CAPEM: string(tlsOpt.CAPEM), TLSPin: tlsOpt.Pin}, c.now(), func(w io.Writer) error {
 		pw := &countWriter{ctx: ctx, w: w, fn: func(n int64) { c.progress("encrypting", n, -1) }}

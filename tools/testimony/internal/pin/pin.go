@@ -7,8 +7,9 @@
 // A server that is seized or hacked could hand out its own age recipient;
 // every testimony encrypted afterwards would be readable by the attacker.
 // With an organisation key pinned, the client encrypts only to recipients
-// the organisation signed, and the pin records the highest version seen so
-// an old list cannot be replayed. Without one, pinning on first use turns
+// the organisation signed, and the floors file records the highest version
+// seen per organisation key, at any server address, so an old list cannot
+// be replayed at this address or another. Without one, pinning on first use turns
 // a silent key swap into a loud refusal: keys that differ from the pin are
 // never used until a person confirms the change out of band.
 package pin
