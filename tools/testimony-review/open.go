@@ -119,9 +119,14 @@ func (u *ui) open(args []string) error {
 func (w *witness) record(v *review.Verified, results []review.Result) error {
 	changed := false
 	for _, r := range results {
-		if r.Status == review.Opened {
-			w.opened[r.ID] = r.Index
-			changed = true
+		// An already open submission is recorded too: Open only reports
+		// one whose custody.json records this very leaf, and the record
+		// may be missing after a crash between the rename and this save.
+		if r.Status == review.Opened || r.Status == review.AlreadyOpen {
+			if at, ok := w.opened[r.ID]; !ok || at != r.Index {
+				w.opened[r.ID] = r.Index
+				changed = true
+			}
 		}
 	}
 	if changed {
@@ -174,6 +179,10 @@ func failureHint(err error) string {
 		return "the ciphertext is the one the server logged, so it was damaged before upload (an interrupted encryption?); ask the caseworker to send it again"
 	case errors.Is(err, review.ErrNoIdentity):
 		return "pass the identity whose recipient the caseworker encrypted to (-i may be repeated)"
+	case errors.Is(err, review.ErrReused):
+		return "the server logged two submissions under one id: keep this bundle unchanged as evidence and tell the organisation's security contact"
+	case errors.Is(err, review.ErrNotThisSubmission):
+		return "that folder is not this submission; move it out of OUTDIR (keep it) and run the same command again"
 	case errors.Is(err, review.ErrOutputExists):
 		return "move that path out of OUTDIR and run again"
 	case errors.Is(err, envelope.ErrInvalid):

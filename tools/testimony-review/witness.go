@@ -121,6 +121,8 @@ func refusalHint(r *review.RefusedError, w *witness) string {
 		return fmt.Sprintf("open the bundle that starts at log size %d first, or ask the collector for one: testimony collect -since %d -o DIR", w.storedSize(), w.storedSize())
 	case review.ErrInclusion:
 		return "copy the bundle again from the collector; if it persists, " + evidence
+	case review.ErrReused:
+		return "the server logged a second submission under an id already used; it would have been skipped as already open: " + evidence
 	case review.ErrUnlogged:
 		return "the bundle holds a submission the log does not list at that place: " + evidence
 	}

@@ -49,6 +49,12 @@ var (
 	// ErrUnlogged: a submission in the bundle has no leaf in the bundle's
 	// part of the log.
 	ErrUnlogged = errors.New("submission not in the log")
+	// ErrReused: two leaves carry the same submission id, or a leaf
+	// carries the id of a submission this machine opened from another
+	// leaf. Ids are the server's choice and OUTDIR/<id> is where a
+	// submission is opened, so a second submission under a used id would
+	// otherwise be taken for the first and never opened.
+	ErrReused = errors.New("submission id reused")
 	// ErrMalformed: bundle.json, a checkpoint or a proof is not well-formed.
 	ErrMalformed = errors.New("malformed bundle")
 )
@@ -118,6 +124,11 @@ type Verified struct {
 	// Earlier counts the leaves accounted for by submissions opened here
 	// before rather than by the bundle.
 	Earlier int
+
+	// opened is the witness's record of opened submissions, which Open
+	// needs to tell an already opened submission from another one in its
+	// place.
+	opened map[string]int64
 }
 
 // Submission is a bundle entry with the log leaf that it matches.
@@ -139,6 +150,8 @@ type Submission struct {
 //   - the consistency proof shows the new checkpoint extends the old one;
 //   - the leaves are exactly the log entries in between, each with an
 //     inclusion proof at the new checkpoint;
+//   - no two leaves share an id, and no leaf has the id of a submission
+//     opened here from another leaf;
 //   - every leaf's submission is in the bundle or was opened here before,
 //     every submission is one of the leaves, and every ciphertext's size and
 //     SHA-256 are its leaf's.
@@ -162,7 +175,7 @@ func Verify(dir string, w Witness) (*Verified, error) {
 		}
 		return nil, err
 	}
-	v := &Verified{Dir: dir, Bundle: b, LogKey: w.LogKey, CheckpointNote: []byte(b.Checkpoint)}
+	v := &Verified{Dir: dir, Bundle: b, LogKey: w.LogKey, CheckpointNote: []byte(b.Checkpoint), opened: w.Opened}
 
 	if v.Checkpoint, err = openCheckpoint("checkpoint", b.Checkpoint, w.LogKey, pinned); err != nil {
 		return nil, err
@@ -194,6 +207,9 @@ func Verify(dir string, w Witness) (*Verified, error) {
 	}
 	leaves, err := v.checkLeaves()
 	if err != nil {
+		return nil, err
+	}
+	if err := v.checkIDs(leaves, w.Opened); err != nil {
 		return nil, err
 	}
 	if err := v.matchSubmissions(leaves, w.Opened); err != nil {
@@ -335,6 +351,28 @@ func (v *Verified) checkLeaves() ([]intakelog.Leaf, error) {
 
 func missingLeaf(index, size int64) error {
 	return refuse(ErrDropped, "leaf %d is in the log (size %d) but the bundle does not list it", index, size)
+}
+
+// checkIDs refuses a second leaf under an id already used, in the bundle
+// or by a submission opened here. The log itself does not forbid it, and
+// whoever holds the log key can log a genuine new testimony under an old
+// id: every proof verifies, but the reviewer would see OUTDIR/<id> taken
+// and move past the new leaf for good.
+func (v *Verified) checkIDs(leaves []intakelog.Leaf, opened map[string]int64) error {
+	from := v.From.Size
+	seen := make(map[string]int64, len(leaves))
+	for i, leaf := range leaves {
+		index := from + int64(i)
+		if prev, ok := seen[leaf.ID]; ok {
+			return refuse(ErrReused, "leaves %d and %d both have id %s: the log holds two submissions under one id, and one would hide the other", prev, index, leaf.ID)
+		}
+		seen[leaf.ID] = index
+		if at, ok := opened[leaf.ID]; ok && at != index {
+			return refuse(ErrReused, "leaf %d (id %s) reuses the id of the submission opened from leaf %d on this machine: a second submission logged under that id would be skipped as already open",
+				index, leaf.ID, at)
+		}
+	}
+	return nil
 }
 
 // matchSubmissions pairs every submission with its leaf and checks that
