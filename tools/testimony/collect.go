@@ -47,7 +47,9 @@ Options:
                              after verifying it with your organisation.
 
 Files, in the state directory:
-    collect/<host>_<port>.json   the checkpoints at which bundles ended
+    collect/<host>_<port>.json   the checkpoints at which bundles ended and
+                                 the ids collected (a server that logs a
+                                 second submission under one is refused)
 
 Example:
     $ testimony collect -server https://intake.example.org -o /media/usb/bundle-2026-11-27
@@ -125,6 +127,7 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 		From:           from,
 		FromCheckpoint: fromRaw,
 		Witness:        witness,
+		Seen:           state,
 		Progress:       func(id string, done, total int64) { c.progress(id[:8], done, total) },
 		Now:            c.now,
 		Retry:          c.retry,

@@ -59,6 +59,12 @@ var (
 	// without a valid inclusion proof, or malformed log data. The wrapped
 	// intakelog error says which.
 	ErrLog = errors.New("the server's log does not verify")
+	// ErrReusedID means a log leaf names a submission id that another leaf
+	// names too, in this bundle or in one this device collected before.
+	// The server chooses ids; the reviewer opens each submission into a
+	// folder named by its id, so a second submission under a used id
+	// could pass as the first. It is always wrapped with ErrLog.
+	ErrReusedID = errors.New("submission id reused")
 )
 
 // Server is the part of the API the collector needs. *api.Client implements it.
@@ -84,8 +90,12 @@ type Collector struct {
 	// Witness, if set, is the last checkpoint this collector bundled; the
 	// server's newest checkpoint must be consistent with it too.
 	Witness []byte
-	Retry   retry.Policy    // zero means retry.Default
-	Sleep   retry.SleepFunc // nil means retry.Sleep
+	// Seen, if set, holds the ids this device collected before: a leaf
+	// naming one of them at another index is refused, and a successful
+	// Run adds the bundle's ids to it (the caller saves it).
+	Seen  *State
+	Retry retry.Policy    // zero means retry.Default
+	Sleep retry.SleepFunc // nil means retry.Sleep
 	// Progress, if set, reports download progress.
 	Progress func(id string, done, total int64)
 	Now      func() time.Time // nil means time.Now
@@ -230,6 +240,9 @@ func (c *Collector) Run(ctx context.Context) (*Summary, error) {
 	if err := b.Write(c.Dir); err != nil {
 		return nil, err
 	}
+	if c.Seen != nil {
+		c.Seen.AddSeen(leaves)
+	}
 	for _, l := range leaves {
 		err := c.do(ctx, func(ctx context.Context) error { return c.Server.MarkCollected(ctx, l.ID) })
 		if err != nil {
@@ -301,7 +314,13 @@ func (c *Collector) leaves(ctx context.Context, from int64, cp intakelog.Checkpo
 				return nil, fmt.Errorf("%w: log leaf %d is malformed", ErrLog, index)
 			}
 			if prev, ok := seen[l.ID]; ok {
-				return nil, fmt.Errorf("%w: log leaves %d and %d both name submission %s", ErrLog, prev, index, l.ID)
+				return nil, fmt.Errorf("%w: %w: log leaves %d and %d both name submission %s", ErrLog, ErrReusedID, prev, index, l.ID)
+			}
+			if c.Seen != nil {
+				if prev, ok := c.Seen.SeenAt(l.ID); ok && prev != index {
+					return nil, fmt.Errorf("%w: %w: log leaf %d names submission %s, which this device collected before from log leaf %d",
+						ErrLog, ErrReusedID, index, l.ID, prev)
+				}
 			}
 			seen[l.ID] = index
 			var proof []string
