@@ -865,3 +865,80 @@ func writeRaw(t *testing.T, dir string, b *bundle.Bundle) {
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(dir, bundle.FileName), data, 0o644))
 }
+
+// TestOpenCiphertextSwapped puts another valid ciphertext, decryptable with
+// the same identity, in place of a submission's after Verify: only the
+// hash taken while decrypting tells, and it must fail the submission
+// without writing the other testimony under this id.
+func TestOpenCiphertextSwapped(t *testing.T) {
+	e := newEnv(t)
+	ids := e.submitN(2)
+	b := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+	v, err := Verify(b, e.w)
+	must(t, err)
+	// Renamed over it, as a meddling copy tool would.
+	p := filepath.Join(b, bundle.CiphertextName(ids[0]))
+	other, err := os.ReadFile(filepath.Join(b, bundle.CiphertextName(ids[1])))
+	must(t, err)
+	must(t, os.WriteFile(p+".new", other, 0o644))
+	must(t, os.Rename(p+".new", p))
+	res, err := Open(v, e.out, e.options())
+	must(t, err)
+	if r := res[0]; r.Status != Failed || !errors.Is(r.Err, ErrCiphertextMismatch) || r.Reason != "ciphertext changed" {
+		t.Fatalf("got %+v, want ErrCiphertextMismatch", r)
+	}
+	if res[1].Status != Opened {
+		t.Fatalf("the unchanged submission: %+v", res[1])
+	}
+	if got := ls(t, e.out); !slices.Equal(got, []string{ids[1]}) {
+		t.Errorf("output directory holds %v, want only %s", got, ids[1])
+	}
+}
+
+// TestFileChangedWhileOpened replaces a ciphertext by a link to a copy of
+// it between the regular-file check and the opening, in Verify
+// and in Open: the hashes cannot tell, the identity check of the opened
+// file must.
+func TestFileChangedWhileOpened(t *testing.T) {
+	swap := func(t *testing.T, dir, name string) {
+		t.Cleanup(func() { testHookBetweenLstatAndOpen = nil })
+		testHookBetweenLstatAndOpen = func(got string) {
+			if got != name {
+				return
+			}
+			testHookBetweenLstatAndOpen = nil
+			p := filepath.Join(dir, name)
+			data, err := os.ReadFile(p)
+			must(t, err)
+			must(t, os.WriteFile(p+".copy", data, 0o644))
+			must(t, os.Remove(p))
+			must(t, os.Symlink(name+".copy", p))
+		}
+	}
+	t.Run("verify", func(t *testing.T) {
+		e := newEnv(t)
+		ids := e.submitN(1)
+		b := e.bundle(e.log, 0, 1, fixture.BundleOptions{})
+		swap(t, b, bundle.CiphertextName(ids[0]))
+		_, err := Verify(b, e.w)
+		if !errors.Is(err, ErrMalformed) || !matches(`^bundle refused: malformed bundle: 0+1\.age changed while being opened$`, err.Error()) {
+			t.Fatalf("Verify: %v, want the change refused", err)
+		}
+	})
+	t.Run("open", func(t *testing.T) {
+		e := newEnv(t)
+		ids := e.submitN(1)
+		b := e.bundle(e.log, 0, 1, fixture.BundleOptions{})
+		v, err := Verify(b, e.w)
+		must(t, err)
+		swap(t, b, bundle.CiphertextName(ids[0]))
+		res, err := Open(v, e.out, e.options())
+		must(t, err)
+		if r := res[0]; r.Status != Failed || r.Reason != "cannot read ciphertext" || !matches(`^submission 0+1: 0+1\.age changed while being opened$`, r.Err.Error()) {
+			t.Fatalf("got %+v, want the change refused", r)
+		}
+		if got := ls(t, e.out); len(got) != 0 {
+			t.Errorf("output directory holds %v", got)
+		}
+	})
+}

@@ -452,6 +452,9 @@ func openRegular(root *os.Root, name string) (*os.File, error) {
 	if !lfi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is a %s, not a regular file", name, describeMode(lfi.Mode()))
 	}
+	if testHookBetweenLstatAndOpen != nil {
+		testHookBetweenLstatAndOpen(name)
+	}
 	f, err := root.Open(name)
 	if err != nil {
 		return nil, err
@@ -462,6 +465,11 @@ func openRegular(root *os.Root, name string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// testHookBetweenLstatAndOpen, set only by tests, runs in openRegular
+// between the check that name is a regular file and its opening: the
+// window in which a file replaced by a link would be followed.
+var testHookBetweenLstatAndOpen func(name string)
 
 // emptyRoot is the root hash of a log of size 0.
 var emptyRoot, _ = tlog.TreeHash(0, nil)
