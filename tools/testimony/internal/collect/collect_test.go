@@ -725,3 +725,57 @@ func TestStateSeen(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectRefusesForeignDir: a directory without bundle.json is used
+// only if it holds nothing or what an interrupted collection left; a USB
+// stick's root with other files is refused before anything is downloaded
+// or written.
+func TestCollectRefusesForeignDir(t *testing.T) {
+	f := newLog(t)
+	l := f.add(100)
+	for _, tc := range []struct {
+		name  string
+		files []string
+		msg   string // "" if accepted
+	}{
+		{name: "empty"},
+		{name: "left by an interrupted collection", files: []string{l.ID + ".age", fmt.Sprintf("%032x.age.part", 7), ".bundle.json-123.tmp"}},
+		{name: "plaintext", files: []string{"interview.m4a"}, msg: "has no bundle.json but holds interview.m4a"},
+		{name: "many", files: []string{"a.txt", "b.txt", "c.txt", "d.txt", l.ID + ".age"}, msg: "has no bundle.json but holds a.txt, b.txt, c.txt and 1 more"},
+		{name: "not an id", files: []string{"notes.age"}, msg: "holds notes.age"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, name := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.downloads = 0
+			_, err := collector(f, dir).Run(context.Background())
+			if tc.msg == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := bundle.Read(dir); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrNotBundleDir) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("Run = %v, want ErrNotBundleDir saying %q", err, tc.msg)
+			}
+			if des, _ := os.ReadDir(dir); len(des) != len(tc.files) || f.downloads != 0 {
+				t.Errorf("%d entries in the directory, %d downloads", len(des), f.downloads)
+			}
+		})
+	}
+	// A subdirectory is not ours either.
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, l.ID+".age"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := collector(f, dir).Run(context.Background()); !errors.Is(err, ErrNotBundleDir) {
+		t.Errorf("a directory named like a ciphertext: %v", err)
+	}
+}
