@@ -2,6 +2,7 @@ package review
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -428,6 +429,19 @@ func TestAttacks(t *testing.T) {
 			},
 			reason: ErrReused,
 			msg:    `^bundle refused: submission id reused: leaf 2 \(id 0+1\) reuses the id of the submission opened from leaf 0 on this machine: a second submission logged under that id would be skipped as already open$`,
+		},
+		{
+			name: "id of a submission that failed to open reused",
+			attack: func(e *env) string {
+				ids := e.submitN(2)
+				e.open(e.bundle(e.log, 0, 2, fixture.BundleOptions{}), e.options())
+				delete(e.w.Opened, ids[1])
+				e.w.Failed = map[string]int64{ids[1]: 1}
+				e.reuse(ids[1], fixture.Tar(fixture.Entry{Name: "second.txt", Body: "second testimony"}))
+				return e.bundle(e.log, 2, 3, fixture.BundleOptions{})
+			},
+			reason: ErrReused,
+			msg:    `^bundle refused: submission id reused: leaf 2 \(id 0+2\) reuses the id of the submission that failed to open from leaf 1 on this machine: a second submission logged under that id would be taken for it$`,
 		},
 		{
 			name: "two leaves share an id",
@@ -941,4 +955,52 @@ func TestFileChangedWhileOpened(t *testing.T) {
 			t.Errorf("output directory holds %v", got)
 		}
 	})
+}
+
+// TestVerifyRetry takes from an older bundle only the submissions that
+// failed to open from it, and only if their leaf is the one recorded.
+func TestVerifyRetry(t *testing.T) {
+	other, _ := fixture.OtherLogKey()
+	e := newEnv(t)
+	ids := e.submitN(3)
+	b1 := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+	e.open(b1, e.options())
+	e.open(e.bundle(e.log, 2, 3, fixture.BundleOptions{}), e.options())
+	if _, err := Verify(b1, e.w); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("Verify of the older bundle: %v", err)
+	}
+	h := e.log.Leaf(1).Hash()
+	retry := []Retry{{ID: ids[1], Index: 1, LeafHash: base64.StdEncoding.EncodeToString(h[:])}}
+	v, err := VerifyRetry(b1, e.w, retry)
+	must(t, err)
+	if !v.Retry || len(v.Submissions) != 1 || v.Submissions[0].ID != ids[1] || v.Submissions[0].Index != 1 {
+		t.Fatalf("VerifyRetry = %+v", v)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		dir    func() string
+		retry  []Retry
+		reason error
+	}{
+		{"not in the bundle", func() string { return b1 }, []Retry{{ID: ids[2], Index: 2, LeafHash: retry[0].LeafHash}}, ErrNoRetry},
+		{"another leaf hash", func() string { return b1 }, []Retry{{ID: ids[1], Index: 1, LeafHash: "AAAA"}}, ErrForked},
+		{"ciphertext altered", func() string {
+			d := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+			must(t, fixture.AlterCiphertext(d, ids[1]))
+			return d
+		}, retry, ErrAltered},
+		{"proof altered", func() string {
+			d := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+			must(t, fixture.AlterProof(d, 1))
+			return d
+		}, retry, ErrInclusion},
+		{"unknown signer", func() string { return e.bundle(e.log, 0, 2, fixture.BundleOptions{Signer: other}) }, retry, ErrUnknownKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := VerifyRetry(tc.dir(), e.w, tc.retry); !errors.Is(err, tc.reason) {
+				t.Errorf("VerifyRetry: %v, want %q", err, tc.reason)
+			}
+		})
+	}
 }
