@@ -174,13 +174,8 @@ func Verify(dir string, w Witness) (*Verified, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to verify bundle: pinned log key: %w", err)
 	}
-	b, err := bundle.Read(dir)
+	b, err := readBundle(dir)
 	if err != nil {
-		if errors.Is(err, bundle.ErrInvalid) {
-			r := refuse(ErrMalformed, "%s", strings.TrimPrefix(err.Error(), bundle.ErrInvalid.Error()+": "))
-			r.err = err
-			return nil, r
-		}
 		return nil, err
 	}
 	v := &Verified{Dir: dir, Bundle: b, LogKey: w.LogKey, CheckpointNote: []byte(b.Checkpoint), opened: w.Opened}
@@ -257,13 +252,8 @@ func VerifyRetry(dir string, w Witness, retry []Retry) (*Verified, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to verify bundle: pinned log key: %w", err)
 	}
-	b, err := bundle.Read(dir)
+	b, err := readBundle(dir)
 	if err != nil {
-		if errors.Is(err, bundle.ErrInvalid) {
-			r := refuse(ErrMalformed, "%s", strings.TrimPrefix(err.Error(), bundle.ErrInvalid.Error()+": "))
-			r.err = err
-			return nil, r
-		}
 		return nil, err
 	}
 	v := &Verified{Dir: dir, Bundle: b, LogKey: w.LogKey, CheckpointNote: []byte(b.Checkpoint), Retry: true, opened: w.Opened}
@@ -316,6 +306,24 @@ func VerifyRetry(dir string, w Witness, retry []Retry) (*Verified, error) {
 // ErrNoRetry means VerifyRetry found none of the submissions to retry in
 // the bundle.
 var ErrNoRetry = errors.New("the bundle carries none of the submissions that failed to open")
+
+// readBundle reads bundle.json, refusing a malformed one, and one whose
+// leaves share an id as the attack that it is.
+func readBundle(dir string) (*bundle.Bundle, error) {
+	b, err := bundle.Read(dir)
+	var dup *bundle.DuplicateIDError
+	switch {
+	case errors.As(err, &dup):
+		r := refuse(ErrReused, "leaves %d and %d both have id %s: the log holds two submissions under one id, and one would hide the other", dup.First, dup.Second, dup.ID)
+		r.err = err
+		return nil, r
+	case errors.Is(err, bundle.ErrInvalid):
+		r := refuse(ErrMalformed, "%s", strings.TrimPrefix(err.Error(), bundle.ErrInvalid.Error()+": "))
+		r.err = err
+		return nil, r
+	}
+	return b, err
+}
 
 // openCheckpoint verifies one of the bundle's signed checkpoints with the
 // pinned key, telling an unknown signer apart from a bad signature.
@@ -449,20 +457,16 @@ func missingLeaf(index, size int64) error {
 	return refuse(ErrDropped, "leaf %d is in the log (size %d) but the bundle does not list it", index, size)
 }
 
-// checkIDs refuses a second leaf under an id already used, in the bundle
-// or by a submission opened here. The log itself does not forbid it, and
+// checkIDs refuses a leaf under the id of a submission opened (or failed
+// to open) here from another leaf; two leaves of the bundle under one id
+// are refused by readBundle. The log itself does not forbid it, and
 // whoever holds the log key can log a genuine new testimony under an old
 // id: every proof verifies, but the reviewer would see OUTDIR/<id> taken
 // and move past the new leaf for good.
 func (v *Verified) checkIDs(leaves []intakelog.Leaf, w Witness) error {
 	from := v.From.Size
-	seen := make(map[string]int64, len(leaves))
 	for i, leaf := range leaves {
 		index := from + int64(i)
-		if prev, ok := seen[leaf.ID]; ok {
-			return refuse(ErrReused, "leaves %d and %d both have id %s: the log holds two submissions under one id, and one would hide the other", prev, index, leaf.ID)
-		}
-		seen[leaf.ID] = index
 		if at, ok := w.Opened[leaf.ID]; ok && at != index {
 			return refuse(ErrReused, "leaf %d (id %s) reuses the id of the submission opened from leaf %d on this machine: a second submission logged under that id would be skipped as already open",
 				index, leaf.ID, at)
