@@ -10,6 +10,7 @@ var commandPages = map[string]string{
 	"log":         logPage,
 	"caseworkers": caseworkersPage,
 	"open":        openPage,
+	"waive":       waivePage,
 }
 
 const keygenPage = `Usage:
@@ -103,8 +104,12 @@ Verifies the bundle directory BUNDLE as a whole and refuses it entirely if
 anything fails; then decrypts every submission into OUTDIR/<id>/: the
 files, manifest.json and the chain-of-custody record custody.json and
 custody.txt. Nothing is written for a submission unless its decryption,
-envelope and caseworker signature check out. Submissions already in OUTDIR
-are skipped. On a terminal, progress is shown on standard error.
+envelope and caseworker signature check out. A submission whose
+OUTDIR/<id> holds its own custody record is skipped as already open; any
+other folder there fails it and is left alone. A submission that failed to
+open is listed by every later open, which fails until it is opened (from
+the bundle that carried it, e.g. with another -i) or waived. On a
+terminal, progress is shown on standard error.
 
     -i IDENTITY    an identity file made by keygen on this machine; repeat
                    it for several. A passphrase-protected one asks for its
@@ -115,4 +120,19 @@ are skipped. On a terminal, progress is shown on standard error.
 
 Example:
     $ testimony-review open -i alice.key -o cases /media/usb/bundle-2026-11-27
+`
+
+const waivePage = `Usage:
+    testimony-review waive -by NAME -reason TEXT ID
+
+Records that the submission ID, which failed to open, will not be opened:
+who decided, when and why, kept in failed.json and printed as a custody
+record. open then stops listing it and failing. Opening it later (from the
+bundle that carried it) still works and replaces the waiver.
+
+    -by NAME       the reviewer who decides
+    -reason TEXT   why it will not be opened
+
+Example:
+    $ testimony-review waive -by "Lee Min-ho" -reason "damaged before upload; sent again as 5c1f…" 0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d
 `

@@ -27,7 +27,7 @@ func (u *ui) logCmd(args []string) error {
 
 // logTrust pins the intake log's verifier key. Replacing a pinned key
 // forgets the stored checkpoint and the opened submissions, since they
-// belong to the old log.
+// belong to the old log, but not the submissions that failed to open.
 func (u *ui) logTrust(args []string) error {
 	fs := newFlagSet("log trust")
 	replace := fs.Bool("replace", false, "replace a pinned key with a different one (starts a new log)")
@@ -68,6 +68,20 @@ func (u *ui) logTrust(args []string) error {
 			return errorf("", "log trust: %v", err)
 		}
 		u.warnf("replaced the pinned log key %s; the verified checkpoint and the record of opened submissions were reset", l.LogKey)
+		// Submissions that failed to open are testimony nobody has read:
+		// a new log does not make them less so. They stay listed until
+		// waived.
+		if failed, err := st.Failed(); err == nil {
+			n := 0
+			for _, f := range failed {
+				if f.Waiver == nil {
+					n++
+				}
+			}
+			if n > 0 {
+				u.warnf("%d submission(s) of the old log that failed to open stay listed in %s until opened or waived", n, st.Path(state.FailedFile))
+			}
+		}
 	}
 	if err := st.SaveLog(&state.Log{LogKey: key}); err != nil {
 		return errorf("", "log trust: %v", err)

@@ -17,6 +17,7 @@
 //	testimony-review caseworkers remove NAME
 //	testimony-review caseworkers list
 //	testimony-review open -i IDENTITY [-i IDENTITY...] -o OUTDIR [-log-key KEY] BUNDLE
+//	testimony-review waive -by NAME -reason TEXT ID
 //	testimony-review help [COMMAND]
 //	testimony-review COMMAND -h
 //
@@ -63,16 +64,18 @@
 // here before; every ciphertext's size and SHA-256 equal to its leaf's. Any
 // failure refuses the whole bundle, naming the attack (submission dropped,
 // ciphertext swapped or altered, history rewritten, forked history,
-// checkpoint signed by an unknown key, bundle replayed out of order, bundle
-// missing, inclusion proof failed), and nothing is decrypted. Then, for
+// checkpoint signed by an unknown key, submission id reused, bundle replayed
+// out of order, bundle missing, inclusion proof failed), and nothing is
+// decrypted. Then, for
 // every submission, it decrypts with the identities, checks the envelope
 // (paths, sizes, manifest hashes) and the caseworker's signature, writes the
 // chain-of-custody record and only then moves the files into OUTDIR/<id>/,
 // next to manifest.json (if the envelope had one), custody.json and
 // custody.txt. Work in progress lives in OUTDIR/.tmp-<id>-*, which is
-// removed on failure. A submission whose OUTDIR/<id> exists is skipped as
-// already open. After the bundle is opened, its checkpoint is stored as the
-// one the next bundle must start from.
+// removed on failure. A submission whose OUTDIR/<id> holds a custody.json of
+// this very log leaf is skipped as already open; any other OUTDIR/<id> fails
+// it. After the bundle is opened, its checkpoint is stored as the one the
+// next bundle must start from.
 //
 // open prints a table (ID, CASE, FILES, SIZE, SIGNED, STATUS) on standard
 // output and the details of every failure on standard error; when standard
@@ -81,13 +84,21 @@
 // known caseworker's name, "unknown key" and the key's fingerprint,
 // "unsigned", or "BAD" for a signature that does not verify (the submission
 // is refused). It exits 0 only if every submission opened or was already
-// open.
+// open and no submission that failed to open before is unresolved: those
+// are recorded in failed.json, listed first by every open, and retried from
+// the bundle that carried it (an older bundle is then used only for them)
+// until they open or are waived.
+//
+// waive records that a submission that failed to open will not be opened:
+// who decided (-by), why (-reason) and when, in failed.json, and prints the
+// record.
 //
 // Files: the state directory is $TESTIMONY_REVIEW_HOME, or testimony-review
 // in the user configuration directory (~/.config/testimony-review on Linux).
 // It holds log.json (pinned log key and last verified checkpoint),
-// opened.json (id and log index of every submission opened) and
-// caseworkers.json (known caseworker keys).
+// opened.json (id and log index of every submission opened), failed.json
+// (submissions that failed to open, and waivers) and caseworkers.json
+// (known caseworker keys).
 package main
 
 import (
@@ -108,6 +119,7 @@ const usage = `Usage:
     testimony-review caseworkers remove NAME
     testimony-review caseworkers list
     testimony-review open -i IDENTITY -o OUTDIR [-log-key KEY] BUNDLE
+    testimony-review waive -by NAME -reason TEXT ID
     testimony-review help [COMMAND]
 
 Run "testimony-review COMMAND -h" for a command's page.
@@ -138,13 +150,16 @@ matching its leaf) and refuses it entirely if anything fails. Then it
 decrypts every submission into OUTDIR/<id>/: the files, manifest.json and the
 chain-of-custody record custody.json and custody.txt. Nothing is written for
 a submission unless its decryption, envelope and caseworker signature check
-out. Submissions already in OUTDIR are skipped. -i may be repeated; a
+out. A submission whose OUTDIR/<id> holds its own custody record is
+skipped; any other folder there fails it. -i may be repeated; a
 passphrase-protected identity file asks for its passphrase (or reads one line
 of standard input per protected file). The next bundle must start where this
-one ended.
+one ended. A submission that failed to open is listed by every later open,
+which fails until it is opened (from the bundle that carried it, e.g. with
+another -i) or waived: waive records who decided not to open it and why.
 
 State: $TESTIMONY_REVIEW_HOME, or testimony-review in the user configuration
-directory (log.json, opened.json, caseworkers.json).
+directory (log.json, opened.json, failed.json, caseworkers.json).
 
 Examples:
 
@@ -189,6 +204,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = ui.caseworkers(rest)
 	case "open":
 		err = ui.open(rest)
+	case "waive":
+		err = ui.waive(rest)
 	case "help", "-h", "-help", "--help":
 		if page, ok := commandPages[firstArg(rest)]; ok && cmd == "help" {
 			fmt.Fprint(stdout, page)
@@ -197,7 +214,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		err = &cliError{msg: fmt.Sprintf("unknown command %q", cmd), hints: []string{"the commands are keygen, org, recipients, log, caseworkers and open; run \"testimony-review help\""}}
+		err = &cliError{msg: fmt.Sprintf("unknown command %q", cmd), hints: []string{"the commands are keygen, org, recipients, log, caseworkers, open and waive; run \"testimony-review help\""}}
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		page, ok := commandPages[cmd]

@@ -94,7 +94,7 @@ func (s *scriptState) log(ts *testscript.TestScript, name string) *fixture.Log {
 // would on receiving it, and prints its id. Ids are 000…001, 000…002, … in
 // the order of mksub calls, whatever the log.
 //
-//	mksub [-log NAME] [-sign caseworker|stranger] [-altered] [-truncate] -r RECIPIENTS KIND ARGS...
+//	mksub [-log NAME] [-id ID] [-sign caseworker|stranger] [-altered] [-truncate] -r RECIPIENTS KIND ARGS...
 //
 //	envelope CASE FILE...     an envelope built by crypto/envelope
 //	tar NAME...               a plain tar (no manifest) of the named files
@@ -104,13 +104,14 @@ func (s *scriptState) log(ts *testscript.TestScript, name string) *fixture.Log {
 //
 // -sign signs an envelope with the fixture key of $CASEWORKER_KEY or
 // $STRANGER_KEY; -altered then changes its manifest after signing.
-// -truncate cuts the end off the ciphertext before it is logged.
+// -truncate cuts the end off the ciphertext before it is logged. -id logs
+// it under ID instead of the next id, as a server that reuses ids would.
 func cmdMksub(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("unsupported: ! mksub")
 	}
-	const usage = "usage: mksub [-log NAME] [-sign caseworker|stranger] [-altered] [-truncate] -r RECIPIENTS KIND ARGS..."
-	logName, recipientsFile := "main", ""
+	const usage = "usage: mksub [-log NAME] [-id ID] [-sign caseworker|stranger] [-altered] [-truncate] -r RECIPIENTS KIND ARGS..."
+	logName, recipientsFile, reuse := "main", "", ""
 	var signer ed25519.PrivateKey
 	var altered, truncate bool
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
@@ -120,13 +121,15 @@ func cmdMksub(ts *testscript.TestScript, neg bool, args []string) {
 			altered = true
 		case "-truncate":
 			truncate = true
-		case "-log", "-r", "-sign":
+		case "-log", "-id", "-r", "-sign":
 			if len(args) < 2 {
 				ts.Fatalf("%s", usage)
 			}
 			switch flag {
 			case "-log":
 				logName = args[1]
+			case "-id":
+				reuse = args[1]
 			case "-r":
 				recipientsFile = args[1]
 			case "-sign":
@@ -183,8 +186,11 @@ func cmdMksub(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	st := getState(ts)
 	l := st.log(ts, logName)
-	st.next++
-	id := fmt.Sprintf("%032x", st.next)
+	id := reuse
+	if id == "" {
+		st.next++
+		id = fmt.Sprintf("%032x", st.next)
+	}
 	l.Append(id, ct)
 	fmt.Fprintln(ts.Stdout(), id)
 }

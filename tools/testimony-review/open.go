@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -70,11 +72,35 @@ func (u *ui) open(args []string) error {
 		opt.Identities = append(opt.Identities, ids...)
 	}
 
+	// Submissions that failed to open before come first: the witness moved
+	// past their leaves, and only this list keeps them from being
+	// forgotten.
+	unresolved := w.unresolved()
+	for _, f := range unresolved {
+		u.warnf("submission %s (log leaf %d, in the bundle that ended at log size %d) failed to open on %s and is still unopened: %s",
+			f.ID, f.Index, f.BundleSize, strings.SplitN(f.Failed, "T", 2)[0], f.Reason)
+	}
+
 	// Everything about the bundle is verified before anything is decrypted.
 	w.progress = u.startProgress("verifying")
-	v, err := w.verify("open", bundleDir)
+	v, err := review.Verify(bundleDir, w.reviewWitness())
+	if errors.Is(err, review.ErrReplayed) && len(unresolved) > 0 {
+		// An older bundle: it may carry submissions that failed to open
+		// from it, to retry with another identity.
+		retry := make([]review.Retry, 0, len(unresolved))
+		for _, f := range unresolved {
+			retry = append(retry, review.Retry{ID: f.ID, Index: f.Index, LeafHash: f.LeafHash})
+		}
+		switch rv, rerr := review.VerifyRetry(bundleDir, w.reviewWitness(), retry); {
+		case rerr == nil:
+			v, err = rv, nil
+			u.warnf("this bundle is older than the log verified on this machine: only the %d submission(s) that failed to open from it are retried", len(v.Submissions))
+		case !errors.Is(rerr, review.ErrNoRetry):
+			err = rerr
+		}
+	}
 	if err != nil {
-		return err
+		return w.explain("open", bundleDir, err)
 	}
 	opt.Progress = u.startProgress("decrypting")
 	results, err := review.Open(v, *out, opt)
@@ -82,7 +108,7 @@ func (u *ui) open(args []string) error {
 	if err != nil {
 		return errorf("", "open: %v", err)
 	}
-	stateErr := w.record(v, results)
+	stateErr := w.record(v, results, opt.Now)
 	if err := u.table(results); err != nil {
 		return errorf("", "open: failed to print the results: %v", err)
 	}
@@ -102,31 +128,77 @@ func (u *ui) open(args []string) error {
 		}
 	}
 	if failed > 0 {
-		return errorf("nothing was written for the failed submissions; fix the cause and run the same command again (opened ones are skipped)",
+		return errorf("nothing was written for the failed submissions; fix the cause and run the same command again (opened ones are skipped), or, for one that can never be opened, record why: "+prog+" waive -by NAME -reason TEXT ID",
 			"open: %d of %d submissions failed to open", failed, len(results))
+	}
+	if left := w.unresolved(); len(left) > 0 {
+		ids := make([]string, len(left))
+		for i, f := range left {
+			ids[i] = f.ID
+		}
+		return errorf("open each from the bundle that carried it, with the identity it was encrypted to (-i may be repeated), or record why it will not be: "+prog+" waive -by NAME -reason TEXT ID",
+			"open: %d submission(s) that failed to open earlier are still unopened: %s", len(left), strings.Join(ids, ", "))
 	}
 	return nil
 }
 
 // record stores the bundle's checkpoint as the last one verified on this
-// machine, and the submissions opened, with their log indexes. The bundle
-// verified as a whole, so its checkpoint is recorded even if some
-// submissions failed to decrypt: their ciphertexts matched the log, and
-// the same bundle can be opened again (it ends at the stored checkpoint)
-// to retry them. opened.json is written first: a crash in between leaves
-// the old checkpoint, and the same bundle still opens.
-func (w *witness) record(v *review.Verified, results []review.Result) error {
-	changed := false
+// machine, the submissions opened, with their log indexes, and those that
+// failed to open. The bundle verified as a whole, so its checkpoint is
+// recorded even if some submissions failed to decrypt: their ciphertexts
+// matched the log, failed.json keeps them listed until they are opened or
+// waived, and the bundle that carried them can be opened again to retry
+// them. failed.json and opened.json are written first: a crash in between
+// leaves the old checkpoint, and the same bundle still opens. A retried
+// older bundle (v.Retry) leaves the checkpoint alone.
+func (w *witness) record(v *review.Verified, results []review.Result, now time.Time) error {
+	subs := make(map[int64]review.Submission, len(v.Submissions))
+	for _, s := range v.Submissions {
+		subs[s.Index] = s
+	}
+	changed, failedChanged := false, false
 	for _, r := range results {
-		if r.Status == review.Opened {
-			w.opened[r.ID] = r.Index
-			changed = true
+		switch r.Status {
+		case review.Opened, review.AlreadyOpen:
+			// An already open submission is recorded too: Open only
+			// reports one whose custody.json records this very leaf, and
+			// the record may be missing after a crash between the rename
+			// and this save.
+			if at, ok := w.opened[r.ID]; !ok || at != r.Index {
+				w.opened[r.ID] = r.Index
+				changed = true
+			}
+			if i := slices.IndexFunc(w.failed, func(f state.Failed) bool { return f.ID == r.ID && f.Index == r.Index }); i >= 0 {
+				w.failed = slices.Delete(w.failed, i, i+1)
+				failedChanged = true
+			}
+		case review.Failed:
+			failedChanged = true
+			if i := slices.IndexFunc(w.failed, func(f state.Failed) bool { return f.ID == r.ID && f.Index == r.Index }); i >= 0 {
+				w.failed[i].Reason = r.Reason
+				continue
+			}
+			s := subs[r.Index]
+			h := s.Leaf.Hash()
+			w.failed = append(w.failed, state.Failed{
+				ID: r.ID, Index: r.Index, LeafHash: base64.StdEncoding.EncodeToString(h[:]),
+				SHA256: s.Leaf.SHA256, Size: s.Leaf.Size, BundleSize: v.Checkpoint.Size,
+				Failed: now.UTC().Truncate(time.Second).Format(time.RFC3339), Reason: r.Reason,
+			})
+		}
+	}
+	if failedChanged {
+		if err := w.store.SaveFailed(w.failed); err != nil {
+			return err
 		}
 	}
 	if changed {
 		if err := w.store.SaveOpened(w.opened); err != nil {
 			return err
 		}
+	}
+	if v.Retry {
+		return nil
 	}
 	return w.store.SaveLog(&state.Log{LogKey: w.key, Checkpoint: string(v.CheckpointNote)})
 }
@@ -151,6 +223,10 @@ func failureHint(err error) string {
 		return "the ciphertext is the one the server logged, so it was damaged before upload (an interrupted encryption?); ask the caseworker to send it again"
 	case errors.Is(err, review.ErrNoIdentity):
 		return "pass the identity whose recipient the caseworker encrypted to (-i may be repeated)"
+	case errors.Is(err, review.ErrReused):
+		return "the server logged two submissions under one id: keep this bundle unchanged as evidence and tell the organisation's security contact"
+	case errors.Is(err, review.ErrNotThisSubmission):
+		return "that folder is not this submission; move it out of OUTDIR (keep it) and run the same command again"
 	case errors.Is(err, review.ErrOutputExists):
 		return "move that path out of OUTDIR and run again"
 	case errors.Is(err, envelope.ErrInvalid):

@@ -19,6 +19,9 @@ type witness struct {
 	store  *state.Store
 	log    *state.Log
 	opened map[string]int64
+	// failed are the submissions that verified but failed to open, in the
+	// order they first failed.
+	failed []state.Failed
 	// key is the log key to verify with: the pinned one, or -log-key on
 	// first use.
 	key string
@@ -56,7 +59,11 @@ func loadWitness(cmd, keyFlag string) (*witness, error) {
 	if err != nil {
 		return nil, stateError(cmd, err)
 	}
-	w := &witness{store: st, log: l, opened: opened, key: l.LogKey}
+	failed, err := st.Failed()
+	if err != nil {
+		return nil, stateError(cmd, err)
+	}
+	w := &witness{store: st, log: l, opened: opened, failed: failed, key: l.LogKey}
 	if keyFlag != "" {
 		if err := checkLogKey(cmd+": -log-key", keyFlag); err != nil {
 			return nil, err
@@ -83,22 +90,47 @@ func checkLogKey(what, key string) error {
 	return nil
 }
 
+// reviewWitness is what review.Verify needs to know about this machine.
+func (w *witness) reviewWitness() review.Witness {
+	failed := make(map[string]int64, len(w.failed))
+	for _, f := range w.failed {
+		failed[f.ID] = f.Index
+	}
+	return review.Witness{LogKey: w.key, Checkpoint: []byte(w.log.Checkpoint), Opened: w.opened, Failed: failed, Progress: w.progress}
+}
+
+// unresolved returns the failed submissions neither opened nor waived.
+func (w *witness) unresolved() []state.Failed {
+	var out []state.Failed
+	for _, f := range w.failed {
+		if f.Waiver == nil {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // verify runs review.Verify and turns its refusals into errors with hints.
 func (w *witness) verify(cmd, bundleDir string) (*review.Verified, error) {
-	v, err := review.Verify(bundleDir, review.Witness{LogKey: w.key, Checkpoint: []byte(w.log.Checkpoint), Opened: w.opened, Progress: w.progress})
-	if err == nil {
-		return v, nil
+	v, err := review.Verify(bundleDir, w.reviewWitness())
+	if err != nil {
+		return nil, w.explain(cmd, bundleDir, err)
 	}
+	return v, nil
+}
+
+// explain turns an error of review.Verify into one with a hint.
+func (w *witness) explain(cmd, bundleDir string, err error) error {
 	var r *review.RefusedError
 	switch {
 	case errors.As(err, &r):
-		return nil, errorf(refusalHint(r, w), "%s", r.Error())
+		return errorf(refusalHint(r, w), "%s", r.Error())
 	case errors.Is(err, review.ErrWitnessState):
-		return nil, errorf("restore "+w.store.Path(state.LogFile)+" from a backup; do not open bundles until it verifies", "%s: %v", cmd, err)
+		return errorf("restore "+w.store.Path(state.LogFile)+" from a backup; do not open bundles until it verifies", "%s: %v", cmd, err)
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, errorf("BUNDLE is the directory \"testimony collect\" wrote, containing "+bundle.FileName, "%s: %s is not a bundle: %v", cmd, bundleDir, err)
+		return errorf("BUNDLE is the directory \"testimony collect\" wrote, containing "+bundle.FileName, "%s: %s is not a bundle: %v", cmd, bundleDir, err)
 	}
-	return nil, errorf("", "%s: %v", cmd, err)
+	return errorf("", "%s: %v", cmd, err)
 }
 
 // refusalHint says what a refusal means for the reviewer and what to do.
@@ -123,6 +155,8 @@ func refusalHint(r *review.RefusedError, w *witness) string {
 		return fmt.Sprintf("open the bundle that starts at log size %d first, or ask the collector for one: testimony collect -since %d -o DIR", w.storedSize(), w.storedSize())
 	case review.ErrInclusion:
 		return "copy the bundle again from the collector; if it persists, " + evidence
+	case review.ErrReused:
+		return "the server logged a second submission under an id already used; it would have been skipped as already open: " + evidence
 	case review.ErrUnlogged:
 		return "the bundle holds a submission the log does not list at that place: " + evidence
 	}

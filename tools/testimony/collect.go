@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -27,11 +28,13 @@ bundle.json is written; then the server is told what was collected.
 Running collect again after an interruption downloads nothing twice.
 
 Each bundle continues where the last one collected on this device ended,
-which is where the reviewer expects the next one to start. Collecting into
-a directory that holds a bundle replaces its bundle.json (ciphertexts
-already there are kept and not downloaded again): carry each bundle to the
-reviewer before collecting the next one into the same directory, or use a
-new directory each time.
+which is where the reviewer expects the next one to start. DIR must be new,
+empty, or hold an earlier bundle of the same log: a directory with other
+files (a USB stick's root) is refused, so ciphertext is never mixed with
+them. Collecting into a directory that holds a bundle replaces its
+bundle.json (ciphertexts already there are kept and not downloaded again):
+carry each bundle to the reviewer before collecting the next one into the
+same directory, or use a new directory each time.
 
 -ca or -pin is remembered for the server (https://host:port) after the
 first successful connection, so later commands need neither; a server
@@ -56,7 +59,9 @@ Options:
                              after verifying it with your organisation.
 
 Files, in the state directory:
-    collect/<host>_<port>.json   the checkpoints at which bundles ended
+    collect/<host>_<port>.json   the checkpoints at which bundles ended and
+                                 the ids collected (a server that logs a
+                                 second submission under one is refused)
     tls/<host>_<port>.json       the remembered -pin or -ca
 
 Example:
@@ -137,6 +142,7 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 		From:           from,
 		FromCheckpoint: fromRaw,
 		Witness:        witness,
+		Seen:           state,
 		Progress:       func(id string, done, total int64) { c.progress(id[:8], done, total) },
 		Now:            c.now,
 		Retry:          c.retry,
@@ -149,6 +155,8 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 		return errorf("%v", err).hint("no bundle was written; " + serverSuspect)
 	case errors.Is(err, collect.ErrOtherKey):
 		return errorf("%v", err).hint("collect into a new directory")
+	case errors.Is(err, collect.ErrNotBundleDir):
+		return errorf("%v", err).hint("nothing was written; -o takes an empty or new directory (or one holding an earlier bundle of this log), e.g. -o %s", filepath.Join(*dir, "bundle-"+c.now().UTC().Format("2006-01-02")))
 	case err != nil:
 		return explain(err, u, "run 'testimony collect' again; what was downloaded is kept")
 	}

@@ -71,6 +71,23 @@ const (
 // value does not conform to the format.
 var ErrInvalid = errors.New("invalid bundle")
 
+// DuplicateIDError is the ErrInvalid of a bundle whose log leaves name one
+// submission id twice. Ids are chosen by the server and a reviewer opens a
+// submission into a folder named by its id, so a second leaf under a used
+// id would pass for the first: the reviewer names it as an attack, which is
+// why it has its own type.
+type DuplicateIDError struct {
+	ID            string
+	First, Second int64 // the leaves' log indexes
+}
+
+func (e *DuplicateIDError) Error() string {
+	return fmt.Sprintf("%v: leaves %d and %d both have id %s", ErrInvalid, e.First, e.Second, e.ID)
+}
+
+// Is makes a DuplicateIDError match ErrInvalid.
+func (e *DuplicateIDError) Is(target error) bool { return target == ErrInvalid }
+
 // Bundle is the content of bundle.json.
 type Bundle struct {
 	Version int `json:"version"`
@@ -205,10 +222,15 @@ func (b *Bundle) Validate() error {
 	if len(b.Submissions) > MaxEntries {
 		return fmt.Errorf("%w: %d submissions, more than the limit of %d", ErrInvalid, len(b.Submissions), MaxEntries)
 	}
+	leafIDs := make(map[string]int64, len(b.Leaves))
 	for i, l := range b.Leaves {
 		if err := l.validate(); err != nil {
 			return fmt.Errorf("%w: leaf %d: %v", ErrInvalid, i, err)
 		}
+		if prev, ok := leafIDs[l.ID]; ok {
+			return &DuplicateIDError{ID: l.ID, First: prev, Second: l.Index}
+		}
+		leafIDs[l.ID] = l.Index
 	}
 	seen := make(map[string]bool, len(b.Submissions))
 	for i, e := range b.Submissions {

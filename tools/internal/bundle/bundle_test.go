@@ -124,6 +124,7 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate entry field", doc("submissions", `[`+strings.Replace(entryJSON, `{`, `{"size":7,`, 1)+`]`), "duplicate field"},
 		{"duplicate leaf field", doc("leaves", `[`+strings.Replace(leafJSON, `{`, `{"index":7,`, 1)+`]`), "duplicate field"},
 		{"duplicate id", doc("submissions", `[`+entryJSON+`,`+entryJSON+`]`), "listed twice"},
+		{"duplicate leaf id", doc("leaves", `[`+leafJSON+`,`+strings.Replace(leafJSON, `"index":1`, `"index":2`, 1)+`]`), "leaves 1 and 2 both have id " + testID},
 		{"uppercase id", doc("submissions", `[`+strings.ReplaceAll(entryJSON, testID, strings.ToUpper(testID))+`]`), "not 32 lowercase hex"},
 		{"uppercase leaf id", doc("leaves", `[`+strings.Replace(leafJSON, testID, strings.ToUpper(testID), 1)+`]`), "not 32 lowercase hex"},
 		{"short hash", doc("submissions", `[`+strings.Replace(entryJSON, testSum, testSum[:10], 1)+`]`), "sha256"},
@@ -315,5 +316,25 @@ func TestNoNetworking(t *testing.T) {
 		if pkg == "net" || strings.HasPrefix(pkg, "net/") || pkg == "crypto/tls" {
 			t.Errorf("bundle depends on %s", pkg)
 		}
+	}
+}
+
+// TestDuplicateLeafID: two leaves under one id are refused with their own
+// error type, which the reviewer names as an attack, by Parse and by Write.
+func TestDuplicateLeafID(t *testing.T) {
+	in := doc("leaves", `[`+leafJSON+`,`+strings.Replace(leafJSON, `"index":1`, `"index":2`, 1)+`]`)
+	_, err := Parse([]byte(in))
+	var d *DuplicateIDError
+	if !errors.As(err, &d) || d.ID != testID || d.First != 1 || d.Second != 2 || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Parse: %v, want a DuplicateIDError", err)
+	}
+	b, err := Parse([]byte(doc("", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Leaves = append(b.Leaves, b.Leaves[0])
+	b.Leaves[1].Index++
+	if err := b.Write(t.TempDir()); !errors.As(err, &d) {
+		t.Errorf("Write: %v, want a DuplicateIDError", err)
 	}
 }

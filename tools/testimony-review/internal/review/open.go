@@ -3,7 +3,9 @@ package review
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +44,12 @@ var (
 	// program made (a file or a symbolic link), so it is neither replaced
 	// nor treated as already open.
 	ErrOutputExists = errors.New("output path exists and is not a directory")
+	// ErrNotThisSubmission means OUTDIR/<id> is a directory, but not one
+	// this machine opened from the submission's log leaf: its custody.json
+	// is missing, unreadable, or records another leaf or another log. It
+	// is neither replaced nor taken for the submission, which would then
+	// never be opened.
+	ErrNotThisSubmission = errors.New("output directory holds something other than this submission")
 	// ErrReservedName means the envelope holds a file named like one of the
 	// custody records, which it would be confused with, or hide.
 	ErrReservedName = errors.New("envelope holds a file named " + CustodyJSONName + " or " + CustodyTextName)
@@ -53,7 +61,9 @@ type Status int
 const (
 	// Opened means the submission was verified and written to OUTDIR/<id>.
 	Opened Status = iota
-	// AlreadyOpen means OUTDIR/<id> already existed and was left alone.
+	// AlreadyOpen means OUTDIR/<id> already held this very submission:
+	// its custody.json records this log, this leaf index and this leaf
+	// hash. It was left alone.
 	AlreadyOpen
 	// Failed means something did not verify; nothing was written for it.
 	Failed
@@ -156,7 +166,7 @@ func (o *opener) open(s Submission) Result {
 	dst := filepath.Join(o.outDir, s.ID)
 	switch fi, err := os.Lstat(dst); {
 	case err == nil && fi.IsDir():
-		return Result{ID: s.ID, Status: AlreadyOpen}
+		return o.alreadyOpen(s, dst)
 	case err == nil:
 		// Never follow or replace a link or file planted where the
 		// submission's directory belongs.
@@ -230,6 +240,87 @@ func (o *opener) open(s Submission) Result {
 		r.Size += file.Size
 	}
 	return r
+}
+
+// maxCustodyFile bounds the custody.json read back to recognise an opened
+// submission. The record lists every extracted file; envelope limits keep
+// that list far below this.
+const maxCustodyFile = 64 << 20
+
+// alreadyOpen decides about an existing directory OUTDIR/<id>. Only a
+// directory whose custody.json records this log, this leaf index and this
+// leaf hash holds this submission. Anything else is refused rather than
+// skipped: skipping it would move past a logged testimony for good.
+//
+// The witness record in opened.json is not required to match: a crash
+// between the rename and the saving of opened.json leaves a complete,
+// matching directory that is not recorded yet, and the caller records it.
+// A record at another index never reaches here (Verify refuses it).
+func (o *opener) alreadyOpen(s Submission, dst string) Result {
+	leafHash := s.Leaf.Hash()
+	want := base64.StdEncoding.EncodeToString(leafHash[:])
+	_, recorded := o.v.opened[s.ID]
+	c, err := readCustody(dst)
+	switch {
+	case err != nil && recorded:
+		return failure(s.ID, "opened folder changed",
+			fmt.Errorf("%w: %s was opened here from leaf %d, but its %s can no longer be read (%v): the folder was changed after it was opened; move it out of OUTDIR (keep it) and run again to open the submission afresh",
+				ErrNotThisSubmission, dst, s.Index, CustodyJSONName, err))
+	case err != nil:
+		return failure(s.ID, "output path taken",
+			fmt.Errorf("%w: %s exists but was not opened by this program (%s: %v); it is not submission %s from leaf %d: move it out of OUTDIR and run again",
+				ErrNotThisSubmission, dst, CustodyJSONName, err, s.ID, s.Index))
+	case c.ID == s.ID && c.Log.Key == o.v.LogKey && c.Log.Index == s.Index && c.Log.LeafHash == want:
+		return Result{ID: s.ID, Status: AlreadyOpen}
+	case c.Log.Key != o.v.LogKey:
+		return failure(s.ID, "output path taken",
+			fmt.Errorf("%w: %s holds a submission opened from another log (key %q): move it out of OUTDIR and run again",
+				ErrNotThisSubmission, dst, c.Log.Key))
+	case recorded:
+		return failure(s.ID, "opened folder changed",
+			fmt.Errorf("%w: %s was opened here from leaf %d, but its %s now records id %s, leaf %d, leaf hash %s: the folder was changed after it was opened; move it out of OUTDIR (keep it) and run again to open the submission afresh",
+				ErrNotThisSubmission, dst, s.Index, CustodyJSONName, c.ID, c.Log.Index, c.Log.LeafHash))
+	case c.ID == s.ID:
+		// Same log, same id, another leaf: the server logged two
+		// submissions under one id, the earlier one opened with another
+		// state directory (or before its record was lost).
+		return failure(s.ID, "submission id reused",
+			fmt.Errorf("%w: %w: leaf %d (leaf hash %s) reuses the id of the submission in %s, opened from leaf %d (leaf hash %s) of the same log: keep the bundle as evidence; to open the new one, move that folder out of OUTDIR and run again",
+				ErrReused, ErrNotThisSubmission, s.Index, want, dst, c.Log.Index, c.Log.LeafHash))
+	}
+	return failure(s.ID, "output path taken",
+		fmt.Errorf("%w: %s holds the custody record of submission %s, not of %s: move it out of OUTDIR and run again",
+			ErrNotThisSubmission, dst, c.ID, s.ID))
+}
+
+// readCustody reads the custody.json of an opened submission's directory,
+// without following links.
+func readCustody(dir string) (*Custody, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := openRegular(root, CustodyJSONName)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxCustodyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxCustodyFile {
+		return nil, fmt.Errorf("larger than %d bytes", maxCustodyFile)
+	}
+	var c Custody
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, err
+	}
+	if c.Version != CustodyVersion {
+		return nil, fmt.Errorf("version %d, want %d", c.Version, CustodyVersion)
+	}
+	return &c, nil
 }
 
 func decryptExtract(r io.Reader, dir string, opt Options) (*envelope.Result, error) {

@@ -7,8 +7,8 @@
 // log leaf is accounted for and that every ciphertext matches its leaf. Any
 // failure refuses the whole bundle with a RefusedError that names the
 // attack it reveals: a dropped submission, a swapped or altered ciphertext,
-// a rewritten or forked history, an unknown signing key, a bundle replayed
-// out of order or one missing.
+// a rewritten or forked history, an unknown signing key, a submission id
+// reused by a second leaf, a bundle replayed out of order or one missing.
 //
 // Open then decrypts each submission of a verified bundle, extracts the
 // envelope into a private temporary directory, checks the caseworker's
@@ -24,6 +24,11 @@
 // OUTDIR/.tmp-<id>-<random>; it is removed when the submission fails and, if
 // a crash left one behind, the next Open removes it before trying the
 // submission again.
+//
+// A submission whose OUTDIR/<id> exists is reported as already open only if
+// that directory's custody.json records the same log, leaf index and leaf
+// hash; any other directory there fails the submission, so that nothing
+// logged is ever skipped because its id is taken.
 //
 // # Caveats
 //

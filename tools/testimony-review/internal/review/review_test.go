@@ -2,8 +2,11 @@ package review
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,6 +75,17 @@ func (e *env) add(l *fixture.Log, pt fixture.Plaintext) string {
 	e.next++
 	l.Append(id(e.next), ct)
 	return id(e.next)
+}
+
+// reuse logs a new submission of plaintext in e.log under an id already
+// used, as a server that holds the log key can.
+func (e *env) reuse(id string, pt fixture.Plaintext) int64 {
+	e.t.Helper()
+	ct, err := fixture.Encrypt([]age.Recipient{e.id.Recipient()}, pt, false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.log.Append(id, ct)
 }
 
 // submit logs an envelope of files signed by signer (nil: unsigned).
@@ -404,6 +418,56 @@ func TestAttacks(t *testing.T) {
 			msg:    `^bundle refused: submission not in the log: submission 0+1 claims log leaf 1, which is submission 0+2$`,
 		},
 		{
+			name: "submission id reused",
+			attack: func(e *env) string {
+				ids := e.submitN(2)
+				e.open(e.bundle(e.log, 0, 2, fixture.BundleOptions{}), e.options())
+				// The server logs a genuine new testimony under the id of
+				// one the reviewer opened: a new leaf, every proof holds.
+				e.reuse(ids[0], fixture.Tar(fixture.Entry{Name: "second.txt", Body: "second testimony"}))
+				return e.bundle(e.log, 2, 3, fixture.BundleOptions{})
+			},
+			reason: ErrReused,
+			msg:    `^bundle refused: submission id reused: leaf 2 \(id 0+1\) reuses the id of the submission opened from leaf 0 on this machine: a second submission logged under that id would be skipped as already open$`,
+		},
+		{
+			name: "id of a submission that failed to open reused",
+			attack: func(e *env) string {
+				ids := e.submitN(2)
+				e.open(e.bundle(e.log, 0, 2, fixture.BundleOptions{}), e.options())
+				delete(e.w.Opened, ids[1])
+				e.w.Failed = map[string]int64{ids[1]: 1}
+				e.reuse(ids[1], fixture.Tar(fixture.Entry{Name: "second.txt", Body: "second testimony"}))
+				return e.bundle(e.log, 2, 3, fixture.BundleOptions{})
+			},
+			reason: ErrReused,
+			msg:    `^bundle refused: submission id reused: leaf 2 \(id 0+2\) reuses the id of the submission that failed to open from leaf 1 on this machine: a second submission logged under that id would be taken for it$`,
+		},
+		{
+			name: "two leaves share an id",
+			attack: func(e *env) string {
+				ids := e.submitN(2)
+				e.reuse(ids[0], fixture.Tar(fixture.Entry{Name: "second.txt", Body: "second testimony"}))
+				// bundle.json cannot list one submission twice (the bundle
+				// package refuses that as malformed), so the server lists
+				// only leaf 2's, hoping leaf 0 passes as opened earlier.
+				dir, err := os.MkdirTemp(e.tmp, "bundle-")
+				must(t, err)
+				// WriteBundle writes the ciphertexts (leaf 2's under the
+				// shared name), then refuses to write the duplicate list.
+				if err := e.log.WriteBundle(dir, 0, 3, fixture.BundleOptions{}); !errors.Is(err, bundle.ErrInvalid) {
+					t.Fatalf("WriteBundle: %v, want the duplicate refused", err)
+				}
+				b, err := e.log.Bundle(0, 3, fixture.BundleOptions{})
+				must(t, err)
+				b.Submissions = b.Submissions[1:]
+				writeRaw(t, dir, b)
+				return dir
+			},
+			reason: ErrReused,
+			msg:    `^bundle refused: submission id reused: leaves 0 and 2 both have id 0+1: the log holds two submissions under one id, and one would hide the other$`,
+		},
+		{
 			name: "ciphertext is a symlink",
 			attack: func(e *env) string {
 				ids := e.submitN(1)
@@ -488,8 +552,8 @@ func TestOpenedEarlier(t *testing.T) {
 		t.Errorf("Earlier %d, %d submissions", v.Earlier, len(v.Submissions))
 	}
 	e.w.Opened[ids[1]] = 2
-	if _, err := Verify(b, e.w); !errors.Is(err, ErrDropped) {
-		t.Errorf("opened at another index: %v, want ErrDropped", err)
+	if _, err := Verify(b, e.w); !errors.Is(err, ErrReused) {
+		t.Errorf("opened at another index: %v, want ErrReused", err)
 	}
 }
 
@@ -655,4 +719,288 @@ func TestOpenNoIdentities(t *testing.T) {
 
 func matches(pattern, s string) bool {
 	return regexp.MustCompile(pattern).MatchString(s)
+}
+
+// TestOpenExistingFolder takes OUTDIR/<id> for the submission only when its
+// custody record names this log, leaf index and leaf hash; anything else is
+// refused and left alone, never skipped as already open.
+func TestOpenExistingFolder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// prepare opens the first bundle (leaves 0 and 1) as needed and
+		// returns the bundle to open next.
+		prepare func(e *env, ids []string) string
+		status  Status
+		errs    []error
+		msg     string // a regular expression for Err
+	}{
+		{
+			name: "opened here, rerun",
+			prepare: func(e *env, ids []string) string {
+				b := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				e.open(b, e.options())
+				return b
+			},
+			status: AlreadyOpen,
+		},
+		{
+			name: "opened, but the record in opened.json was lost in a crash",
+			prepare: func(e *env, ids []string) string {
+				b := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				e.open(b, e.options())
+				clear(e.w.Opened)
+				return b
+			},
+			status: AlreadyOpen,
+		},
+		{
+			name: "a folder this program did not make",
+			prepare: func(e *env, ids []string) string {
+				must(t, os.MkdirAll(filepath.Join(e.out, ids[0]), 0o700))
+				return e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+			},
+			status: Failed,
+			errs:   []error{ErrNotThisSubmission},
+			msg:    `^submission 0+1: output directory holds something other than this submission: \S+ exists but was not opened by this program \(custody.json: .*\); it is not submission 0+1 from leaf 0: move it out of OUTDIR and run again$`,
+		},
+		{
+			name: "the folder edited after opening",
+			prepare: func(e *env, ids []string) string {
+				b := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				e.open(b, e.options())
+				p := filepath.Join(e.out, ids[0], CustodyJSONName)
+				data, err := os.ReadFile(p)
+				must(t, err)
+				must(t, os.WriteFile(p, []byte(strings.Replace(string(data), `"index": 0,`, `"index": 7,`, 1)), 0o600))
+				return b
+			},
+			status: Failed,
+			errs:   []error{ErrNotThisSubmission},
+			msg:    `^submission 0+1: output directory holds something other than this submission: \S+ was opened here from leaf 0, but its custody.json now records id 0+1, leaf 7, leaf hash \S+: the folder was changed after it was opened; move it out of OUTDIR \(keep it\) and run again to open the submission afresh$`,
+		},
+		{
+			name: "a folder from another log",
+			prepare: func(e *env, ids []string) string {
+				b := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				e.open(b, e.options())
+				clear(e.w.Opened)
+				p := filepath.Join(e.out, ids[0], CustodyJSONName)
+				data, err := os.ReadFile(p)
+				must(t, err)
+				must(t, os.WriteFile(p, []byte(strings.Replace(string(data), `"key": "testimony-log-fixture+`, `"key": "testimony-log-other+`, 1)), 0o600))
+				return b
+			},
+			status: Failed,
+			errs:   []error{ErrNotThisSubmission},
+			msg:    `^submission 0+1: output directory holds something other than this submission: \S+ holds a submission opened from another log \(key "testimony-log-other\+\S+"\): move it out of OUTDIR and run again$`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ids := e.submitN(2)
+			b := tc.prepare(e, ids)
+			v, err := Verify(b, e.w)
+			must(t, err)
+			folder := filepath.Join(e.out, ids[0])
+			before := snapshot(t, folder)
+			res, err := Open(v, e.out, e.options())
+			must(t, err)
+			r := res[0]
+			if r.Status != tc.status || r.Index != 0 {
+				t.Fatalf("got %+v, want status %v", r, tc.status)
+			}
+			for _, want := range tc.errs {
+				if !errors.Is(r.Err, want) {
+					t.Errorf("error %v does not wrap %q", r.Err, want)
+				}
+			}
+			if tc.msg != "" && !matches(tc.msg, r.Err.Error()) {
+				t.Errorf("message\n\t%s\ndoes not match\n\t%s", r.Err, tc.msg)
+			}
+			if after := snapshot(t, folder); !maps.Equal(before, after) {
+				t.Errorf("%s changed:\n%v\n%v", folder, before, after)
+			}
+		})
+	}
+}
+
+// TestOpenReusedIDFolder opens a bundle whose new leaf reuses the id of a
+// submission opened into the same OUTDIR by another state directory, which
+// Verify cannot know about: the folder's custody record tells.
+func TestOpenReusedIDFolder(t *testing.T) {
+	e := newEnv(t)
+	ids := e.submitN(2)
+	e.open(e.bundle(e.log, 0, 2, fixture.BundleOptions{}), e.options())
+	clear(e.w.Opened)
+	e.reuse(ids[0], fixture.Tar(fixture.Entry{Name: "second.txt", Body: "second testimony"}))
+	before := snapshot(t, e.out)
+	res := e.open(e.bundle(e.log, 2, 3, fixture.BundleOptions{}), e.options())
+	r := res[0]
+	if r.Status != Failed || r.Index != 2 || !errors.Is(r.Err, ErrReused) || !errors.Is(r.Err, ErrNotThisSubmission) || r.Reason != "submission id reused" {
+		t.Fatalf("got %+v, want a failure naming the reused id", r)
+	}
+	const msg = `^submission 0+1: submission id reused: output directory holds something other than this submission: leaf 2 \(leaf hash \S+\) reuses the id of the submission in \S+, opened from leaf 0 \(leaf hash \S+\) of the same log: keep the bundle as evidence; to open the new one, move that folder out of OUTDIR and run again$`
+	if !matches(msg, r.Err.Error()) {
+		t.Errorf("message\n\t%s\ndoes not match\n\t%s", r.Err, msg)
+	}
+	if after := snapshot(t, e.out); !maps.Equal(before, after) {
+		t.Errorf("the output directory changed:\n%v\n%v", before, after)
+	}
+}
+
+// snapshot maps every path under dir to its content, for comparing.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			m[rel] = "/"
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		m[rel] = string(data)
+		return err
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// writeRaw writes b as bundle.json in dir without the bundle package's
+// checks, which would refuse it before the reviewer's checks see it.
+func writeRaw(t *testing.T, dir string, b *bundle.Bundle) {
+	t.Helper()
+	data, err := json.Marshal(b)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, bundle.FileName), data, 0o644))
+}
+
+// TestOpenCiphertextSwapped puts another valid ciphertext, decryptable with
+// the same identity, in place of a submission's after Verify: only the
+// hash taken while decrypting tells, and it must fail the submission
+// without writing the other testimony under this id.
+func TestOpenCiphertextSwapped(t *testing.T) {
+	e := newEnv(t)
+	ids := e.submitN(2)
+	b := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+	v, err := Verify(b, e.w)
+	must(t, err)
+	// Renamed over it, as a meddling copy tool would.
+	p := filepath.Join(b, bundle.CiphertextName(ids[0]))
+	other, err := os.ReadFile(filepath.Join(b, bundle.CiphertextName(ids[1])))
+	must(t, err)
+	must(t, os.WriteFile(p+".new", other, 0o644))
+	must(t, os.Rename(p+".new", p))
+	res, err := Open(v, e.out, e.options())
+	must(t, err)
+	if r := res[0]; r.Status != Failed || !errors.Is(r.Err, ErrCiphertextMismatch) || r.Reason != "ciphertext changed" {
+		t.Fatalf("got %+v, want ErrCiphertextMismatch", r)
+	}
+	if res[1].Status != Opened {
+		t.Fatalf("the unchanged submission: %+v", res[1])
+	}
+	if got := ls(t, e.out); !slices.Equal(got, []string{ids[1]}) {
+		t.Errorf("output directory holds %v, want only %s", got, ids[1])
+	}
+}
+
+// TestFileChangedWhileOpened replaces a ciphertext by a link to a copy of
+// it between the regular-file check and the opening, in Verify
+// and in Open: the hashes cannot tell, the identity check of the opened
+// file must.
+func TestFileChangedWhileOpened(t *testing.T) {
+	swap := func(t *testing.T, dir, name string) {
+		t.Cleanup(func() { testHookBetweenLstatAndOpen = nil })
+		testHookBetweenLstatAndOpen = func(got string) {
+			if got != name {
+				return
+			}
+			testHookBetweenLstatAndOpen = nil
+			p := filepath.Join(dir, name)
+			data, err := os.ReadFile(p)
+			must(t, err)
+			must(t, os.WriteFile(p+".copy", data, 0o644))
+			must(t, os.Remove(p))
+			must(t, os.Symlink(name+".copy", p))
+		}
+	}
+	t.Run("verify", func(t *testing.T) {
+		e := newEnv(t)
+		ids := e.submitN(1)
+		b := e.bundle(e.log, 0, 1, fixture.BundleOptions{})
+		swap(t, b, bundle.CiphertextName(ids[0]))
+		_, err := Verify(b, e.w)
+		if !errors.Is(err, ErrMalformed) || !matches(`^bundle refused: malformed bundle: 0+1\.age changed while being opened$`, err.Error()) {
+			t.Fatalf("Verify: %v, want the change refused", err)
+		}
+	})
+	t.Run("open", func(t *testing.T) {
+		e := newEnv(t)
+		ids := e.submitN(1)
+		b := e.bundle(e.log, 0, 1, fixture.BundleOptions{})
+		v, err := Verify(b, e.w)
+		must(t, err)
+		swap(t, b, bundle.CiphertextName(ids[0]))
+		res, err := Open(v, e.out, e.options())
+		must(t, err)
+		if r := res[0]; r.Status != Failed || r.Reason != "cannot read ciphertext" || !matches(`^submission 0+1: 0+1\.age changed while being opened$`, r.Err.Error()) {
+			t.Fatalf("got %+v, want the change refused", r)
+		}
+		if got := ls(t, e.out); len(got) != 0 {
+			t.Errorf("output directory holds %v", got)
+		}
+	})
+}
+
+// TestVerifyRetry takes from an older bundle only the submissions that
+// failed to open from it, and only if their leaf is the one recorded.
+func TestVerifyRetry(t *testing.T) {
+	other, _ := fixture.OtherLogKey()
+	e := newEnv(t)
+	ids := e.submitN(3)
+	b1 := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+	e.open(b1, e.options())
+	e.open(e.bundle(e.log, 2, 3, fixture.BundleOptions{}), e.options())
+	if _, err := Verify(b1, e.w); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("Verify of the older bundle: %v", err)
+	}
+	h := e.log.Leaf(1).Hash()
+	retry := []Retry{{ID: ids[1], Index: 1, LeafHash: base64.StdEncoding.EncodeToString(h[:])}}
+	v, err := VerifyRetry(b1, e.w, retry)
+	must(t, err)
+	if !v.Retry || len(v.Submissions) != 1 || v.Submissions[0].ID != ids[1] || v.Submissions[0].Index != 1 {
+		t.Fatalf("VerifyRetry = %+v", v)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		dir    func() string
+		retry  []Retry
+		reason error
+	}{
+		{"not in the bundle", func() string { return b1 }, []Retry{{ID: ids[2], Index: 2, LeafHash: retry[0].LeafHash}}, ErrNoRetry},
+		{"another leaf hash", func() string { return b1 }, []Retry{{ID: ids[1], Index: 1, LeafHash: "AAAA"}}, ErrForked},
+		{"ciphertext altered", func() string {
+			d := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+			must(t, fixture.AlterCiphertext(d, ids[1]))
+			return d
+		}, retry, ErrAltered},
+		{"proof altered", func() string {
+			d := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+			must(t, fixture.AlterProof(d, 1))
+			return d
+		}, retry, ErrInclusion},
+		{"unknown signer", func() string { return e.bundle(e.log, 0, 2, fixture.BundleOptions{Signer: other}) }, retry, ErrUnknownKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := VerifyRetry(tc.dir(), e.w, tc.retry); !errors.Is(err, tc.reason) {
+				t.Errorf("VerifyRetry: %v, want %q", err, tc.reason)
+			}
+		})
+	}
 }

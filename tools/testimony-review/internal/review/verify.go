@@ -2,6 +2,7 @@ package review
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -49,6 +50,12 @@ var (
 	// ErrUnlogged: a submission in the bundle has no leaf in the bundle's
 	// part of the log.
 	ErrUnlogged = errors.New("submission not in the log")
+	// ErrReused: two leaves carry the same submission id, or a leaf
+	// carries the id of a submission this machine opened from another
+	// leaf. Ids are the server's choice and OUTDIR/<id> is where a
+	// submission is opened, so a second submission under a used id would
+	// otherwise be taken for the first and never opened.
+	ErrReused = errors.New("submission id reused")
 	// ErrMalformed: bundle.json, a checkpoint or a proof is not well-formed.
 	ErrMalformed = errors.New("malformed bundle")
 )
@@ -93,6 +100,10 @@ type Witness struct {
 	Checkpoint []byte
 	// Opened maps the id of every submission opened here to its log index.
 	Opened map[string]int64
+	// Failed maps the id of every submission that verified here but failed
+	// to open (waived or not) to its log index. Its id is as used as an
+	// opened one's.
+	Failed map[string]int64
 	// Progress, if set, follows the hashing of each ciphertext.
 	Progress ProgressFunc
 }
@@ -120,6 +131,14 @@ type Verified struct {
 	// Earlier counts the leaves accounted for by submissions opened here
 	// before rather than by the bundle.
 	Earlier int
+	// Retry reports a bundle checked by VerifyRetry: it holds only the
+	// submissions to retry, and its checkpoint must not be stored.
+	Retry bool
+
+	// opened is the witness's record of opened submissions, which Open
+	// needs to tell an already opened submission from another one in its
+	// place.
+	opened map[string]int64
 }
 
 // Submission is a bundle entry with the log leaf that it matches.
@@ -141,6 +160,8 @@ type Submission struct {
 //   - the consistency proof shows the new checkpoint extends the old one;
 //   - the leaves are exactly the log entries in between, each with an
 //     inclusion proof at the new checkpoint;
+//   - no two leaves share an id, and no leaf has the id of a submission
+//     opened here from another leaf;
 //   - every leaf's submission is in the bundle or was opened here before,
 //     every submission is one of the leaves, and every ciphertext's size and
 //     SHA-256 are its leaf's.
@@ -155,16 +176,11 @@ func Verify(dir string, w Witness) (*Verified, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to verify bundle: pinned log key: %w", err)
 	}
-	b, err := bundle.Read(dir)
+	b, err := readBundle(dir)
 	if err != nil {
-		if errors.Is(err, bundle.ErrInvalid) {
-			r := refuse(ErrMalformed, "%s", strings.TrimPrefix(err.Error(), bundle.ErrInvalid.Error()+": "))
-			r.err = err
-			return nil, r
-		}
 		return nil, err
 	}
-	v := &Verified{Dir: dir, Bundle: b, LogKey: w.LogKey, CheckpointNote: []byte(b.Checkpoint)}
+	v := &Verified{Dir: dir, Bundle: b, LogKey: w.LogKey, CheckpointNote: []byte(b.Checkpoint), opened: w.Opened}
 
 	if v.Checkpoint, err = openCheckpoint("checkpoint", b.Checkpoint, w.LogKey, pinned); err != nil {
 		return nil, err
@@ -198,6 +214,9 @@ func Verify(dir string, w Witness) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := v.checkIDs(leaves, w); err != nil {
+		return nil, err
+	}
 	if err := v.matchSubmissions(leaves, w.Opened); err != nil {
 		return nil, err
 	}
@@ -205,6 +224,107 @@ func Verify(dir string, w Witness) (*Verified, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// Retry names a submission that failed to open, by its leaf.
+type Retry struct {
+	ID    string
+	Index int64
+	// LeafHash is the leaf's record hash, base64, as recorded when the
+	// bundle that carried it verified.
+	LeafHash string
+}
+
+// VerifyRetry checks a bundle that Verify refuses as replayed, because this
+// machine verified the log beyond it, for submissions that failed to open
+// from it: the bundle's checkpoint must be signed by the pinned log key and
+// each leaf to retry must have the recorded leaf hash, verify by its
+// inclusion proof and have its ciphertext match. The log's history needs
+// no checking again: the recorded leaf hash was verified with it, and
+// equal hashes mean the same id, size and ciphertext SHA-256.
+//
+// The result holds only the submissions to retry that the bundle carries
+// (ErrNoRetry if none) and has Retry set: it must not become the stored
+// checkpoint.
+func VerifyRetry(dir string, w Witness, retry []Retry) (*Verified, error) {
+	if w.LogKey == "" {
+		return nil, errors.New("failed to verify bundle: no log key")
+	}
+	pinned, err := note.NewVerifier(w.LogKey)
+	if err != nil {
+		return nil, fmt.Errorf("failed to verify bundle: pinned log key: %w", err)
+	}
+	b, err := readBundle(dir)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verified{Dir: dir, Bundle: b, LogKey: w.LogKey, CheckpointNote: []byte(b.Checkpoint), Retry: true, opened: w.Opened}
+	if v.Checkpoint, err = openCheckpoint("checkpoint", b.Checkpoint, w.LogKey, pinned); err != nil {
+		return nil, err
+	}
+	want := make(map[string]Retry, len(retry))
+	for _, r := range retry {
+		want[r.ID] = r
+	}
+	for _, bl := range b.Leaves {
+		r, ok := want[bl.ID]
+		if !ok || bl.Index != r.Index {
+			continue
+		}
+		leaf := intakelog.Leaf{ID: bl.ID, SHA256: bl.SHA256, Size: bl.Size, Date: bl.Date}
+		if h := leaf.Hash(); base64.StdEncoding.EncodeToString(h[:]) != r.LeafHash {
+			return nil, refuse(ErrForked, "leaf %d (id %s) has leaf hash %s in this bundle, but the leaf verified on this machine has %s",
+				bl.Index, bl.ID, base64.StdEncoding.EncodeToString(h[:]), r.LeafHash)
+		}
+		proof, err := intakelog.DecodeProof(bl.Proof)
+		if err != nil {
+			r := refuse(ErrMalformed, "leaf %d: inclusion proof: %v", bl.Index, err)
+			r.err = err
+			return nil, r
+		}
+		if bl.Index >= v.Checkpoint.Size || intakelog.VerifyInclusion(v.Checkpoint, bl.Index, leaf, proof) != nil {
+			return nil, refuse(ErrInclusion, "leaf %d (id %s) is not in the log at the bundle's checkpoint of size %d: the leaf or its proof was altered",
+				bl.Index, bl.ID, v.Checkpoint.Size)
+		}
+		e, ok := b.Lookup(bl.ID)
+		if !ok {
+			return nil, refuse(ErrDropped, "leaf %d (id %s) is in the bundle's log but its submission is not in the bundle", bl.Index, bl.ID)
+		}
+		if e.Index != bl.Index || e.SHA256 != bl.SHA256 || e.Size != bl.Size {
+			return nil, refuse(ErrAltered, "ciphertext of %s does not match its log leaf %d: bundle.json says sha256 %s (%d bytes) at leaf %d, the leaf says %s (%d bytes)",
+				e.ID, bl.Index, e.SHA256, e.Size, e.Index, bl.SHA256, bl.Size)
+		}
+		v.Submissions = append(v.Submissions, Submission{Entry: e, Leaf: leaf, Proof: bl.Proof})
+	}
+	if len(v.Submissions) == 0 {
+		return nil, ErrNoRetry
+	}
+	if err := v.hashCiphertexts(w.Progress); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// ErrNoRetry means VerifyRetry found none of the submissions to retry in
+// the bundle.
+var ErrNoRetry = errors.New("the bundle carries none of the submissions that failed to open")
+
+// readBundle reads bundle.json, refusing a malformed one, and one whose
+// leaves share an id as the attack that it is.
+func readBundle(dir string) (*bundle.Bundle, error) {
+	b, err := bundle.Read(dir)
+	var dup *bundle.DuplicateIDError
+	switch {
+	case errors.As(err, &dup):
+		r := refuse(ErrReused, "leaves %d and %d both have id %s: the log holds two submissions under one id, and one would hide the other", dup.First, dup.Second, dup.ID)
+		r.err = err
+		return nil, r
+	case errors.Is(err, bundle.ErrInvalid):
+		r := refuse(ErrMalformed, "%s", strings.TrimPrefix(err.Error(), bundle.ErrInvalid.Error()+": "))
+		r.err = err
+		return nil, r
+	}
+	return b, err
 }
 
 // openCheckpoint verifies one of the bundle's signed checkpoints with the
@@ -339,6 +459,28 @@ func missingLeaf(index, size int64) error {
 	return refuse(ErrDropped, "leaf %d is in the log (size %d) but the bundle does not list it", index, size)
 }
 
+// checkIDs refuses a leaf under the id of a submission opened (or failed
+// to open) here from another leaf; two leaves of the bundle under one id
+// are refused by readBundle. The log itself does not forbid it, and
+// whoever holds the log key can log a genuine new testimony under an old
+// id: every proof verifies, but the reviewer would see OUTDIR/<id> taken
+// and move past the new leaf for good.
+func (v *Verified) checkIDs(leaves []intakelog.Leaf, w Witness) error {
+	from := v.From.Size
+	for i, leaf := range leaves {
+		index := from + int64(i)
+		if at, ok := w.Opened[leaf.ID]; ok && at != index {
+			return refuse(ErrReused, "leaf %d (id %s) reuses the id of the submission opened from leaf %d on this machine: a second submission logged under that id would be skipped as already open",
+				index, leaf.ID, at)
+		}
+		if at, ok := w.Failed[leaf.ID]; ok && at != index {
+			return refuse(ErrReused, "leaf %d (id %s) reuses the id of the submission that failed to open from leaf %d on this machine: a second submission logged under that id would be taken for it",
+				index, leaf.ID, at)
+		}
+	}
+	return nil
+}
+
 // matchSubmissions pairs every submission with its leaf and checks that
 // every leaf is accounted for.
 func (v *Verified) matchSubmissions(leaves []intakelog.Leaf, opened map[string]int64) error {
@@ -416,6 +558,9 @@ func openRegular(root *os.Root, name string) (*os.File, error) {
 	if !lfi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is a %s, not a regular file", name, describeMode(lfi.Mode()))
 	}
+	if testHookBetweenLstatAndOpen != nil {
+		testHookBetweenLstatAndOpen(name)
+	}
 	f, err := root.Open(name)
 	if err != nil {
 		return nil, err
@@ -426,6 +571,11 @@ func openRegular(root *os.Root, name string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// testHookBetweenLstatAndOpen, set only by tests, runs in openRegular
+// between the check that name is a regular file and its opening: the
+// window in which a file replaced by a link would be followed.
+var testHookBetweenLstatAndOpen func(name string)
 
 // emptyRoot is the root hash of a log of size 0.
 var emptyRoot, _ = tlog.TreeHash(0, nil)

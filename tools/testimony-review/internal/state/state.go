@@ -1,7 +1,9 @@
 // Package state keeps what the reviewer's air-gapped machine remembers
 // between runs: the pinned intake-log key and the last checkpoint it
 // verified (log.json), the submissions it opened and their log indexes
-// (opened.json), and the caseworker keys it knows (caseworkers.json).
+// (opened.json), the submissions that verified but failed to open, and
+// who waived the ones that will never be opened (failed.json), and the
+// caseworker keys it knows (caseworkers.json).
 //
 // The machine acts as a witness of the server's intake log: the checkpoint
 // in log.json is the history it has checked, and every new bundle must
@@ -41,6 +43,7 @@ const EnvHome = "TESTIMONY_REVIEW_HOME"
 const (
 	LogFile         = "log.json"
 	OpenedFile      = "opened.json"
+	FailedFile      = "failed.json"
 	CaseworkersFile = "caseworkers.json"
 )
 
@@ -52,6 +55,7 @@ const Version = 1
 const (
 	maxLogFile         = 64 << 10
 	maxOpenedFile      = 64 << 20
+	maxFailedFile      = 64 << 20
 	maxCaseworkersFile = 4 << 20
 )
 
@@ -145,6 +149,71 @@ func (s *Store) Opened() (map[string]int64, error) {
 // SaveOpened replaces opened.json.
 func (s *Store) SaveOpened(m map[string]int64) error {
 	return s.write(OpenedFile, &opened{Version: Version, Opened: m})
+}
+
+// Failed is a submission whose bundle verified but which failed to open
+// (no matching identity, a damaged ciphertext, a bad signature…). The
+// witness state moves past its leaf with the bundle, so this record is
+// what keeps it from being forgotten: open lists it, and fails, until it
+// is opened or waived.
+type Failed struct {
+	ID    string `json:"id"`
+	Index int64  `json:"index"`
+	// LeafHash is the leaf's RFC 6962 record hash, base64, as in
+	// custody.json: a later bundle retries the submission only if its
+	// leaf has this hash.
+	LeafHash string `json:"leaf_hash"`
+	SHA256   string `json:"sha256"`
+	Size     int64  `json:"size"`
+	// BundleSize is the log size at which the bundle that carried it
+	// ended, to find that bundle again.
+	BundleSize int64 `json:"bundle_size"`
+	// Failed is when it first failed to open, RFC 3339 UTC; Reason is
+	// the last failure.
+	Failed string `json:"failed"`
+	Reason string `json:"reason"`
+	// Waiver, if set, resolves it without opening it.
+	Waiver *Waiver `json:"waiver,omitempty"`
+}
+
+// Waiver is the record of a reviewer's decision not to open a failed
+// submission.
+type Waiver struct {
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+	// At is when it was waived, RFC 3339 UTC.
+	At   string `json:"at"`
+	Tool string `json:"tool"`
+}
+
+type failed struct {
+	Version int      `json:"version"`
+	Failed  []Failed `json:"failed"`
+}
+
+// Failed returns the failed submissions in the order they first failed;
+// none if there is no failed.json.
+func (s *Store) Failed() ([]Failed, error) {
+	var f failed
+	if _, err := s.read(FailedFile, maxFailedFile, &f); err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(f.Failed))
+	for _, e := range f.Failed {
+		if !bundle.ValidID(e.ID) || e.Index < 0 || e.LeafHash == "" || seen[e.ID] {
+			return nil, fmt.Errorf("%w: %s: bad entry %q at %d", ErrCorrupt, s.Path(FailedFile), e.ID, e.Index)
+		}
+		seen[e.ID] = true
+	}
+	return f.Failed, nil
+}
+
+// SaveFailed replaces failed.json.
+func (s *Store) SaveFailed(list []Failed) error {
+	if list == nil {
+		list = []Failed{}
+	}
+	return s.write(FailedFile, &failed{Version: Version, Failed: list})
 }
 
 // Caseworker is a caseworker device key the reviewers know.

@@ -44,6 +44,16 @@ func TestRoundTrip(t *testing.T) {
 	if got, err := s.Opened(); err != nil || !maps.Equal(got, opened) {
 		t.Errorf("Opened() = %v, %v", got, err)
 	}
+	failedList := []Failed{
+		{ID: "0123456789abcdef0123456789abcdef", Index: 7, LeafHash: "aGFzaA==", SHA256: "ab", Size: 9, BundleSize: 8, Failed: "2026-12-01T10:00:00Z", Reason: "no matching identity"},
+		{ID: "1123456789abcdef0123456789abcdef", Index: 2, LeafHash: "aGFzaA==", Waiver: &Waiver{By: "Lee", Reason: "damaged", At: "2026-12-02T10:00:00Z", Tool: "t"}},
+	}
+	if err := s.SaveFailed(failedList); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Failed(); err != nil || len(got) != 2 || got[0] != failedList[0] || *got[1].Waiver != *failedList[1].Waiver {
+		t.Errorf("Failed() = %+v, %v", got, err)
+	}
 	cw := []Caseworker{{Name: "Kim", Key: "tdk1x", Added: "2026-11-27"}, {Name: "Park", Key: "tdk1y", Added: "2026-11-28"}}
 	if err := s.SaveCaseworkers(cw); err != nil {
 		t.Fatal(err)
@@ -54,7 +64,7 @@ func TestRoundTrip(t *testing.T) {
 	if fi, err := os.Stat(s.Dir()); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("state directory: %v, %v", fi.Mode(), err)
 	}
-	for _, name := range []string{LogFile, OpenedFile, CaseworkersFile} {
+	for _, name := range []string{LogFile, OpenedFile, FailedFile, CaseworkersFile} {
 		if fi, err := os.Stat(s.Path(name)); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v, %v", name, fi.Mode(), err)
 		}
@@ -76,6 +86,10 @@ func TestCorrupt(t *testing.T) {
 		{OpenedFile, `{"version":1,"opened":{"short":1}}`},
 		{OpenedFile, `{"version":1,"opened":{"0123456789abcdef0123456789abcdef":-1}}`},
 		{CaseworkersFile, `{"version":1,"caseworkers":[{"name":"a","key":"b","added":"c","x":1}]}`},
+		{FailedFile, `{"version":1,"failed":[{"id":"short","index":1,"leaf_hash":"h","sha256":"","size":0,"bundle_size":0,"failed":"","reason":""}]}`},
+		{FailedFile, `{"version":1,"failed":[{"id":"0123456789abcdef0123456789abcdef","index":-1,"leaf_hash":"h","sha256":"","size":0,"bundle_size":0,"failed":"","reason":""}]}`},
+		{FailedFile, `{"version":1,"failed":[{"id":"0123456789abcdef0123456789abcdef","index":1,"leaf_hash":"","sha256":"","size":0,"bundle_size":0,"failed":"","reason":""}]}`},
+		{FailedFile, `{"version":1,"failed":[{"id":"0123456789abcdef0123456789abcdef","index":1,"leaf_hash":"h","sha256":"","size":0,"bundle_size":0,"failed":"","reason":""},{"id":"0123456789abcdef0123456789abcdef","index":2,"leaf_hash":"h","sha256":"","size":0,"bundle_size":0,"failed":"","reason":""}]}`},
 	} {
 		s := New(t.TempDir())
 		if err := os.WriteFile(s.Path(tc.file), []byte(tc.content), 0o600); err != nil {
@@ -89,6 +103,8 @@ func TestCorrupt(t *testing.T) {
 			_, err = s.Opened()
 		case CaseworkersFile:
 			_, err = s.Caseworkers()
+		case FailedFile:
+			_, err = s.Failed()
 		}
 		if !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s %q: got %v, want ErrCorrupt", tc.file, tc.content, err)

@@ -34,6 +34,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
@@ -52,6 +53,10 @@ var (
 	// ErrOtherKey means the bundle directory already holds a bundle of a
 	// different log (another server, or a replaced log key).
 	ErrOtherKey = errors.New("bundle directory holds a bundle of another log")
+	// ErrNotBundleDir means the bundle directory holds no bundle.json but
+	// other files than the ones an interrupted collection leaves (a USB
+	// stick's root, a folder of documents): ciphertext is not mixed in.
+	ErrNotBundleDir = errors.New("bundle directory holds files that are not part of a bundle")
 	// ErrMismatch means a ciphertext does not match its log leaf.
 	ErrMismatch = errors.New("ciphertext does not match its log leaf")
 	// ErrLog means the server's log does not verify: a bad checkpoint
@@ -59,6 +64,12 @@ var (
 	// without a valid inclusion proof, or malformed log data. The wrapped
 	// intakelog error says which.
 	ErrLog = errors.New("the server's log does not verify")
+	// ErrReusedID means a log leaf names a submission id that another leaf
+	// names too, in this bundle or in one this device collected before.
+	// The server chooses ids; the reviewer opens each submission into a
+	// folder named by its id, so a second submission under a used id
+	// could pass as the first. It is always wrapped with ErrLog.
+	ErrReusedID = errors.New("submission id reused")
 )
 
 // Server is the part of the API the collector needs. *api.Client implements it.
@@ -84,8 +95,12 @@ type Collector struct {
 	// Witness, if set, is the last checkpoint this collector bundled; the
 	// server's newest checkpoint must be consistent with it too.
 	Witness []byte
-	Retry   retry.Policy    // zero means retry.Default
-	Sleep   retry.SleepFunc // nil means retry.Sleep
+	// Seen, if set, holds the ids this device collected before: a leaf
+	// naming one of them at another index is refused, and a successful
+	// Run adds the bundle's ids to it (the caller saves it).
+	Seen  *State
+	Retry retry.Policy    // zero means retry.Default
+	Sleep retry.SleepFunc // nil means retry.Sleep
 	// Progress, if set, reports download progress.
 	Progress func(id string, done, total int64)
 	Now      func() time.Time // nil means time.Now
@@ -145,6 +160,9 @@ func (c *Collector) Run(ctx context.Context) (*Summary, error) {
 	old, err := bundle.Read(c.Dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		if err := checkBundleDir(c.Dir); err != nil {
+			return nil, err
+		}
 	case err != nil:
 		return nil, fmt.Errorf("%s holds a bundle.json that cannot be read: %w", c.Dir, err)
 	case old.LogKey != c.LogKey:
@@ -230,6 +248,9 @@ func (c *Collector) Run(ctx context.Context) (*Summary, error) {
 	if err := b.Write(c.Dir); err != nil {
 		return nil, err
 	}
+	if c.Seen != nil {
+		c.Seen.AddSeen(leaves)
+	}
 	for _, l := range leaves {
 		err := c.do(ctx, func(ctx context.Context) error { return c.Server.MarkCollected(ctx, l.ID) })
 		if err != nil {
@@ -301,7 +322,13 @@ func (c *Collector) leaves(ctx context.Context, from int64, cp intakelog.Checkpo
 				return nil, fmt.Errorf("%w: log leaf %d is malformed", ErrLog, index)
 			}
 			if prev, ok := seen[l.ID]; ok {
-				return nil, fmt.Errorf("%w: log leaves %d and %d both name submission %s", ErrLog, prev, index, l.ID)
+				return nil, fmt.Errorf("%w: %w: log leaves %d and %d both name submission %s", ErrLog, ErrReusedID, prev, index, l.ID)
+			}
+			if c.Seen != nil {
+				if prev, ok := c.Seen.SeenAt(l.ID); ok && prev != index {
+					return nil, fmt.Errorf("%w: %w: log leaf %d names submission %s, which this device collected before from log leaf %d",
+						ErrLog, ErrReusedID, index, l.ID, prev)
+				}
 			}
 			seen[l.ID] = index
 			var proof []string
@@ -331,6 +358,39 @@ func (c *Collector) leaves(ctx context.Context, from int64, cp intakelog.Checkpo
 
 func (c *Collector) do(ctx context.Context, op func(context.Context) error) error {
 	return c.Retry.Do(ctx, c.Sleep, retryable, op)
+}
+
+// maxForeignNames is how many unexpected names ErrNotBundleDir lists.
+const maxForeignNames = 3
+
+// checkBundleDir accepts a directory without bundle.json only if it is
+// empty or holds what an interrupted collection leaves behind: ciphertexts,
+// partial downloads and temporary files of an atomic write. Anything else
+// means the user pointed -o at a directory of their own, and ciphertext
+// added to it would be mixed with, and carried around with, their files.
+func checkBundleDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("failed to read bundle directory: %w", err)
+	}
+	var foreign []string
+	for _, e := range entries {
+		name := e.Name()
+		id := strings.TrimSuffix(strings.TrimSuffix(name, ".part"), ".age")
+		ours := e.Type().IsRegular() && (safefile.IsTemp(name) ||
+			bundle.ValidID(id) && (name == bundle.CiphertextName(id) || name == bundle.CiphertextName(id)+".part"))
+		if !ours {
+			foreign = append(foreign, name)
+		}
+	}
+	if len(foreign) == 0 {
+		return nil
+	}
+	list := strings.Join(foreign[:min(len(foreign), maxForeignNames)], ", ")
+	if len(foreign) > maxForeignNames {
+		list += fmt.Sprintf(" and %d more", len(foreign)-maxForeignNames)
+	}
+	return fmt.Errorf("%w: %s has no %s but holds %s", ErrNotBundleDir, dir, bundle.FileName, list)
 }
 
 // fetch makes sure the ciphertext of l is in the directory.

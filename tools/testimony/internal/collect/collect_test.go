@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -610,5 +611,171 @@ func TestCollectEmptyLog(t *testing.T) {
 	next, err := c.Run(context.Background())
 	if err != nil || next.Size != 1 || next.Downloaded != 1 {
 		t.Fatalf("Run after the first entry = %+v, %v", next, err)
+	}
+}
+
+// addAs appends a new submission under an id that may be in use already,
+// as a server holding the log key can.
+func (f *fakeLog) addAs(id string, size int) intakelog.Leaf {
+	l := f.add(size)
+	f.data[id] = f.data[l.ID]
+	delete(f.data, l.ID)
+	f.leaves[len(f.leaves)-1].ID = id
+	l.ID = id
+	f.rebuild()
+	return l
+}
+
+// TestCollectRefusesReusedID: a leaf naming a submission id this device
+// collected in an earlier bundle is refused before anything is written,
+// however valid its proofs; a re-collection of the same leaves is not.
+func TestCollectRefusesReusedID(t *testing.T) {
+	f := newLog(t)
+	first := f.add(100)
+	f.add(100)
+	state := &State{Version: StateVersion, LogKey: f.vkey, Checkpoints: []string{}}
+	c := collector(f, t.TempDir())
+	c.Seen = state
+	sum, err := c.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	state.Record(sum.Checkpoint)
+	// Saved and loaded again, as the next run of the command does.
+	name := filepath.Join(t.TempDir(), "h_443.json")
+	if err := state.Save(name); err != nil {
+		t.Fatal(err)
+	}
+	if state, err = LoadState(name, f.vkey); err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := state.SeenAt(first.ID); !ok || at != 0 {
+		t.Fatalf("SeenAt(first) = %d, %v", at, ok)
+	}
+
+	firstData := f.data[first.ID]
+	f.addAs(first.ID, 200)
+	dir := t.TempDir()
+	c = collector(f, dir)
+	c.From, c.FromCheckpoint, c.Witness, c.Seen = sum.Size, sum.Checkpoint, sum.Checkpoint, state
+	_, err = c.Run(context.Background())
+	if !errors.Is(err, ErrLog) || !errors.Is(err, ErrReusedID) {
+		t.Fatalf("Run = %v, want ErrReusedID", err)
+	}
+	want := fmt.Sprintf("log leaf 2 names submission %s, which this device collected before from log leaf 0", first.ID)
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 0 {
+		t.Errorf("the bundle directory holds %d entries", len(des))
+	}
+
+	// Collecting the first leaves again (-since 0) is no reuse.
+	c = collector(f, t.TempDir())
+	f.leaves, f.data[first.ID] = f.leaves[:2], firstData
+	f.rebuild()
+	c.Seen = state
+	if _, err := c.Run(context.Background()); err != nil {
+		t.Errorf("collecting the same leaves again: %v", err)
+	}
+
+	// Within one bundle, too.
+	g := newLog(t)
+	a := g.add(10)
+	g.addAs(a.ID, 20)
+	if _, err := collector(g, t.TempDir()).Run(context.Background()); !errors.Is(err, ErrReusedID) {
+		t.Errorf("two leaves under one id: %v, want ErrReusedID", err)
+	}
+}
+
+func TestStateSeen(t *testing.T) {
+	f := newLog(t)
+	s := &State{Version: StateVersion, LogKey: f.vkey, Checkpoints: []string{}}
+	var leaves []bundle.Leaf
+	for i := range MaxSeenIDs + 3 {
+		leaves = append(leaves, bundle.Leaf{Index: int64(i), ID: fmt.Sprintf("%032x", i)})
+	}
+	s.AddSeen(leaves[:2])
+	s.AddSeen(leaves[:2]) // again: kept once
+	if raw, _ := base64.StdEncoding.DecodeString(s.Seen); len(raw) != 2*seenRecordSize {
+		n := len(raw)
+		t.Errorf("two ids take %d bytes, want %d", n, 2*seenRecordSize)
+	}
+	s.AddSeen(leaves[2:])
+	if _, ok := s.SeenAt(leaves[0].ID); ok {
+		t.Error("the oldest id is still remembered beyond MaxSeenIDs")
+	}
+	if at, ok := s.SeenAt(leaves[len(leaves)-1].ID); !ok || at != int64(len(leaves)-1) {
+		t.Errorf("SeenAt(newest) = %d, %v", at, ok)
+	}
+	name := filepath.Join(t.TempDir(), "h_443.json")
+	if err := s.Save(name); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(name); err != nil || fi.Size() > maxStateFile {
+		t.Fatalf("a full state file: %v, %v", fi, err)
+	}
+	if _, err := LoadState(name, f.vkey); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"!!", "AAAA", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xff}, seenRecordSize))} {
+		os.WriteFile(name, []byte(`{"version":1,"log_key":"`+f.vkey+`","checkpoints":[],"seen":"`+bad+`"}`), 0o600)
+		if _, err := LoadState(name, f.vkey); err == nil {
+			t.Errorf("LoadState accepted seen %q", bad)
+		}
+	}
+}
+
+// TestCollectRefusesForeignDir: a directory without bundle.json is used
+// only if it holds nothing or what an interrupted collection left; a USB
+// stick's root with other files is refused before anything is downloaded
+// or written.
+func TestCollectRefusesForeignDir(t *testing.T) {
+	f := newLog(t)
+	l := f.add(100)
+	for _, tc := range []struct {
+		name  string
+		files []string
+		msg   string // "" if accepted
+	}{
+		{name: "empty"},
+		{name: "left by an interrupted collection", files: []string{l.ID + ".age", fmt.Sprintf("%032x.age.part", 7), ".bundle.json-123.tmp"}},
+		{name: "plaintext", files: []string{"interview.m4a"}, msg: "has no bundle.json but holds interview.m4a"},
+		{name: "many", files: []string{"a.txt", "b.txt", "c.txt", "d.txt", l.ID + ".age"}, msg: "has no bundle.json but holds a.txt, b.txt, c.txt and 1 more"},
+		{name: "not an id", files: []string{"notes.age"}, msg: "holds notes.age"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, name := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.downloads = 0
+			_, err := collector(f, dir).Run(context.Background())
+			if tc.msg == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := bundle.Read(dir); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrNotBundleDir) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("Run = %v, want ErrNotBundleDir saying %q", err, tc.msg)
+			}
+			if des, _ := os.ReadDir(dir); len(des) != len(tc.files) || f.downloads != 0 {
+				t.Errorf("%d entries in the directory, %d downloads", len(des), f.downloads)
+			}
+		})
+	}
+	// A subdirectory is not ours either.
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, l.ID+".age"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := collector(f, dir).Run(context.Background()); !errors.Is(err, ErrNotBundleDir) {
+		t.Errorf("a directory named like a ciphertext: %v", err)
 	}
 }

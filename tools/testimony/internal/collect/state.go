@@ -2,6 +2,9 @@ package collect
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
+	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
@@ -19,18 +23,40 @@ const StateVersion = 1
 // older ones can no longer be named with -since.
 const MaxStateCheckpoints = 1000
 
+// MaxSeenIDs caps how many collected submission ids the state remembers,
+// newest kept. Beyond it the oldest ids are forgotten and a reuse of one
+// of them is left to the reviewer, whose check is complete.
+const MaxSeenIDs = 1 << 19
+
+// seenRecordSize is the size of one remembered id: its log index (8 bytes,
+// big-endian) and the first 8 bytes of the SHA-256 of the id. A shortened
+// hash can only make two ids look equal, never two equal ids look
+// different, so it may refuse an honest log (by chance about 2^-64 per pair
+// of ids) but never misses a reuse. MaxSeenIDs records are 8 MiB, about
+// 11 MiB in base64.
+const seenRecordSize = 16
+
 // maxStateFile bounds the state file: MaxStateCheckpoints notes of at most
-// intakelog.MaxCheckpointSize, though real ones are about 200 bytes.
-const maxStateFile = 16 << 20
+// intakelog.MaxCheckpointSize (real ones are about 200 bytes) and
+// MaxSeenIDs ids.
+const maxStateFile = 32 << 20
 
 // State is what a collector remembers about one server's log
 // (collect/<host_port>.json): the signed checkpoints at which its bundles
-// ended, oldest first. The last one is where the next bundle starts; the
-// others let -since name an earlier one the reviewer stopped at.
+// ended, oldest first, and the ids of the submissions it collected with
+// their log indexes. The last checkpoint is where the next bundle starts;
+// the others let -since name an earlier one the reviewer stopped at.
 type State struct {
 	Version     int      `json:"version"`
 	LogKey      string   `json:"log_key"`
 	Checkpoints []string `json:"checkpoints"`
+	// Seen is the collected ids, base64 of seenRecordSize-byte records in
+	// the order collected: compact, since it grows with every submission.
+	// Ids are chosen by the server, and a second leaf under a collected id
+	// is refused (ErrReusedID).
+	Seen string `json:"seen,omitempty"`
+
+	seen map[[8]byte]int64 // decoded Seen, built on first use
 }
 
 // LoadState reads a state file. A missing file is an empty state for
@@ -57,6 +83,9 @@ func LoadState(name, logKey string) (*State, error) {
 	var s State
 	if err := dec.Decode(&s); err != nil || s.Version != StateVersion || s.Checkpoints == nil {
 		return nil, fmt.Errorf("collector state %s is damaged or of an unknown version", name)
+	}
+	if _, err := decodeSeen(s.Seen); err != nil {
+		return nil, fmt.Errorf("collector state %s is damaged: %v", name, err)
 	}
 	if s.LogKey != logKey {
 		return nil, fmt.Errorf("collector state %s is for the log key %s, not the pinned %s", name, s.LogKey, logKey)
@@ -117,4 +146,65 @@ func (s *State) Record(raw []byte) {
 	if n := len(s.Checkpoints); n > MaxStateCheckpoints {
 		s.Checkpoints = append([]string{}, s.Checkpoints[n-MaxStateCheckpoints:]...)
 	}
+}
+
+// decodeSeen decodes and checks State.Seen.
+func decodeSeen(enc string) ([]byte, error) {
+	raw, err := base64.StdEncoding.Strict().DecodeString(enc)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("seen ids: %v", err)
+	case len(raw)%seenRecordSize != 0:
+		return nil, fmt.Errorf("seen ids: %d bytes is not a whole number of records", len(raw))
+	case len(raw)/seenRecordSize > MaxSeenIDs:
+		return nil, fmt.Errorf("seen ids: more than %d", MaxSeenIDs)
+	}
+	for r := raw; len(r) > 0; r = r[seenRecordSize:] {
+		if int64(binary.BigEndian.Uint64(r)) < 0 {
+			return nil, fmt.Errorf("seen ids: negative log index")
+		}
+	}
+	return raw, nil
+}
+
+func idKey(id string) [8]byte {
+	sum := sha256.Sum256([]byte(id))
+	return [8]byte(sum[:8])
+}
+
+// SeenAt returns the log index at which this device collected a submission
+// with this id before, if it did.
+func (s *State) SeenAt(id string) (int64, bool) {
+	if s.seen == nil {
+		raw, _ := decodeSeen(s.Seen) // checked by LoadState
+		s.seen = make(map[[8]byte]int64, len(raw)/seenRecordSize)
+		for r := raw; len(r) > 0; r = r[seenRecordSize:] {
+			s.seen[[8]byte(r[8:16])] = int64(binary.BigEndian.Uint64(r))
+		}
+	}
+	index, ok := s.seen[idKey(id)]
+	return index, ok
+}
+
+// AddSeen remembers the ids of collected leaves, dropping the oldest beyond
+// MaxSeenIDs. Leaves remembered already (collected again with -since) are
+// not added twice.
+func (s *State) AddSeen(leaves []bundle.Leaf) {
+	raw, _ := decodeSeen(s.Seen)
+	for _, l := range leaves {
+		if at, ok := s.SeenAt(l.ID); ok && at == l.Index {
+			continue
+		}
+		var r [seenRecordSize]byte
+		binary.BigEndian.PutUint64(r[:8], uint64(l.Index))
+		k := idKey(l.ID)
+		copy(r[8:], k[:])
+		raw = append(raw, r[:]...)
+		s.seen[k] = l.Index
+	}
+	if n := len(raw) / seenRecordSize; n > MaxSeenIDs {
+		raw = raw[(n-MaxSeenIDs)*seenRecordSize:]
+		s.seen = nil
+	}
+	s.Seen = base64.StdEncoding.EncodeToString(raw)
 }
