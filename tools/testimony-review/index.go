@@ -114,4 +114,3 @@ func pageLanguage(lang string) language.Tag {
 	}
 	return casebook.Messages.Match(casebook.LocaleFromEnv(os.Getenv))
 }
-

@@ -224,11 +224,11 @@ type caseGroup struct {
 type indexPage struct {
 	*view
 	// Base leads from the page to OUTDIR.
-	Base         string
-	Name         string
-	Number, Of   int
-	Prev, Next   string
-	Groups       []*caseGroup
+	Base       string
+	Name       string
+	Number, Of int
+	Prev, Next string
+	Groups     []*caseGroup
 }
 
 type submissionPage struct {
