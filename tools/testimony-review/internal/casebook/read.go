@@ -221,7 +221,9 @@ func newFile(root *os.Root, id string, f envelope.File) file {
 	}
 	rel, ok := localPath(f.Name)
 	if !ok {
-		v.Kind = kindActive // unreachable for what Open wrote; never linked
+		// Open never writes such a name; whatever custody.json says, there
+		// is no plain file by that name in the folder to link.
+		v.Missing = true
 		return v
 	}
 	fi, err := root.Lstat(rel)
@@ -242,7 +244,7 @@ func newFile(root *os.Root, id string, f envelope.File) file {
 // localPath turns a file name from custody.json into a path inside the
 // submission's directory, refusing anything that is not plainly there.
 func localPath(name string) (string, bool) {
-	if name == "" || !fs.ValidPath(name) || strings.ContainsAny(name, `\:`) {
+	if name == "" || name == "." || !fs.ValidPath(name) || strings.Contains(name, `\`) {
 		return "", false
 	}
 	for _, r := range name {
