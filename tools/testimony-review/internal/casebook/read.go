@@ -14,6 +14,7 @@ import (
 	"path"
 	"reflect"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -122,7 +123,7 @@ func readSubmission(root *os.Root, id string, opened map[string]int64) (*submiss
 		ID:             id,
 		Page:           pagesDir + "/" + id + ".html",
 		Received:       clean(c.Received),
-		Opened:         clean(c.Opened),
+		Opened:         clean(openedTime(c.Opened)),
 		Index:          c.Log.Index,
 		CheckpointSize: c.Log.Size,
 		Origin:         clean(c.Log.Origin),
@@ -175,6 +176,16 @@ func readSubmission(root *os.Root, id string, opened map[string]int64) (*submiss
 		s.Files = append(s.Files, v)
 	}
 	return s, nil
+}
+
+// openedTime shows custody.json's RFC 3339 opening time as people read
+// it; anything else as it is.
+func openedTime(s string) string {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return s
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // manifestMatches reports whether manifest.json on disk is the one
