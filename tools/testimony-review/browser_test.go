@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"filippo.io/age"
-	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
@@ -63,9 +63,9 @@ func TestCaseViewInBrowser(t *testing.T) {
 
 	src := filepath.Join(dir, "src")
 	files := map[string][]byte{
-		"면담 녹음.wav":  wavTone(1.5),
-		"현장 사진.png":  pngPicture(t),
-		"면담 기록.txt":  []byte("2026년 11월 20일 면담 기록\n\n증언자는 2019년 겨울 두만강을 건넜다고 진술했습니다.\n수용소에서 본 일을 순서대로 설명했습니다.\n"),
+		"면담 녹음.wav":     wavTone(1.5),
+		"현장 사진.png":     pngPicture(t),
+		"면담 기록.txt":     []byte("2026년 11월 20일 면담 기록\n\n증언자는 2019년 겨울 두만강을 건넜다고 진술했습니다.\n수용소에서 본 일을 순서대로 설명했습니다.\n"),
 		"follow-up.wav": wavTone(0.8),
 		"notes.txt":     []byte("Follow-up call: the witness confirmed the dates.\n"),
 	}
@@ -368,4 +368,3 @@ func pngPicture(t *testing.T) []byte {
 	}
 	return b.Bytes()
 }
-
