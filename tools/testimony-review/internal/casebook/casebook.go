@@ -49,6 +49,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
@@ -325,12 +326,27 @@ func newView(subs []*submission, opt Options) *view {
 	return v
 }
 
+// templates caches the parsed templates of each language.
+var templates struct {
+	sync.Mutex
+	byLang map[language.Tag]*template.Template
+}
+
 func parseTemplates(lang language.Tag) (*template.Template, error) {
+	templates.Lock()
+	defer templates.Unlock()
+	if t := templates.byLang[lang]; t != nil {
+		return t, nil
+	}
 	p := Messages.Printer(lang)
 	t, err := template.New("").Funcs(funcs(p)).ParseFS(assetsFS, "assets/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("failed to parse page templates: %w", err)
 	}
+	if templates.byLang == nil {
+		templates.byLang = map[language.Tag]*template.Template{}
+	}
+	templates.byLang[lang] = t
 	return t, nil
 }
 
