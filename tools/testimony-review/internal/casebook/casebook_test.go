@@ -445,3 +445,35 @@ func TestWriteManySubmissions(t *testing.T) {
 		t.Errorf("%d submission pages (%v), want %d", len(pages), err, n)
 	}
 }
+
+// A submission of many large text files does not make a page of all of
+// them: the previews stop at maxTextPerPage, the rest are linked.
+func TestWriteBoundsTextPreviews(t *testing.T) {
+	out := t.TempDir()
+	const id = "00000000000000000000000000000001"
+	big := bytes.Repeat([]byte("증언 기록 "), maxTextPreview/5)
+	var files []envelope.File
+	for i := range 40 {
+		files = append(files, envelope.File{Name: fmt.Sprintf("part%02d.txt", i), Size: int64(len(big)), SHA256: strings.Repeat("ab", 32), MediaType: "text/plain"})
+	}
+	m := &envelope.Manifest{Version: 1, Case: "K-1", Created: "2026-11-21", Files: files}
+	writeCustody(t, out, id, m, files, review.CustodySignature{Status: "unsigned"})
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(out, id, f.Name), big, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Write(out, Options{Lang: language.English}); err != nil {
+		t.Fatal(err)
+	}
+	page := readPage(t, out, "pages/"+id+".html")
+	if len(page) > maxTextPerPage+256<<10 {
+		t.Errorf("the page is %d bytes, want at most about %d", len(page), maxTextPerPage)
+	}
+	if n := strings.Count(page, ">Open the file</a>"); n != len(files) {
+		t.Errorf("%d files linked, want all %d", n, len(files))
+	}
+	if n := strings.Count(page, "<pre>"); n == 0 || n == len(files) {
+		t.Errorf("%d of %d text files previewed, want some but not all", n, len(files))
+	}
+}

@@ -28,8 +28,11 @@ const (
 	// maxCustodySize bounds custody.json: a manifest (at most
 	// envelope.DefaultLimits.MaxManifestSize) plus the log proof.
 	maxCustodySize = 8 << 20
-	// maxTextPreview is how much of a text file a page shows inline.
+	// maxTextPreview is how much of a text file a page shows inline, and
+	// maxTextPerPage how much of all its text files together; the rest
+	// are linked only.
 	maxTextPreview = 64 << 10
+	maxTextPerPage = 1 << 20
 	// maxDisplayRunes bounds one metadata string on a page.
 	maxDisplayRunes = 500
 )
@@ -158,8 +161,9 @@ func readSubmission(root *os.Root, id string, opened map[string]int64) (*submiss
 	default:
 		s.Witness = witnessRecorded
 	}
+	textBudget := maxTextPerPage
 	for _, f := range c.Files {
-		v := newFile(root, id, f)
+		v := newFile(root, id, f, &textBudget)
 		s.TotalSize += f.Size
 		switch {
 		case v.Missing:
@@ -222,7 +226,7 @@ func signatureVerifies(root *os.Root, c *review.Custody) bool {
 	return ed25519.Verify(pub, append([]byte(signedPrefix), data...), sig)
 }
 
-func newFile(root *os.Root, id string, f envelope.File) file {
+func newFile(root *os.Root, id string, f envelope.File, textBudget *int) file {
 	v := file{
 		Name:      clean(f.Name),
 		MediaType: clean(f.MediaType),
@@ -247,7 +251,12 @@ func newFile(root *os.Root, id string, f envelope.File) file {
 	}
 	v.Href = fileHref(id, rel)
 	if v.Kind == kindText {
+		if *textBudget < maxTextPreview {
+			v.Kind = kindOther
+			return v
+		}
 		v.Text, v.Truncated = readText(root, rel)
+		*textBudget -= len(v.Text)
 	}
 	return v
 }
