@@ -37,7 +37,7 @@ func (u *ui) index(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(u.stdout, "case view: %s (%d submissions in %d cases; open it in a web browser)\n",
+	fmt.Fprintf(u.stdout, "case view: %s (submissions: %d, cases: %d; open it in a web browser)\n",
 		filepath.Join(*out, casebook.IndexName), sum.Submissions, sum.Cases)
 	return nil
 }

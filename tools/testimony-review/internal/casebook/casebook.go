@@ -200,6 +200,8 @@ type view struct {
 	LogOrigin string
 	Bundles   []bundleRow
 	Total     int
+	// Cases counts case references; submissions without one are not a
+	// case.
 	Cases     int
 	pages     []*indexPage
 	pageOf    map[string]string // submission id -> index page name
@@ -289,7 +291,11 @@ func newView(subs []*submission, opt Options) *view {
 			g.Problems++
 		}
 	}
-	v.Cases = len(order)
+	for _, g := range order {
+		if g.Case != "" {
+			v.Cases++
+		}
+	}
 	for _, b := range bundles {
 		v.Bundles = append(v.Bundles, *b)
 	}
