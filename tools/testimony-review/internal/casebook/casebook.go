@@ -202,9 +202,9 @@ type view struct {
 	Total     int
 	// Cases counts case references; submissions without one are not a
 	// case.
-	Cases     int
-	pages     []*indexPage
-	pageOf    map[string]string // submission id -> index page name
+	Cases  int
+	pages  []*indexPage
+	pageOf map[string]string // submission id -> index page name
 }
 
 type bundleRow struct {
