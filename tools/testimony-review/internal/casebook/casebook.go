@@ -197,7 +197,6 @@ func readOne(root *os.Root, id string, opened map[string]int64) (*submission, er
 type view struct {
 	Lang      string
 	Witnessed *intakelog.Checkpoint
-	LogOrigin string
 	Bundles   []bundleRow
 	Total     int
 	// Cases counts case references; submissions without one are not a
@@ -247,7 +246,6 @@ func newView(subs []*submission, opt Options) *view {
 	if opt.Log != nil && opt.Log.Checkpoint != "" {
 		if c, err := intakelog.OpenCheckpoint([]byte(opt.Log.Checkpoint), opt.Log.LogKey); err == nil {
 			v.Witnessed, witnessKey = &c, opt.Log.LogKey
-			v.LogOrigin = clean(c.Origin)
 		}
 	}
 
