@@ -11,9 +11,31 @@ import (
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/casebook"
 )
 
+// indexUsage is the page of "index -h".
+const indexUsage = `Usage: testimony-review index -o OUTDIR [-lang ko|en]
+
+index rewrites the case view of OUTDIR, the folder given to "open -o":
+OUTDIR/index.html, OUTDIR/style.css and OUTDIR/pages/<id>.html, static pages
+that list every submission opened there by case, newest first, and play its
+recordings in any web browser, without a network. open writes them after
+every bundle; index rebuilds them, for example in the other language.
+
+-lang ko or -lang en picks the language; without it, LC_ALL, LC_MESSAGES or
+LANG decide (Korean for ko_KR.UTF-8, English otherwise).
+
+Example:
+
+    $ testimony-review index -o cases -lang ko
+    case view: cases/index.html (submissions: 3, cases: 2; open it in a web browser)
+`
+
 // index rebuilds the case view of an output directory from what is
 // already opened there: "index -o OUTDIR [-lang ko|en]".
 func (u *ui) index(args []string) error {
+	if isHelp(args) {
+		fmt.Fprint(u.stdout, indexUsage)
+		return nil
+	}
 	fs := newFlagSet("index")
 	out := fs.String("o", "", "output `DIR` of open")
 	lang := fs.String("lang", "", "language of the pages: ko or en")
