@@ -10,6 +10,7 @@ var commandPages = map[string]string{
 	"log":         logPage,
 	"caseworkers": caseworkersPage,
 	"open":        openPage,
+	"index":       indexUsage,
 	"waive":       waivePage,
 }
 
@@ -98,7 +99,7 @@ Example:
 `
 
 const openPage = `Usage:
-    testimony-review open -i IDENTITY [-i IDENTITY...] -o OUTDIR [-log-key KEY] BUNDLE
+    testimony-review open -i IDENTITY [-i IDENTITY...] -o OUTDIR [-log-key KEY] [-lang ko|en] BUNDLE
 
 Verifies the bundle directory BUNDLE as a whole and refuses it entirely if
 anything fails; then decrypts every submission into OUTDIR/<id>/: the
@@ -109,7 +110,9 @@ OUTDIR/<id> holds its own custody record is skipped as already open; any
 other folder there fails it and is left alone. A submission that failed to
 open is listed by every later open, which fails until it is opened (from
 the bundle that carried it, e.g. with another -i) or waived. On a
-terminal, progress is shown on standard error.
+terminal, progress is shown on standard error. Then it writes the case
+view, OUTDIR/index.html: open it in a web browser to read every submission
+by case and play its recordings (see "testimony-review index -h").
 
     -i IDENTITY    an identity file made by keygen on this machine; repeat
                    it for several. A passphrase-protected one asks for its
@@ -117,6 +120,7 @@ terminal, progress is shown on standard error.
                    input per protected file when that is not a terminal
     -o OUTDIR      the output directory, created if needed
     -log-key KEY   the log's verifier key, pinned if none is pinned yet
+    -lang ko|en    the case view's language (default: from LC_ALL, LC_MESSAGES or LANG)
 
 Example:
     $ testimony-review open -i alice.key -o cases /media/usb/bundle-2026-11-27

@@ -16,7 +16,8 @@
 //	testimony-review caseworkers add NAME KEY
 //	testimony-review caseworkers remove NAME
 //	testimony-review caseworkers list
-//	testimony-review open -i IDENTITY [-i IDENTITY...] -o OUTDIR [-log-key KEY] BUNDLE
+//	testimony-review open -i IDENTITY [-i IDENTITY...] -o OUTDIR [-log-key KEY] [-lang ko|en] BUNDLE
+//	testimony-review index -o OUTDIR [-lang ko|en]
 //	testimony-review waive -by NAME -reason TEXT ID
 //	testimony-review help [COMMAND]
 //	testimony-review COMMAND -h
@@ -93,6 +94,12 @@
 // who decided (-by), why (-reason) and when, in failed.json, and prints the
 // record.
 //
+// open then writes the case view (see internal/casebook): OUTDIR/index.html,
+// OUTDIR/style.css and OUTDIR/pages/<id>.html, static pages that list every
+// submission in OUTDIR by case and play its recordings in any browser,
+// without a network. -lang picks Korean or English; without it, LC_ALL,
+// LC_MESSAGES or LANG do. index rewrites them from what OUTDIR holds.
+//
 // Files: the state directory is $TESTIMONY_REVIEW_HOME, or testimony-review
 // in the user configuration directory (~/.config/testimony-review on Linux).
 // It holds log.json (pinned log key and last verified checkpoint),
@@ -118,7 +125,8 @@ const usage = `Usage:
     testimony-review caseworkers add NAME KEY
     testimony-review caseworkers remove NAME
     testimony-review caseworkers list
-    testimony-review open -i IDENTITY -o OUTDIR [-log-key KEY] BUNDLE
+    testimony-review open -i IDENTITY -o OUTDIR [-log-key KEY] [-lang ko|en] BUNDLE
+    testimony-review index -o OUTDIR [-lang ko|en]
     testimony-review waive -by NAME -reason TEXT ID
     testimony-review help [COMMAND]
 
@@ -158,6 +166,11 @@ one ended. A submission that failed to open is listed by every later open,
 which fails until it is opened (from the bundle that carried it, e.g. with
 another -i) or waived: waive records who decided not to open it and why.
 
+open also writes OUTDIR/index.html, the case view: open it in a web browser
+to see every submission grouped by case and play its recordings. -lang ko or
+-lang en picks the language (default: LANG). index rewrites the case view of
+OUTDIR, for example in the other language.
+
 State: $TESTIMONY_REVIEW_HOME, or testimony-review in the user configuration
 directory (log.json, opened.json, failed.json, caseworkers.json).
 
@@ -174,6 +187,8 @@ Examples:
     ID                                CASE         FILES  SIZE      SIGNED      STATUS
     6f1c2a9e0b8d4f3a5c7e9b1d2f4a6c8e  NK-2026-014  3      41.0 MiB  Kim Ji-won  opened
     0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d  -            1      2.0 KiB   unsigned    opened (no manifest)
+    case view: cases/index.html (open it in a web browser)
+    $ testimony-review index -o cases -lang ko
 `
 
 func main() {
@@ -204,6 +219,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = ui.caseworkers(rest)
 	case "open":
 		err = ui.open(rest)
+	case "index":
+		err = ui.index(rest)
 	case "waive":
 		err = ui.waive(rest)
 	case "help", "-h", "-help", "--help":
@@ -214,7 +231,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		err = &cliError{msg: fmt.Sprintf("unknown command %q", cmd), hints: []string{"the commands are keygen, org, recipients, log, caseworkers, open and waive; run \"testimony-review help\""}}
+		err = &cliError{msg: fmt.Sprintf("unknown command %q", cmd), hints: []string{"the commands are keygen, org, recipients, log, caseworkers, open, index and waive; run \"testimony-review help\""}}
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		page, ok := commandPages[cmd]

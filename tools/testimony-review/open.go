@@ -33,6 +33,7 @@ func (u *ui) open(args []string) error {
 	fs.Var(&idFiles, "i", "identity `FILE` (repeatable)")
 	out := fs.String("o", "", "output `DIR`")
 	keyFlag := fs.String("log-key", "", "log verifier `KEY` (if none is pinned yet)")
+	lang := fs.String("lang", "", "language of the case view: ko or en")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,6 +47,8 @@ func (u *ui) open(args []string) error {
 		return errorf(example, "open: missing -i IDENTITY")
 	case *out == "":
 		return errorf(example, "open: missing -o OUTDIR")
+	case !knownLang(*lang):
+		return langError("open", *lang)
 	}
 	bundleDir := fs.Arg(0)
 
@@ -112,6 +115,7 @@ func (u *ui) open(args []string) error {
 	if err := u.table(results); err != nil {
 		return errorf("", "open: failed to print the results: %v", err)
 	}
+	u.refreshCaseView(*out, *lang)
 	if stateErr != nil {
 		return errorf("the files were written; fix the cause and run the same command again to record the checkpoint (opened submissions are skipped)",
 			"open: failed to save the verified checkpoint in %s: %v", w.store.Dir(), stateErr)
