@@ -45,7 +45,7 @@ func newEnv(t *testing.T) *env {
 	dir := t.TempDir()
 	return &env{
 		t: t, log: fixture.NewLog(), id: k, tmp: dir, out: filepath.Join(dir, "out"),
-		w: Witness{LogKey: key, Opened: map[string]int64{}},
+		w: Witness{LogKey: key, Opened: map[string]SeenLeaf{}},
 	}
 }
 
@@ -141,10 +141,15 @@ func (e *env) open(dir string, opt Options) []Result {
 	e.w.Checkpoint = v.CheckpointNote
 	for _, r := range res {
 		if r.Status == Opened {
-			e.w.Opened[r.ID] = r.Index
+			e.w.Opened[r.ID] = e.seen(r.Index)
 		}
 	}
 	return res
+}
+
+// seen is the witness record of e.log's leaf at index.
+func (e *env) seen(index int64) SeenLeaf {
+	return SeenLeaf{Index: index, Hash: LeafHash(e.log.Leaf(index))}
 }
 
 // ls lists a directory, hidden entries included.
@@ -436,7 +441,7 @@ func TestAttacks(t *testing.T) {
 				ids := e.submitN(2)
 				e.open(e.bundle(e.log, 0, 2, fixture.BundleOptions{}), e.options())
 				delete(e.w.Opened, ids[1])
-				e.w.Failed = map[string]int64{ids[1]: 1}
+				e.w.Failed = map[string]SeenLeaf{ids[1]: e.seen(1)}
 				e.reuse(ids[1], fixture.Tar(fixture.Entry{Name: "second.txt", Body: "second testimony"}))
 				return e.bundle(e.log, 2, 3, fixture.BundleOptions{})
 			},
@@ -543,7 +548,7 @@ func TestOpenedEarlier(t *testing.T) {
 	ids := e.submitN(3)
 	b := e.bundle(e.log, 0, 3, fixture.BundleOptions{})
 	must(t, fixture.DropSubmission(b, ids[1]))
-	e.w.Opened[ids[1]] = 1
+	e.w.Opened[ids[1]] = e.seen(1)
 	v, err := Verify(b, e.w)
 	if err != nil {
 		t.Fatal(err)
@@ -551,7 +556,7 @@ func TestOpenedEarlier(t *testing.T) {
 	if v.Earlier != 1 || len(v.Submissions) != 2 {
 		t.Errorf("Earlier %d, %d submissions", v.Earlier, len(v.Submissions))
 	}
-	e.w.Opened[ids[1]] = 2
+	e.w.Opened[ids[1]] = e.seen(2)
 	if _, err := Verify(b, e.w); !errors.Is(err, ErrReused) {
 		t.Errorf("opened at another index: %v, want ErrReused", err)
 	}

@@ -16,7 +16,7 @@ func TestEmpty(t *testing.T) {
 		t.Errorf("Log() = %+v, %v", l, err)
 	}
 	o, err := s.Opened()
-	if err != nil || o == nil || len(o) != 0 {
+	if err != nil || o == nil || o.LogKey != "" || o.Entries == nil || len(o.Entries) != 0 {
 		t.Errorf("Opened() = %v, %v", o, err)
 	}
 	c, err := s.Caseworkers()
@@ -37,15 +37,18 @@ func TestRoundTrip(t *testing.T) {
 	if got, err := s.Log(); err != nil || *got != *want {
 		t.Errorf("Log() = %+v, %v; want %+v", got, err, want)
 	}
-	opened := map[string]int64{"0123456789abcdef0123456789abcdef": 7}
+	opened := &Opened{LogKey: "log+12345678+key", Entries: map[string]OpenedLeaf{
+		"0123456789abcdef0123456789abcdef": {Index: 7, LeafHash: "9KLK4fgXs3zNJrIDJ6ykoCbXJtkCg1smqFlL4s92dEg="},
+		"1123456789abcdef0123456789abcdef": {Index: 8}, // from version 1
+	}}
 	if err := s.SaveOpened(opened); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Opened(); err != nil || !maps.Equal(got, opened) {
-		t.Errorf("Opened() = %v, %v", got, err)
+	if got, err := s.Opened(); err != nil || got.LogKey != opened.LogKey || !maps.Equal(got.Entries, opened.Entries) {
+		t.Errorf("Opened() = %+v, %v", got, err)
 	}
 	failedList := []Failed{
-		{ID: "0123456789abcdef0123456789abcdef", Index: 7, LeafHash: "aGFzaA==", SHA256: "ab", Size: 9, BundleSize: 8, Failed: "2026-12-01T10:00:00Z", Reason: "no matching identity"},
+		{ID: "0123456789abcdef0123456789abcdef", Index: 7, LeafHash: "aGFzaA==", LogKey: "log+12345678+key", SHA256: "ab", Size: 9, BundleSize: 8, Failed: "2026-12-01T10:00:00Z", Reason: "no matching identity"},
 		{ID: "1123456789abcdef0123456789abcdef", Index: 2, LeafHash: "aGFzaA==", Waiver: &Waiver{By: "Lee", Reason: "damaged", At: "2026-12-02T10:00:00Z", Tool: "t"}},
 	}
 	if err := s.SaveFailed(failedList); err != nil {
