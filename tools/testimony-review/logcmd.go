@@ -28,6 +28,10 @@ func (u *ui) logCmd(args []string) error {
 // logTrust pins the intake log's verifier key. Replacing a pinned key
 // forgets the stored checkpoint and the opened submissions, since they
 // belong to the old log, but not the submissions that failed to open.
+// Pinning a key where none is pinned (log.json lost, or never made) keeps
+// opened.json only if it names this very key: a new log can put a new
+// submission under an old id at its old index, and must not find it
+// recorded as opened.
 func (u *ui) logTrust(args []string) error {
 	fs := newFlagSet("log trust")
 	replace := fs.Bool("replace", false, "replace a pinned key with a different one (starts a new log)")
@@ -64,7 +68,7 @@ func (u *ui) logTrust(args []string) error {
 	if l.LogKey != "" {
 		// The old log's opened ids and indexes must not account for
 		// leaves of the new one.
-		if err := st.SaveOpened(map[string]int64{}); err != nil {
+		if err := st.SaveOpened(&state.Opened{LogKey: key}); err != nil {
 			return errorf("", "log trust: %v", err)
 		}
 		u.warnf("replaced the pinned log key %s; the verified checkpoint and the record of opened submissions were reset", l.LogKey)
@@ -81,6 +85,22 @@ func (u *ui) logTrust(args []string) error {
 			if n > 0 {
 				u.warnf("%d submission(s) of the old log that failed to open stay listed in %s until opened or waived", n, st.Path(state.FailedFile))
 			}
+		}
+	}
+	if l.LogKey == "" {
+		o, err := st.Opened()
+		if err != nil {
+			return stateError("log trust", err)
+		}
+		if len(o.Entries) > 0 && o.LogKey != key {
+			if err := st.SaveOpened(&state.Opened{LogKey: key}); err != nil {
+				return errorf("", "log trust: %v", err)
+			}
+			of := "a log it did not name"
+			if o.LogKey != "" {
+				of = "another log (key " + o.LogKey + ")"
+			}
+			u.warnf("%s recorded %d submission(s) opened from %s; the record was reset, since they say nothing about the leaves of this log", st.Path(state.OpenedFile), len(o.Entries), of)
 		}
 	}
 	if err := st.SaveLog(&state.Log{LogKey: key}); err != nil {
@@ -109,6 +129,7 @@ func (u *ui) logVerify(args []string) error {
 	if err != nil {
 		return err
 	}
+	u.warnStale(w)
 	v, err := w.verify("log verify", fs.Arg(0))
 	if err != nil {
 		return err

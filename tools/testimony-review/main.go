@@ -61,8 +61,10 @@
 // first verifies it as a whole: both checkpoints are signed by the pinned
 // log key; the bundle starts exactly at the checkpoint this machine verified
 // last (same size and root); the consistency proof between them; every log
-// leaf in between with its inclusion proof; every leaf delivered or opened
-// here before; every ciphertext's size and SHA-256 equal to its leaf's. Any
+// leaf in between with its inclusion proof; no leaf under the id of a
+// submission opened (or failed to open) here from another leaf; every leaf
+// delivered or opened here before from that very leaf (same index and leaf
+// hash); every ciphertext's size and SHA-256 equal to its leaf's. Any
 // failure refuses the whole bundle, naming the attack (submission dropped,
 // ciphertext swapped or altered, history rewritten, forked history,
 // checkpoint signed by an unknown key, submission id reused, bundle replayed
@@ -103,7 +105,8 @@
 // Files: the state directory is $TESTIMONY_REVIEW_HOME, or testimony-review
 // in the user configuration directory (~/.config/testimony-review on Linux).
 // It holds log.json (pinned log key and last verified checkpoint),
-// opened.json (id and log index of every submission opened), failed.json
+// opened.json (the log key, and the id, log index and leaf hash of every
+// submission opened from that log), failed.json
 // (submissions that failed to open, and waivers) and caseworkers.json
 // (known caseworker keys).
 package main

@@ -50,6 +50,7 @@ func TestScripts(t *testing.T) {
 			"mksub":      cmdMksub,
 			"mkbundle":   cmdMkbundle,
 			"forklog":    cmdForklog,
+			"newlog":     cmdNewlog,
 			"tamper":     cmdTamper,
 			"verifynote": cmdVerifynote,
 			"perm":       cmdPerm,
@@ -257,6 +258,17 @@ func cmdForklog(ts *testscript.TestScript, neg bool, args []string) {
 	st := getState(ts)
 	st.logs[args[2]] = st.log(ts, args[0]).Fork(atoi(ts, args[1]))
 	st.bundled[args[2]] = st.bundled[args[0]]
+}
+
+// cmdNewlog makes NAME an empty log signed with $OTHER_LOG_KEY: the log
+// of a new deployment, after the operator replaced the log key.
+//
+//	newlog NAME
+func cmdNewlog(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: newlog NAME")
+	}
+	getState(ts).logs[args[0]] = fixture.NewOtherLog()
 }
 
 // cmdTamper changes a bundle after it was written.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -56,6 +55,7 @@ func (u *ui) open(args []string) error {
 	if err != nil {
 		return err
 	}
+	u.warnStale(w)
 	known, err := w.store.Caseworkers()
 	if err != nil {
 		return stateError("open", err)
@@ -147,45 +147,56 @@ func (u *ui) open(args []string) error {
 }
 
 // record stores the bundle's checkpoint as the last one verified on this
-// machine, the submissions opened, with their log indexes, and those that
+// machine, the submissions opened, with their log leaves, and those that
 // failed to open. The bundle verified as a whole, so its checkpoint is
 // recorded even if some submissions failed to decrypt: their ciphertexts
 // matched the log, failed.json keeps them listed until they are opened or
 // waived, and the bundle that carried them can be opened again to retry
-// them. failed.json and opened.json are written first: a crash in between
-// leaves the old checkpoint, and the same bundle still opens. A retried
-// older bundle (v.Retry) leaves the checkpoint alone.
+// them.
+//
+// The order matters for a crash or a failed write. failed.json comes
+// first: a checkpoint stored without it would move past a submission
+// nobody read. opened.json comes last, so it never lists a leaf beyond
+// the stored checkpoint (the leaf a fork of that checkpoint could replace);
+// a crash before it leaves the new checkpoint and the folders in OUTDIR,
+// and the same bundle opened again records them as already open. A
+// retried older bundle (v.Retry) leaves the checkpoint alone.
+//
+// A failed submission's record is resolved only by its own leaf (same id,
+// index and leaf hash): after "log trust -replace" a new log can hold
+// another submission under that id at that index.
 func (w *witness) record(v *review.Verified, results []review.Result, now time.Time) error {
 	subs := make(map[int64]review.Submission, len(v.Submissions))
 	for _, s := range v.Submissions {
 		subs[s.Index] = s
 	}
-	changed, failedChanged := false, false
+	changed, failedChanged := w.staleOpened != nil, false
 	for _, r := range results {
+		leafHash := review.LeafHash(subs[r.Index].Leaf)
+		same := func(f state.Failed) bool { return f.ID == r.ID && f.Index == r.Index && f.LeafHash == leafHash }
 		switch r.Status {
 		case review.Opened, review.AlreadyOpen:
 			// An already open submission is recorded too: Open only
 			// reports one whose custody.json records this very leaf, and
-			// the record may be missing after a crash between the rename
-			// and this save.
-			if at, ok := w.opened[r.ID]; !ok || at != r.Index {
-				w.opened[r.ID] = r.Index
+			// the record may be missing after a crash before this save, or
+			// lack the leaf hash (opened.json version 1).
+			if e := (state.OpenedLeaf{Index: r.Index, LeafHash: leafHash}); w.opened.Entries[r.ID] != e {
+				w.opened.Entries[r.ID] = e
 				changed = true
 			}
-			if i := slices.IndexFunc(w.failed, func(f state.Failed) bool { return f.ID == r.ID && f.Index == r.Index }); i >= 0 {
+			if i := slices.IndexFunc(w.failed, same); i >= 0 {
 				w.failed = slices.Delete(w.failed, i, i+1)
 				failedChanged = true
 			}
 		case review.Failed:
 			failedChanged = true
-			if i := slices.IndexFunc(w.failed, func(f state.Failed) bool { return f.ID == r.ID && f.Index == r.Index }); i >= 0 {
+			if i := slices.IndexFunc(w.failed, same); i >= 0 {
 				w.failed[i].Reason = r.Reason
 				continue
 			}
 			s := subs[r.Index]
-			h := s.Leaf.Hash()
 			w.failed = append(w.failed, state.Failed{
-				ID: r.ID, Index: r.Index, LeafHash: base64.StdEncoding.EncodeToString(h[:]),
+				ID: r.ID, Index: r.Index, LeafHash: leafHash, LogKey: v.LogKey,
 				SHA256: s.Leaf.SHA256, Size: s.Leaf.Size, BundleSize: v.Checkpoint.Size,
 				Failed: now.UTC().Truncate(time.Second).Format(time.RFC3339), Reason: r.Reason,
 			})
@@ -196,15 +207,15 @@ func (w *witness) record(v *review.Verified, results []review.Result, now time.T
 			return err
 		}
 	}
-	if changed {
-		if err := w.store.SaveOpened(w.opened); err != nil {
+	if !v.Retry {
+		if err := w.store.SaveLog(&state.Log{LogKey: w.key, Checkpoint: string(v.CheckpointNote)}); err != nil {
 			return err
 		}
 	}
-	if v.Retry {
-		return nil
+	if changed {
+		return w.store.SaveOpened(w.opened)
 	}
-	return w.store.SaveLog(&state.Log{LogKey: w.key, Checkpoint: string(v.CheckpointNote)})
+	return nil
 }
 
 // toolVersion is the module version the binary was built from, for custody

@@ -87,7 +87,12 @@ func waiverText(f state.Failed) string {
 	b.WriteString("The submission is in the server's intake log and its ciphertext matched\n")
 	b.WriteString("its log leaf, but it failed to open on this machine. It was not opened,\n")
 	b.WriteString("and the reviewer below decided that it will not be.\n\n")
+	logKey := f.LogKey
+	if logKey == "" {
+		logKey = "(not recorded)"
+	}
 	for _, kv := range [][2]string{
+		{"Log key", logKey},
 		{"Leaf index", fmt.Sprint(f.Index)},
 		{"Leaf hash", f.LeafHash},
 		{"Ciphertext SHA-256", f.SHA256},

@@ -16,9 +16,15 @@ import (
 // witness is the state of this machine as a witness of the intake log,
 // loaded for one command.
 type witness struct {
-	store  *state.Store
-	log    *state.Log
-	opened map[string]int64
+	store *state.Store
+	log   *state.Log
+	// opened are the submissions opened from the log of key, the only
+	// ones that may account for leaves of its bundles.
+	opened *state.Opened
+	// staleOpened is the opened.json of another log (or of one it did
+	// not name) that was set aside, if any: its submissions say nothing
+	// about this log's leaves, and open replaces it.
+	staleOpened *state.Opened
 	// failed are the submissions that verified but failed to open, in the
 	// order they first failed.
 	failed []state.Failed
@@ -78,7 +84,36 @@ func loadWitness(cmd, keyFlag string) (*witness, error) {
 		return nil, errorf("pin the key \"testimony-server init\" printed (the operator gives it to you out of band): "+prog+" log trust KEY, or pass -log-key KEY",
 			"%s: no log key is pinned on this machine", cmd)
 	}
+	switch {
+	case opened.LogKey == w.key:
+	case opened.LogKey == "" && l.LogKey == w.key:
+		// A version 1 opened.json next to the pinned key: "log trust
+		// -replace" always reset it, so it is of this log. Its entries
+		// have no leaf hash and never account for a missing leaf.
+		opened.LogKey = w.key
+	case len(opened.Entries) == 0:
+		w.opened = &state.Opened{LogKey: w.key, Entries: map[string]state.OpenedLeaf{}}
+	default:
+		// Of another log, or of an unnamed one with no key pinned (log.json
+		// lost, opened.json kept): a new log can put a new submission under
+		// an old id at its old index.
+		w.staleOpened = opened
+		w.opened = &state.Opened{LogKey: w.key, Entries: map[string]state.OpenedLeaf{}}
+	}
 	return w, nil
+}
+
+// warnStale tells about an opened.json set aside by loadWitness.
+func (u *ui) warnStale(w *witness) {
+	if w.staleOpened == nil {
+		return
+	}
+	of := "a log it does not name, and no log key was pinned"
+	if w.staleOpened.LogKey != "" {
+		of = "another log (key " + w.staleOpened.LogKey + ")"
+	}
+	u.warnf("%s records %d submission(s) opened from %s: they do not account for any leaf of this log, and open replaces the record",
+		w.store.Path(state.OpenedFile), len(w.staleOpened.Entries), of)
 }
 
 // checkLogKey checks that key is a note verifier key.
@@ -92,11 +127,15 @@ func checkLogKey(what, key string) error {
 
 // reviewWitness is what review.Verify needs to know about this machine.
 func (w *witness) reviewWitness() review.Witness {
-	failed := make(map[string]int64, len(w.failed))
-	for _, f := range w.failed {
-		failed[f.ID] = f.Index
+	opened := make(map[string]review.SeenLeaf, len(w.opened.Entries))
+	for id, e := range w.opened.Entries {
+		opened[id] = review.SeenLeaf{Index: e.Index, Hash: e.LeafHash}
 	}
-	return review.Witness{LogKey: w.key, Checkpoint: []byte(w.log.Checkpoint), Opened: w.opened, Failed: failed, Progress: w.progress}
+	failed := make(map[string]review.SeenLeaf, len(w.failed))
+	for _, f := range w.failed {
+		failed[f.ID] = review.SeenLeaf{Index: f.Index, Hash: f.LeafHash}
+	}
+	return review.Witness{LogKey: w.key, Checkpoint: []byte(w.log.Checkpoint), Opened: opened, Failed: failed, Progress: w.progress}
 }
 
 // unresolved returns the failed submissions neither opened nor waived.

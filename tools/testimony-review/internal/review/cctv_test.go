@@ -147,7 +147,7 @@ func openVectorBundle(t *testing.T, v *cctvVector) (Result, string) {
 		t.Fatal(err)
 	}
 	_, key := fixture.LogKey()
-	verified, err := Verify(bundleDir, Witness{LogKey: key, Opened: map[string]int64{}})
+	verified, err := Verify(bundleDir, Witness{LogKey: key, Opened: map[string]SeenLeaf{}})
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}

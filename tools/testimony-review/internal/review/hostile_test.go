@@ -140,7 +140,7 @@ func hostileOpen(t *testing.T, lim envelope.Limits, plaintexts ...[]byte) ([]Res
 		t.Fatal(err)
 	}
 	_, key := fixture.LogKey()
-	v, err := Verify(bundleDir, Witness{LogKey: key, Opened: map[string]int64{}})
+	v, err := Verify(bundleDir, Witness{LogKey: key, Opened: map[string]SeenLeaf{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestOpenPayloadFailureAfterExtraction(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, key := fixture.LogKey()
-	v, err := Verify(bundleDir, Witness{LogKey: key, Opened: map[string]int64{}})
+	v, err := Verify(bundleDir, Witness{LogKey: key, Opened: map[string]SeenLeaf{}})
 	if err != nil {
 		t.Fatal(err)
 	}

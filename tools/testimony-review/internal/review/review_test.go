@@ -45,7 +45,7 @@ func newEnv(t *testing.T) *env {
 	dir := t.TempDir()
 	return &env{
 		t: t, log: fixture.NewLog(), id: k, tmp: dir, out: filepath.Join(dir, "out"),
-		w: Witness{LogKey: key, Opened: map[string]int64{}},
+		w: Witness{LogKey: key, Opened: map[string]SeenLeaf{}},
 	}
 }
 
@@ -86,6 +86,16 @@ func (e *env) reuse(id string, pt fixture.Plaintext) int64 {
 		e.t.Fatal(err)
 	}
 	return e.log.Append(id, ct)
+}
+
+// reuseIn logs another submission in l under an id already used.
+func (e *env) reuseIn(l *fixture.Log, id string) int64 {
+	e.t.Helper()
+	ct, err := fixture.Encrypt([]age.Recipient{e.id.Recipient()}, fixture.Tar(fixture.Entry{Name: "other.txt", Body: "another testimony"}), false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return l.Append(id, ct)
 }
 
 // submit logs an envelope of files signed by signer (nil: unsigned).
@@ -141,10 +151,15 @@ func (e *env) open(dir string, opt Options) []Result {
 	e.w.Checkpoint = v.CheckpointNote
 	for _, r := range res {
 		if r.Status == Opened {
-			e.w.Opened[r.ID] = r.Index
+			e.w.Opened[r.ID] = e.seen(r.Index)
 		}
 	}
 	return res
+}
+
+// seen is the witness record of e.log's leaf at index.
+func (e *env) seen(index int64) SeenLeaf {
+	return SeenLeaf{Index: index, Hash: LeafHash(e.log.Leaf(index))}
 }
 
 // ls lists a directory, hidden entries included.
@@ -436,12 +451,54 @@ func TestAttacks(t *testing.T) {
 				ids := e.submitN(2)
 				e.open(e.bundle(e.log, 0, 2, fixture.BundleOptions{}), e.options())
 				delete(e.w.Opened, ids[1])
-				e.w.Failed = map[string]int64{ids[1]: 1}
+				e.w.Failed = map[string]SeenLeaf{ids[1]: e.seen(1)}
 				e.reuse(ids[1], fixture.Tar(fixture.Entry{Name: "second.txt", Body: "second testimony"}))
 				return e.bundle(e.log, 2, 3, fixture.BundleOptions{})
 			},
 			reason: ErrReused,
 			msg:    `^bundle refused: submission id reused: leaf 2 \(id 0+2\) reuses the id of the submission that failed to open from leaf 1 on this machine: a second submission logged under that id would be taken for it$`,
+		},
+		{
+			name: "id of a submission that failed to open, at its index of another log",
+			attack: func(e *env) string {
+				// The failed one was at leaf 1 of the old log; after "log
+				// trust -replace", the new log holds another submission
+				// under its id at that index.
+				ids := e.submitN(2)
+				old := fixture.NewLog()
+				old.Append(ids[0], []byte("old ciphertext 0"))
+				old.Append(ids[1], []byte("old ciphertext 1"))
+				e.w.Failed = map[string]SeenLeaf{ids[1]: {Index: 1, Hash: LeafHash(old.Leaf(1))}}
+				return e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+			},
+			reason: ErrReused,
+			msg:    `^bundle refused: submission id reused: leaf 1 \(id 0+2\) has leaf hash \S+, but the submission that failed to open under that id from leaf 1 on this machine has leaf hash \S+: a second submission logged under that id would be taken for it, and the one that failed forgotten$`,
+		},
+		{
+			name: "id of an opened submission, at its index in a fork, left out",
+			attack: func(e *env) string {
+				ids := e.submitN(2)
+				fork := e.log.Fork(1)
+				e.w.Opened[ids[1]] = e.seen(1)
+				e.reuseIn(fork, ids[1])
+				dir := e.bundle(fork, 0, 2, fixture.BundleOptions{})
+				must(t, fixture.DropSubmission(dir, ids[1]))
+				return dir
+			},
+			reason: ErrReused,
+			msg:    `^bundle refused: submission id reused: leaf 1 \(id 0+2\) has leaf hash \S+, but the submission opened under that id from leaf 1 on this machine has leaf hash \S+: a second submission logged under that id would be skipped as already open$`,
+		},
+		{
+			name: "left out, opened here per a record without leaf hash",
+			attack: func(e *env) string {
+				ids := e.submitN(2)
+				e.w.Opened[ids[1]] = SeenLeaf{Index: 1}
+				dir := e.bundle(e.log, 0, 2, fixture.BundleOptions{})
+				must(t, fixture.DropSubmission(dir, ids[1]))
+				return dir
+			},
+			reason: ErrDropped,
+			msg:    `^bundle refused: submission dropped: leaf 1 \(id 0+2\) is in the log but not in the bundle; this machine opened a submission under that id from leaf 1, but recorded it before leaf hashes were kept, so it cannot tell that leaf from another logged under the same id: only a bundle that delivers it can be checked$`,
 		},
 		{
 			name: "two leaves share an id",
@@ -543,7 +600,7 @@ func TestOpenedEarlier(t *testing.T) {
 	ids := e.submitN(3)
 	b := e.bundle(e.log, 0, 3, fixture.BundleOptions{})
 	must(t, fixture.DropSubmission(b, ids[1]))
-	e.w.Opened[ids[1]] = 1
+	e.w.Opened[ids[1]] = e.seen(1)
 	v, err := Verify(b, e.w)
 	if err != nil {
 		t.Fatal(err)
@@ -551,7 +608,7 @@ func TestOpenedEarlier(t *testing.T) {
 	if v.Earlier != 1 || len(v.Submissions) != 2 {
 		t.Errorf("Earlier %d, %d submissions", v.Earlier, len(v.Submissions))
 	}
-	e.w.Opened[ids[1]] = 2
+	e.w.Opened[ids[1]] = e.seen(2)
 	if _, err := Verify(b, e.w); !errors.Is(err, ErrReused) {
 		t.Errorf("opened at another index: %v, want ErrReused", err)
 	}

@@ -98,12 +98,14 @@ type Witness struct {
 	// Checkpoint is the last signed checkpoint accepted, nil before the
 	// first bundle.
 	Checkpoint []byte
-	// Opened maps the id of every submission opened here to its log index.
-	Opened map[string]int64
+	// Opened maps the id of every submission opened here from this log
+	// to its leaf. Entries of another log must not be in it: an id at
+	// the same index of another log is another submission.
+	Opened map[string]SeenLeaf
 	// Failed maps the id of every submission that verified here but failed
-	// to open (waived or not) to its log index. Its id is as used as an
-	// opened one's.
-	Failed map[string]int64
+	// to open (waived or not), of whatever log, to its leaf. Its id is as
+	// used as an opened one's.
+	Failed map[string]SeenLeaf
 	// Progress, if set, follows the hashing of each ciphertext.
 	Progress ProgressFunc
 }
@@ -138,7 +140,7 @@ type Verified struct {
 	// opened is the witness's record of opened submissions, which Open
 	// needs to tell an already opened submission from another one in its
 	// place.
-	opened map[string]int64
+	opened map[string]SeenLeaf
 }
 
 // Submission is a bundle entry with the log leaf that it matches.
@@ -161,8 +163,10 @@ type Submission struct {
 //   - the leaves are exactly the log entries in between, each with an
 //     inclusion proof at the new checkpoint;
 //   - no two leaves share an id, and no leaf has the id of a submission
-//     opened here from another leaf;
-//   - every leaf's submission is in the bundle or was opened here before,
+//     opened (or failed to open) here from another leaf: another index,
+//     or the same index with another leaf hash;
+//   - every leaf's submission is in the bundle or was opened here before
+//     from that very leaf (same index and leaf hash),
 //     every submission is one of the leaves, and every ciphertext's size and
 //     SHA-256 are its leaf's.
 //
@@ -464,26 +468,46 @@ func missingLeaf(index, size int64) error {
 // are refused by readBundle. The log itself does not forbid it, and
 // whoever holds the log key can log a genuine new testimony under an old
 // id: every proof verifies, but the reviewer would see OUTDIR/<id> taken
-// and move past the new leaf for good.
+// and move past the new leaf for good. Another leaf is another index, or
+// the same index with another leaf hash: a new log (after "log trust
+// -replace") or a fork (shown from a checkpoint this machine did not keep)
+// can put a new submission at the very index of an old one.
 func (v *Verified) checkIDs(leaves []intakelog.Leaf, w Witness) error {
 	from := v.From.Size
 	for i, leaf := range leaves {
 		index := from + int64(i)
-		if at, ok := w.Opened[leaf.ID]; ok && at != index {
-			return refuse(ErrReused, "leaf %d (id %s) reuses the id of the submission opened from leaf %d on this machine: a second submission logged under that id would be skipped as already open",
-				index, leaf.ID, at)
+		if at, ok := w.Opened[leaf.ID]; ok {
+			switch h := LeafHash(leaf); {
+			case at.Index != index:
+				return refuse(ErrReused, "leaf %d (id %s) reuses the id of the submission opened from leaf %d on this machine: a second submission logged under that id would be skipped as already open",
+					index, leaf.ID, at.Index)
+			case at.Hash != "" && at.Hash != h:
+				return refuse(ErrReused, "leaf %d (id %s) has leaf hash %s, but the submission opened under that id from leaf %d on this machine has leaf hash %s: a second submission logged under that id would be skipped as already open",
+					index, leaf.ID, h, at.Index, at.Hash)
+			}
 		}
-		if at, ok := w.Failed[leaf.ID]; ok && at != index {
-			return refuse(ErrReused, "leaf %d (id %s) reuses the id of the submission that failed to open from leaf %d on this machine: a second submission logged under that id would be taken for it",
-				index, leaf.ID, at)
+		if at, ok := w.Failed[leaf.ID]; ok {
+			switch h := LeafHash(leaf); {
+			case at.Index != index:
+				return refuse(ErrReused, "leaf %d (id %s) reuses the id of the submission that failed to open from leaf %d on this machine: a second submission logged under that id would be taken for it",
+					index, leaf.ID, at.Index)
+			case at.Hash != h:
+				return refuse(ErrReused, "leaf %d (id %s) has leaf hash %s, but the submission that failed to open under that id from leaf %d on this machine has leaf hash %s: a second submission logged under that id would be taken for it, and the one that failed forgotten",
+					index, leaf.ID, h, at.Index, at.Hash)
+			}
 		}
 	}
 	return nil
 }
 
 // matchSubmissions pairs every submission with its leaf and checks that
-// every leaf is accounted for.
-func (v *Verified) matchSubmissions(leaves []intakelog.Leaf, opened map[string]int64) error {
+// every leaf is accounted for: delivered, or opened here before from that
+// very leaf. A record of the id alone, or of the id and index, is not
+// enough: it may be of another log (opened.json kept when log.json was
+// lost) or of a leaf beyond the stored checkpoint (a crash between the
+// saving of the two), and the server can put a new submission under that
+// id at that index of a new log or of a fork.
+func (v *Verified) matchSubmissions(leaves []intakelog.Leaf, opened map[string]SeenLeaf) error {
 	from, to := v.From.Size, v.Checkpoint.Size
 	delivered := make(map[int64]bool, len(v.Bundle.Submissions))
 	for _, e := range v.Bundle.Submissions {
@@ -506,9 +530,14 @@ func (v *Verified) matchSubmissions(leaves []intakelog.Leaf, opened map[string]i
 		if delivered[index] {
 			continue
 		}
-		if at, ok := opened[leaf.ID]; ok && at == index {
+		at, ok := opened[leaf.ID]
+		switch {
+		case ok && at.is(index, LeafHash(leaf)):
 			v.Earlier++
 			continue
+		case ok && at.Index == index && at.Hash == "":
+			return refuse(ErrDropped, "leaf %d (id %s) is in the log but not in the bundle; this machine opened a submission under that id from leaf %d, but recorded it before leaf hashes were kept, so it cannot tell that leaf from another logged under the same id: only a bundle that delivers it can be checked",
+				index, leaf.ID, index)
 		}
 		return refuse(ErrDropped, "leaf %d (id %s) is in the log but not in the bundle, and was not opened on this machine before", index, leaf.ID)
 	}

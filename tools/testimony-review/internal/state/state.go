@@ -1,9 +1,9 @@
 // Package state keeps what the reviewer's air-gapped machine remembers
 // between runs: the pinned intake-log key and the last checkpoint it
-// verified (log.json), the submissions it opened and their log indexes
-// (opened.json), the submissions that verified but failed to open, and
-// who waived the ones that will never be opened (failed.json), and the
-// caseworker keys it knows (caseworkers.json).
+// verified (log.json), the submissions it opened with their log leaves
+// and the log they are of (opened.json), the submissions that verified but
+// failed to open, and who waived the ones that will never be opened
+// (failed.json), and the caseworker keys it knows (caseworkers.json).
 //
 // The machine acts as a witness of the server's intake log: the checkpoint
 // in log.json is the history it has checked, and every new bundle must
@@ -24,6 +24,8 @@ package state
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
@@ -47,11 +50,21 @@ const (
 	CaseworkersFile = "caseworkers.json"
 )
 
-// Version is the schema version of every state file.
+// Version is the schema version of log.json and caseworkers.json.
 const Version = 1
 
-// Size limits of the state files. opened.json grows by about 60 bytes per
-// opened submission, so its limit allows about a million of them.
+// OpenedVersion and FailedVersion are the schema versions of opened.json
+// and failed.json. Version 2 ties each entry to its log leaf (leaf hash)
+// and to its log (log key), so that a record cannot be taken for another
+// leaf under the same id and index: a new log's, or a fork's. Version 1
+// files are still read; see Opened and Failed for what they lack.
+const (
+	OpenedVersion = 2
+	FailedVersion = 2
+)
+
+// Size limits of the state files. opened.json grows by about 110 bytes per
+// opened submission, so its limit allows about half a million of them.
 const (
 	maxLogFile         = 64 << 10
 	maxOpenedFile      = 64 << 20
@@ -121,34 +134,98 @@ func (s *Store) SaveLog(l *Log) error {
 	return s.write(LogFile, &c)
 }
 
-// opened is the content of opened.json.
-type opened struct {
+// Opened is the content of opened.json: the submissions opened on this
+// machine, all from one log.
+//
+// A bundle may leave out a leaf that was opened here before, so this
+// record decides whether a missing leaf is accounted for or withheld. It
+// can only say so for the very leaf it recorded: the same id at the same
+// index of the same log, with the same leaf hash.
+type Opened struct {
+	// LogKey is the key of the log the submissions were opened from. It
+	// is empty only in a version 1 file, which did not record it.
+	LogKey string `json:"log_key"`
+	// Entries maps the id of each submission opened to its leaf.
+	Entries map[string]OpenedLeaf `json:"opened"`
+}
+
+// OpenedLeaf is the log leaf a submission was opened from.
+type OpenedLeaf struct {
+	Index int64 `json:"index"`
+	// LeafHash is the leaf's RFC 6962 record hash, base64, as in
+	// custody.json. It is empty for a submission recorded by a version 1
+	// file, which kept only the index; the next time its leaf is in a
+	// bundle and its folder is recognised as already open, it is filled
+	// in.
+	LeafHash string `json:"leaf_hash"`
+}
+
+// openedV1 is opened.json of version 1: id -> log index, no log key.
+type openedV1 struct {
 	Version int              `json:"version"`
 	Opened  map[string]int64 `json:"opened"`
 }
 
-// Opened returns the submissions opened on this machine, id -> log index;
-// an empty map if there is no opened.json.
-func (s *Store) Opened() (map[string]int64, error) {
-	var o opened
-	ok, err := s.read(OpenedFile, maxOpenedFile, &o)
-	if err != nil {
-		return nil, err
-	}
-	if !ok || o.Opened == nil {
-		return map[string]int64{}, nil
-	}
-	for id, i := range o.Opened {
-		if !bundle.ValidID(id) || i < 0 {
-			return nil, fmt.Errorf("%w: %s: bad entry %q: %d", ErrCorrupt, s.Path(OpenedFile), id, i)
-		}
-	}
-	return o.Opened, nil
+type openedV2 struct {
+	Version int `json:"version"`
+	Opened
 }
 
-// SaveOpened replaces opened.json.
-func (s *Store) SaveOpened(m map[string]int64) error {
-	return s.write(OpenedFile, &opened{Version: Version, Opened: m})
+// Opened returns the submissions opened on this machine; an empty record
+// if there is no opened.json. A version 1 file is read with an empty
+// LogKey and empty leaf hashes.
+func (s *Store) Opened() (*Opened, error) {
+	data, version, err := s.load(OpenedFile, maxOpenedFile, 1, OpenedVersion)
+	if err != nil || data == nil {
+		return &Opened{Entries: map[string]OpenedLeaf{}}, err
+	}
+	path := s.Path(OpenedFile)
+	o := &Opened{Entries: map[string]OpenedLeaf{}}
+	if version == 1 {
+		var v1 openedV1
+		if err := decode(path, data, &v1); err != nil {
+			return nil, err
+		}
+		for id, i := range v1.Opened {
+			o.Entries[id] = OpenedLeaf{Index: i}
+		}
+	} else {
+		var v2 openedV2
+		if err := decode(path, data, &v2); err != nil {
+			return nil, err
+		}
+		if v2.Entries != nil {
+			o.Entries = v2.Entries
+		}
+		o.LogKey = v2.LogKey
+		if len(o.Entries) > 0 && o.LogKey == "" {
+			return nil, fmt.Errorf("%w: %s lists opened submissions but no log key", ErrCorrupt, path)
+		}
+	}
+	for id, e := range o.Entries {
+		if !bundle.ValidID(id) || e.Index < 0 || (version > 1 && e.LeafHash != "" && !validLeafHash(e.LeafHash)) {
+			return nil, fmt.Errorf("%w: %s: bad entry %q: %d", ErrCorrupt, path, id, e.Index)
+		}
+	}
+	return o, nil
+}
+
+// SaveOpened replaces opened.json, as version 2.
+func (s *Store) SaveOpened(o *Opened) error {
+	c := *o
+	if c.Entries == nil {
+		c.Entries = map[string]OpenedLeaf{}
+	}
+	if len(c.Entries) > 0 && c.LogKey == "" {
+		return errors.New("failed to save opened submissions: no log key")
+	}
+	return s.write(OpenedFile, &openedV2{Version: OpenedVersion, Opened: c})
+}
+
+// validLeafHash reports whether h is a base64 SHA-256 hash.
+func validLeafHash(h string) bool {
+	b, err := base64.StdEncoding.Strict().DecodeString(h)
+	return err == nil && len(b) == sha256.Size
 }
 
 // Failed is a submission whose bundle verified but which failed to open
@@ -160,11 +237,16 @@ type Failed struct {
 	ID    string `json:"id"`
 	Index int64  `json:"index"`
 	// LeafHash is the leaf's RFC 6962 record hash, base64, as in
-	// custody.json: a later bundle retries the submission only if its
-	// leaf has this hash.
+	// custody.json: a later bundle retries the submission, or resolves
+	// it by opening it, only if its leaf has this hash. Another leaf
+	// under the same id is refused, even at the same index of another
+	// log.
 	LeafHash string `json:"leaf_hash"`
-	SHA256   string `json:"sha256"`
-	Size     int64  `json:"size"`
+	// LogKey is the key of the log it was logged in; empty for a
+	// submission recorded by a version 1 file, which did not record it.
+	LogKey string `json:"log_key"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
 	// BundleSize is the log size at which the bundle that carried it
 	// ended, to find that bundle again.
 	BundleSize int64 `json:"bundle_size"`
@@ -192,15 +274,20 @@ type failed struct {
 }
 
 // Failed returns the failed submissions in the order they first failed;
-// none if there is no failed.json.
+// none if there is no failed.json. Entries of a version 1 file have an
+// empty LogKey.
 func (s *Store) Failed() ([]Failed, error) {
+	data, version, err := s.load(FailedFile, maxFailedFile, 1, FailedVersion)
+	if err != nil || data == nil {
+		return nil, err
+	}
 	var f failed
-	if _, err := s.read(FailedFile, maxFailedFile, &f); err != nil {
+	if err := decode(s.Path(FailedFile), data, &f); err != nil {
 		return nil, err
 	}
 	seen := make(map[string]bool, len(f.Failed))
 	for _, e := range f.Failed {
-		if !bundle.ValidID(e.ID) || e.Index < 0 || e.LeafHash == "" || seen[e.ID] {
+		if !bundle.ValidID(e.ID) || e.Index < 0 || e.LeafHash == "" || seen[e.ID] || (version == 1 && e.LogKey != "") {
 			return nil, fmt.Errorf("%w: %s: bad entry %q at %d", ErrCorrupt, s.Path(FailedFile), e.ID, e.Index)
 		}
 		seen[e.ID] = true
@@ -213,7 +300,7 @@ func (s *Store) SaveFailed(list []Failed) error {
 	if list == nil {
 		list = []Failed{}
 	}
-	return s.write(FailedFile, &failed{Version: Version, Failed: list})
+	return s.write(FailedFile, &failed{Version: FailedVersion, Failed: list})
 }
 
 // Caseworker is a caseworker device key the reviewers know.
@@ -246,39 +333,59 @@ func (s *Store) SaveCaseworkers(list []Caseworker) error {
 	return s.write(CaseworkersFile, &caseworkers{Version: Version, Caseworkers: list})
 }
 
-// read decodes a state file into v; ok is false if the file does not exist.
+// read decodes a state file of version Version into v; ok is false if the
+// file does not exist.
 func (s *Store) read(name string, max int64, v any) (ok bool, err error) {
+	data, _, err := s.load(name, max, Version)
+	if err != nil || data == nil {
+		return false, err
+	}
+	return true, decode(s.Path(name), data, v)
+}
+
+// load reads a state file whose version is one of versions; data is nil
+// if the file does not exist.
+func (s *Store) load(name string, max int64, versions ...int) (data []byte, version int, err error) {
 	path := s.Path(name)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("failed to read %s: %w", path, err)
+		return nil, 0, fmt.Errorf("failed to read %s: %w", path, err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	data, err = io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return false, fmt.Errorf("failed to read %s: %w", path, err)
+		return nil, 0, fmt.Errorf("failed to read %s: %w", path, err)
 	}
 	if int64(len(data)) > max {
-		return false, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, max)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return false, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
-	}
-	if dec.More() {
-		return false, fmt.Errorf("%w: %s: trailing data", ErrCorrupt, path)
+		return nil, 0, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, max)
 	}
 	var ver struct {
 		Version int `json:"version"`
 	}
-	if err := json.Unmarshal(data, &ver); err != nil || ver.Version != Version {
-		return false, fmt.Errorf("%w: %s: version %d, want %d", ErrCorrupt, path, ver.Version, Version)
+	if err := json.Unmarshal(data, &ver); err != nil {
+		return nil, 0, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
-	return true, nil
+	if !slices.Contains(versions, ver.Version) {
+		return nil, 0, fmt.Errorf("%w: %s: version %d, want %d", ErrCorrupt, path, ver.Version, versions[len(versions)-1])
+	}
+	return data, ver.Version, nil
+}
+
+// decode decodes a state file strictly: no unknown fields, no trailing
+// data.
+func decode(path string, data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: %s: trailing data", ErrCorrupt, path)
+	}
+	return nil
 }
 
 func (s *Store) write(name string, v any) error {
