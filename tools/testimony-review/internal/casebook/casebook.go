@@ -95,8 +95,9 @@ var ErrNoOutDir = errors.New("output directory does not exist")
 type Options struct {
 	// Lang is the language of the pages, one of Messages.Tags().
 	Lang language.Tag
-	// Opened is the content of opened.json: id -> log index.
-	Opened map[string]int64
+	// Opened is the content of opened.json: the log and the leaf each
+	// submission was opened from. Nil means none.
+	Opened *state.Opened
 	// Log is the content of log.json; its checkpoint is what this machine
 	// witnessed. May be nil.
 	Log *state.Log
@@ -129,10 +130,14 @@ func Write(outDir string, opt Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	opened := opt.Opened
+	if opened == nil {
+		opened = &state.Opened{}
+	}
 	sum := &Summary{}
 	var subs []*submission
 	for _, id := range ids {
-		s, err := readOne(root, id, opt.Opened)
+		s, err := readOne(root, id, opened)
 		if err != nil {
 			sum.Skipped = append(sum.Skipped, fmt.Errorf("submission %s: %w", id, err))
 			continue
@@ -177,7 +182,7 @@ func Write(outDir string, opt Options) (*Summary, error) {
 }
 
 // readOne reads one submission's directory through a root confined to it.
-func readOne(root *os.Root, id string, opened map[string]int64) (*submission, error) {
+func readOne(root *os.Root, id string, opened *state.Opened) (*submission, error) {
 	fi, err := root.Lstat(id)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/review"
+	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
 
 var (
@@ -154,14 +155,22 @@ func TestWriteRechecksManifestAndSignature(t *testing.T) {
 
 func TestWriteWitnessState(t *testing.T) {
 	o := threeSubmissions(t)
-	delete(o.opened, o.ids[0])
-	o.opened[o.ids[1]] = 7
+	delete(o.opened.Entries, o.ids[0])
+	moved := o.opened.Entries[o.ids[1]]
+	moved.Index = 7
+	o.opened.Entries[o.ids[1]] = moved
+	other := o.opened.Entries[o.ids[2]]
+	other.LeafHash = base64.StdEncoding.EncodeToString(make([]byte, 32))
+	o.opened.Entries[o.ids[2]] = other
 	o.write(t, "en")
 	if p := readPage(t, o.out, "pages/"+o.ids[0]+".html"); !strings.Contains(p, "not in this machine&#39;s record of opened submissions") {
 		t.Errorf("a submission missing from opened.json is not flagged")
 	}
 	if p := readPage(t, o.out, "pages/"+o.ids[1]+".html"); !strings.Contains(p, "recorded a different intake log position") {
 		t.Errorf("a submission whose log index differs from opened.json is not flagged")
+	}
+	if p := readPage(t, o.out, "pages/"+o.ids[2]+".html"); !strings.Contains(p, "recorded a different intake log position") {
+		t.Errorf("a submission whose leaf hash differs from opened.json is not flagged")
 	}
 	index := readPage(t, o.out, IndexName)
 	for _, want := range []string{"Not opened on this machine", "Log index differs from this machine&#39;s record"} {
@@ -346,7 +355,7 @@ func TestWriteHostileMetadata(t *testing.T) {
 		os.WriteFile(filepath.Join(out, id, "evil"), []byte("<script>alert(1)</script>"), 0o600)
 		os.WriteFile(filepath.Join(out, id, "x.html"), []byte("<script>alert(1)</script>"), 0o600)
 	}
-	sum, err := Write(out, Options{Lang: language.English, Opened: map[string]int64{}})
+	sum, err := Write(out, Options{Lang: language.English, Opened: &state.Opened{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,13 +405,13 @@ func FuzzWrite(f *testing.F) {
 func TestWriteManySubmissions(t *testing.T) {
 	const n = 10000
 	out := t.TempDir()
-	opened := map[string]int64{}
+	opened := &state.Opened{Entries: map[string]state.OpenedLeaf{}}
 	for i := range n {
 		id := fmt.Sprintf("%032x", i+1)
 		m := &envelope.Manifest{Version: 1, Case: fmt.Sprintf("K-2026-%04d", i%3000), InterviewDate: "2026-11-20", Language: "ko", Created: "2026-11-21",
 			Files: []envelope.File{{Name: "interview.wav", Size: 1 << 20, SHA256: strings.Repeat("ab", 32), MediaType: "audio/wav"}}}
 		writeCustody(t, out, id, m, m.Files, review.CustodySignature{Status: "unsigned"})
-		opened[id] = 3
+		opened.Entries[id] = state.OpenedLeaf{Index: 3}
 	}
 	sum, err := Write(out, Options{Lang: language.Korean, Opened: opened})
 	if err != nil {

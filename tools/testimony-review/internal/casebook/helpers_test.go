@@ -3,6 +3,7 @@ package casebook
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -37,7 +38,7 @@ type sub struct {
 type opened struct {
 	out    string
 	ids    []string
-	opened map[string]int64
+	opened *state.Opened
 	log    *state.Log
 }
 
@@ -92,12 +93,19 @@ func openBundle(t testing.TB, subs ...sub) *opened {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &opened{out: out, ids: ids, opened: map[string]int64{}, log: &state.Log{LogKey: key, Checkpoint: string(v.CheckpointNote)}}
+	o := &opened{out: out, ids: ids, opened: &state.Opened{LogKey: key, Entries: map[string]state.OpenedLeaf{}}, log: &state.Log{LogKey: key, Checkpoint: string(v.CheckpointNote)}}
 	for _, r := range results {
 		if r.Status != review.Opened {
 			t.Fatalf("submission %s did not open: %v", r.ID, r.Err)
 		}
-		o.opened[r.ID] = r.Index
+		var leaf review.Submission
+		for _, s := range v.Submissions {
+			if s.ID == r.ID {
+				leaf = s
+			}
+		}
+		h := leaf.Leaf.Hash()
+		o.opened.Entries[r.ID] = state.OpenedLeaf{Index: r.Index, LeafHash: base64.StdEncoding.EncodeToString(h[:])}
 	}
 	return o
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/testimony-ngo/testimony/crypto/envelope"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/review"
+	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
 
 // Limits of what the page writer reads from an opened submission.
@@ -108,7 +109,7 @@ type file struct {
 // readSubmission builds the page model of OUTDIR/<id> from its custody.json
 // and manifest.json, both read through root, which confines every path to
 // that directory and refuses links out of it.
-func readSubmission(root *os.Root, id string, opened map[string]int64) (*submission, error) {
+func readSubmission(root *os.Root, id string, opened *state.Opened) (*submission, error) {
 	data, err := readRegular(root, review.CustodyJSONName, maxCustodySize)
 	if err != nil {
 		return nil, err
@@ -153,10 +154,11 @@ func readSubmission(root *os.Root, id string, opened map[string]int64) (*submiss
 			s.Signer = signerBad
 		}
 	}
-	switch i, ok := opened[id]; {
+	switch e, ok := opened.Entries[id]; {
 	case !ok:
 		s.Witness = witnessUnrecorded
-	case i != c.Log.Index:
+	case e.Index != c.Log.Index, e.LeafHash != "" && e.LeafHash != c.Log.LeafHash,
+		opened.LogKey != "" && opened.LogKey != c.Log.Key:
 		s.Witness = witnessMismatch
 	default:
 		s.Witness = witnessRecorded
