@@ -90,7 +90,10 @@
 //	receipts/<id>.json        receipts of completed submissions
 //	tls/<host>_<port>.json    per server: the -pin or -ca remembered after the first
 //	                          successful init -server, submit, collect or receipts verify
-//	checkpoints/<host>_<port> the newest log checkpoint 'receipts verify' checked
+//	logs/<host>_<port>        the newest checkpoint of the server's log verified on
+//	                          this device, by 'receipts verify' or 'collect' (made
+//	                          from checkpoints/<host>_<port> and the collector state
+//	                          of older versions on first use)
 //	collect/<host>_<port>.json the checkpoints at which collected bundles ended
 //
 // -ca or -pin is remembered per server origin (https://host:port) after
