@@ -253,8 +253,13 @@ type MemStore struct {
 	msg []byte
 }
 
-// NewMemStore returns a MemStore holding msg (nil for none).
-func NewMemStore(msg []byte) *MemStore { return &MemStore{msg: bytes.Clone(msg)} }
+// NewMemStore returns a MemStore holding msg (nil or empty for none).
+func NewMemStore(msg []byte) *MemStore {
+	if len(msg) == 0 {
+		return &MemStore{}
+	}
+	return &MemStore{msg: bytes.Clone(msg)}
+}
 
 // Latest returns the stored checkpoint.
 func (m *MemStore) Latest() ([]byte, error) {
