@@ -56,8 +56,6 @@ Options:
                              ended: 0 (everything), or the size at which an earlier
                              bundle ended, for a reviewer who did not open later ones.
     -log-key VKEY            The log's verifier key (pinned if none is yet).
-    -accept-new-recipients   Accept a log key that differs from the pinned one,
-                             after verifying it with your organisation.
 
 Files, in the state directory:
     collect/<host>_<port>.json   the checkpoints at which bundles ended and
@@ -79,10 +77,9 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 	var cf connFlags
 	cf.register(fs)
 	var (
-		dir    = fs.String("o", "", "")
-		accept = fs.Bool("accept-new-recipients", false, "")
-		since  = fs.Int64("since", -1, "")
-		tf     trustFlags
+		dir   = fs.String("o", "", "")
+		since = fs.Int64("since", -1, "")
+		tf    trustFlags
 	)
 	fs.StringVar(&tf.logKey, "log-key", "", "")
 	if err := c.parseFlags(fs, collectUsage, args); err != nil {
@@ -102,7 +99,10 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 		return err
 	}
 	u, h, t, cl := sess.u, sess.h, sess.t, sess.cl
-	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, *accept, true)
+	// A collector has no recipients to accept; a replaced log key is
+	// pinned with 'testimony init -replace -log-key', never accepted from
+	// the server.
+	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, false, true)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -165,4 +166,48 @@ func forkedCheckpoint(t *testing.T, d *deployment, size int64) []byte {
 		t.Fatal(err)
 	}
 	return msg
+}
+
+// TestCollectNewLogKeyNotAccepted: collect has no -accept-new-recipients
+// (it took a server's new log key with it); a collector whose pinned log
+// key differs from the server's is refused until the new key is pinned
+// with init -replace -log-key, as confirmed out of band.
+func TestCollectNewLogKeyNotAccepted(t *testing.T) {
+	d := newDeployment(t)
+	col := newUser(t, d.collectTok)
+	if _, stderr, code := col.run("collect", "-server", d.ts.URL, "-pin", d.pin(), "-o", filepath.Join(t.TempDir(), "b")); code != 0 {
+		t.Fatal(stderr)
+	}
+	// The pin came from a log key the server no longer shows, as if the
+	// server had been replaced since.
+	pinFile := filepath.Join(col.home, "pins", api.HostPort(mustURL(t, d.ts.URL))+".json")
+	data, err := os.ReadFile(pinFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, oldKey, err := note.GenerateKey(rand.Reader, "testimony-log-0ld0ld00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = bytes.Replace(data, []byte(d.logKey), []byte(oldKey), 1)
+	writeFile(t, pinFile, data)
+
+	_, stderr, code := col.run("collect", "-server", d.ts.URL, "-pin", d.pin(), "-accept-new-recipients", "-o", filepath.Join(t.TempDir(), "b"))
+	if code != 1 || !strings.Contains(stderr, "-accept-new-recipients") {
+		t.Fatalf("collect -accept-new-recipients: exit %d\n%s", code, stderr)
+	}
+	if got, _ := os.ReadFile(pinFile); !bytes.Equal(got, data) {
+		t.Fatal("collect -accept-new-recipients replaced the pinned log key")
+	}
+	_, stderr, code = col.run("collect", "-server", d.ts.URL, "-pin", d.pin(), "-o", filepath.Join(t.TempDir(), "b"))
+	if code != 1 || !strings.Contains(stderr, "the log key of "+api.HostPort(mustURL(t, d.ts.URL))+" changed since") ||
+		!strings.Contains(stderr, "testimony: hint: if it was really replaced, run 'testimony init -replace -log-key KEY'") {
+		t.Fatalf("collect with a changed log key: exit %d\n%s", code, stderr)
+	}
+	if _, stderr, code := col.run("init", "-replace", "-log-key", d.logKey); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stderr, code := col.run("collect", "-server", d.ts.URL, "-pin", d.pin(), "-o", filepath.Join(t.TempDir(), "b")); code != 0 {
+		t.Fatalf("collect after init -replace -log-key: exit %d\n%s", code, stderr)
+	}
 }

@@ -34,8 +34,11 @@ var (
 	// roots: the log showed this machine one history and someone else
 	// another.
 	ErrForked = errors.New("forked history")
-	// ErrUnknownKey: a checkpoint is not signed by the pinned log key.
-	ErrUnknownKey = errors.New("checkpoint signed by an unknown key")
+	// ErrForeignKey: a checkpoint is signed, but not by the pinned log key:
+	// another log's, or a key the server made to stand in for its own. It
+	// is the attack that intakelog.ErrUnknownKey (the verification result,
+	// also wrapped) reveals.
+	ErrForeignKey = errors.New("checkpoint signed by an unknown key")
 	// ErrBadCheckpoint: a checkpoint claims the pinned key, but its
 	// signature does not verify (it was altered after signing).
 	ErrBadCheckpoint = errors.New("checkpoint signature is invalid")
@@ -344,7 +347,7 @@ func readBundle(dir string) (*bundle.Bundle, error) {
 func refuseCheckpoint(field, msg string, err error, pinned note.Verifier) error {
 	switch {
 	case errors.Is(err, intakelog.ErrUnknownKey):
-		r := refuse(ErrUnknownKey, "the bundle's %s is signed by %s, not by the pinned log key %q (key hash %08x)",
+		r := refuse(ErrForeignKey, "the bundle's %s is signed by %s, not by the pinned log key %q (key hash %08x)",
 			field, noteSigners([]byte(msg)), pinned.Name(), pinned.KeyHash())
 		r.err = err
 		return r
