@@ -128,7 +128,9 @@ consistent with the checkpoint in each receipt (the server proves that its
 log only grew since), and must still include each submission. A server
 that dropped, swapped or rewrote a submission after acknowledging it
 cannot pass. The newest verified checkpoint is kept, so the next run also
-catches a server that rolls its log back or shows another history.
+catches a server that rolls its log back or shows another history; it is
+the same record 'testimony collect' keeps, in logs/<host>_<port> in the
+state directory.
 
 Any access token (submit or collect) may read the log.
 

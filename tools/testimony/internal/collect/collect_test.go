@@ -779,3 +779,32 @@ func TestCollectRefusesForeignDir(t *testing.T) {
 		t.Errorf("a directory named like a ciphertext: %v", err)
 	}
 }
+
+// TestCollectStoresVerifiedCheckpoint: a Run that verified everything
+// stores its checkpoint as the newest verified one; a lying server leaves
+// the store as it was.
+func TestCollectStoresVerifiedCheckpoint(t *testing.T) {
+	f := newLog(t)
+	f.add(100)
+	f.add(100)
+	store := intakelog.NewMemStore(nil)
+	c := collector(f, t.TempDir())
+	c.Store = store
+	sum, err := c.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := store.Latest(); !bytes.Equal(got, sum.Checkpoint) {
+		t.Fatalf("store holds %q, want the bundle's checkpoint", got)
+	}
+	f.add(100)
+	f.badProof = 2
+	c = collector(f, t.TempDir())
+	c.Store = store
+	if _, err := c.Run(context.Background()); !errors.Is(err, intakelog.ErrInclusion) {
+		t.Fatalf("Run with a bad proof = %v", err)
+	}
+	if got, _ := store.Latest(); !bytes.Equal(got, sum.Checkpoint) {
+		t.Error("a lying server moved the stored checkpoint")
+	}
+}
