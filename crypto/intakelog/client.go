@@ -77,6 +77,11 @@ type Client struct {
 	key   string
 	ops   Ops
 	store Store
+
+	mu sync.Mutex
+	// proven holds the pairs (old, new) that Consistent proved, so Accept
+	// does not ask for a proof the caller already checked.
+	proven map[[2]Checkpoint]bool
 }
 
 // NewClient returns a client of the log whose note verifier key is logKey.
@@ -85,7 +90,7 @@ func NewClient(logKey string, ops Ops, store Store) (*Client, error) {
 	if _, err := note.NewVerifier(logKey); err != nil {
 		return nil, fmt.Errorf("failed to create log client: %w: log key: %v", ErrMalformed, err)
 	}
-	return &Client{key: logKey, ops: ops, store: store}, nil
+	return &Client{key: logKey, ops: ops, store: store, proven: map[[2]Checkpoint]bool{}}, nil
 }
 
 // Open verifies and parses a signed checkpoint with the client's log key.
@@ -139,7 +144,23 @@ func (c *Client) Consistent(ctx context.Context, old, new Checkpoint) ([]tlog.Ha
 	if err := VerifyConsistency(old, new, proof); err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	c.proven[[2]Checkpoint{old, new}] = true
+	c.mu.Unlock()
 	return proof, nil
+}
+
+// consistent is Consistent without a second request for a pair already
+// proven.
+func (c *Client) consistent(ctx context.Context, old, new Checkpoint) error {
+	c.mu.Lock()
+	ok := c.proven[[2]Checkpoint{old, new}]
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	_, err := c.Consistent(ctx, old, new)
+	return err
 }
 
 // Included checks that leaf is record index of the tree in cp, fetching
@@ -187,12 +208,6 @@ func (c *Client) Leaves(ctx context.Context, start, end int64) ([]Leaf, error) {
 // root (ErrFork otherwise). The stored checkpoint never moves backwards,
 // and a write conflict is resolved by checking again against what won.
 func (c *Client) Accept(ctx context.Context, cp Checkpoint, msg []byte) error {
-	return c.accept(ctx, cp, msg, nil)
-}
-
-// accept is Accept for a checkpoint already checked against the stored
-// note checked, which needs no second proof.
-func (c *Client) accept(ctx context.Context, cp Checkpoint, msg, checked []byte) error {
 	if got, err := c.Open(msg); err != nil || got != cp {
 		return fmt.Errorf("failed to store checkpoint: %w: the note is not the checkpoint verified", ErrMalformed)
 	}
@@ -204,12 +219,11 @@ func (c *Client) accept(ctx context.Context, cp Checkpoint, msg, checked []byte)
 		if err != nil {
 			return err
 		}
-		if ok && !bytes.Equal(oldMsg, checked) {
+		if ok {
 			if old.Size >= cp.Size {
-				_, err := c.Consistent(ctx, cp, old)
-				return err
+				return c.consistent(ctx, cp, old)
 			}
-			if _, err := c.Consistent(ctx, old, cp); err != nil {
+			if err := c.consistent(ctx, old, cp); err != nil {
 				return err
 			}
 		}
@@ -231,7 +245,7 @@ func (c *Client) Update(ctx context.Context) (Checkpoint, []byte, error) {
 	}
 	// A checkpoint older than the stored one is a rollback here; Accept
 	// keeps a newer stored one only because another update stored it.
-	old, oldMsg, ok, err := c.Latest()
+	old, _, ok, err := c.Latest()
 	if err != nil {
 		return Checkpoint{}, nil, err
 	}
@@ -240,7 +254,7 @@ func (c *Client) Update(ctx context.Context) (Checkpoint, []byte, error) {
 			return Checkpoint{}, nil, err
 		}
 	}
-	if err := c.accept(ctx, cp, msg, oldMsg); err != nil {
+	if err := c.Accept(ctx, cp, msg); err != nil {
 		return Checkpoint{}, nil, err
 	}
 	return cp, msg, nil

@@ -342,3 +342,30 @@ func TestNewClientBadKey(t *testing.T) {
 		t.Fatal(fmt.Sprint("NewClient accepted a bad key: ", err))
 	}
 }
+
+// TestClientAcceptAfterCheck: a caller that checked the new checkpoint
+// against the stored one (receipts verify, collect) and accepts it later
+// causes no second proof request.
+func TestClientAcceptAfterCheck(t *testing.T) {
+	ctx := context.Background()
+	m := newMemOps(t, 6)
+	store := NewMemStore(m.note(3))
+	c := newClient(t, m, store)
+	old, _, _, err := c.Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, msg, err := c.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Consistent(ctx, old, cp); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Accept(ctx, cp, msg); err != nil || m.calls != 1 {
+		t.Fatalf("Accept = %v after %d proof requests, want 1", err, m.calls)
+	}
+	if got, _ := store.Latest(); string(got) != string(msg) {
+		t.Error("Accept did not store the checkpoint")
+	}
+}
