@@ -13,6 +13,14 @@
 // tlog.TreeHash, tlog.ProveRecord, tlog.ProveTree over its database); this
 // package only defines the formats and verifies.
 //
+// Client is the one way the other programs check a log, in the shape of
+// golang.org/x/mod/sumdb's client: it reads through an Ops (the server's
+// API with retries for the caseworker and the collector, bundle.json for
+// the reviewer, a receipt for its own leaf) and keeps the newest checkpoint
+// it verified in a Store, which it replaces only by compare-and-swap with a
+// checkpoint proven to extend it. It never knows how the bytes arrive, so
+// it links no networking.
+//
 // # Caveats
 //
 // A valid checkpoint proves only what the log key signed. A server that

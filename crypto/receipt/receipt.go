@@ -12,6 +12,7 @@
 package receipt
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,19 +73,46 @@ func (r *Receipt) Leaf() intakelog.Leaf {
 // log key logVerifier (a note verifier key) and that the proof shows r's leaf
 // at r.Index in that checkpoint's tree. It returns the checkpoint, which the
 // caller keeps to check later checkpoints for consistency with it.
+//
+// The check is intakelog.Client's, with the receipt as its Ops: a receipt is
+// a log that holds one checkpoint and one inclusion proof.
 func (r *Receipt) Verify(logVerifier string) (intakelog.Checkpoint, error) {
 	if err := r.check(); err != nil {
 		return intakelog.Checkpoint{}, fmt.Errorf("failed to verify receipt: %w", err)
 	}
-	cp, err := intakelog.OpenCheckpoint([]byte(r.Checkpoint), logVerifier)
+	c, err := intakelog.NewClient(logVerifier, ops{r}, nil)
 	if err != nil {
 		return intakelog.Checkpoint{}, fmt.Errorf("failed to verify receipt %s: %w", r.ID, err)
 	}
-	proof, _ := intakelog.DecodeProof(r.Proof) // checked above
-	if err := intakelog.VerifyInclusion(cp, r.Index, r.Leaf(), proof); err != nil {
+	ctx := context.Background()
+	cp, _, err := c.Checkpoint(ctx)
+	if err != nil {
+		return intakelog.Checkpoint{}, fmt.Errorf("failed to verify receipt %s: %w", r.ID, err)
+	}
+	if _, err := c.Included(ctx, cp, r.Index, r.Leaf()); err != nil {
 		return intakelog.Checkpoint{}, fmt.Errorf("failed to verify receipt %s: %w", r.ID, err)
 	}
 	return cp, nil
+}
+
+// ops serves a receipt as intakelog.Ops.
+type ops struct{ r *Receipt }
+
+func (o ops) Checkpoint(context.Context) ([]byte, error) { return []byte(o.r.Checkpoint), nil }
+
+func (o ops) Inclusion(_ context.Context, index, _ int64) ([]tlog.Hash, error) {
+	if index != o.r.Index {
+		return nil, fmt.Errorf("%w: the receipt proves leaf %d, not %d", ErrMalformed, o.r.Index, index)
+	}
+	return intakelog.DecodeProof(o.r.Proof)
+}
+
+func (o ops) Consistency(context.Context, int64, int64) ([]tlog.Hash, error) {
+	return nil, fmt.Errorf("%w: a receipt holds no consistency proof", ErrMalformed)
+}
+
+func (o ops) Leaves(context.Context, int64, int64) ([]intakelog.Leaf, error) {
+	return nil, fmt.Errorf("%w: a receipt holds no leaves but its own", ErrMalformed)
 }
 
 // Parse decodes a receipt strictly: at most MaxSize bytes, exactly the eight

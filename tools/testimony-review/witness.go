@@ -184,7 +184,7 @@ func refusalHint(r *review.RefusedError, w *witness) string {
 		return "the server's log no longer extends the history this machine verified: " + evidence
 	case review.ErrForked:
 		return "the log key signed two different histories of the same size: " + evidence + ", with " + w.store.Path(state.LogFile)
-	case review.ErrUnknownKey:
+	case review.ErrForeignKey:
 		return "the checkpoint is not from the log pinned in " + w.store.Path(state.LogFile) + "; if the operator really made a new log, check its key out of band and run \"" + prog + " log trust -replace KEY\""
 	case review.ErrBadCheckpoint:
 		return "copy the bundle again from the collector; if it persists, " + evidence

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/collect"
 )
@@ -55,13 +56,14 @@ Options:
                              ended: 0 (everything), or the size at which an earlier
                              bundle ended, for a reviewer who did not open later ones.
     -log-key VKEY            The log's verifier key (pinned if none is yet).
-    -accept-new-recipients   Accept a log key that differs from the pinned one,
-                             after verifying it with your organisation.
 
 Files, in the state directory:
     collect/<host>_<port>.json   the checkpoints at which bundles ended and
                                  the ids collected (a server that logs a
                                  second submission under one is refused)
+    logs/<host>_<port>           the newest checkpoint of the log verified
+                                 on this device, shared with 'testimony
+                                 receipts verify': the log may only grow
     tls/<host>_<port>.json       the remembered -pin or -ca
 
 Example:
@@ -75,10 +77,9 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 	var cf connFlags
 	cf.register(fs)
 	var (
-		dir    = fs.String("o", "", "")
-		accept = fs.Bool("accept-new-recipients", false, "")
-		since  = fs.Int64("since", -1, "")
-		tf     trustFlags
+		dir   = fs.String("o", "", "")
+		since = fs.Int64("since", -1, "")
+		tf    trustFlags
 	)
 	fs.StringVar(&tf.logKey, "log-key", "", "")
 	if err := c.parseFlags(fs, collectUsage, args); err != nil {
@@ -98,7 +99,10 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 		return err
 	}
 	u, h, t, cl := sess.u, sess.h, sess.t, sess.cl
-	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, *accept, true)
+	// A collector has no recipients to accept; a replaced log key is
+	// pinned with 'testimony init -replace -log-key', never accepted from
+	// the server.
+	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, false, true)
 	if err != nil {
 		return err
 	}
@@ -112,11 +116,11 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 		}
 		state = &collect.State{Version: collect.StateVersion, LogKey: keys.logKey, Checkpoints: []string{}}
 	}
-	witness, last, err := state.Last()
+	lastRaw, last, err := state.Last()
 	if err != nil {
 		return errorf("%v", err).hint("the collector state %s may be damaged; run 'testimony collect -since 0' to start again", statePath)
 	}
-	from, fromRaw := last, witness
+	from, fromRaw := last, lastRaw
 	switch {
 	case *since == 0:
 		from, fromRaw = 0, nil
@@ -132,6 +136,12 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 		}
 		from = *since
 	}
+	// -since 0 after a replaced log key starts again: the checkpoint saved
+	// for the old key is replaced, as the collector state is.
+	_, logFile, err := c.logState(ctx, h, u, keys.logKey, cl, "run 'testimony collect' again", *since == 0)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return errorf("failed to create bundle directory: %v", err)
 	}
@@ -141,7 +151,7 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 		LogKey:         keys.logKey,
 		From:           from,
 		FromCheckpoint: fromRaw,
-		Witness:        witness,
+		Store:          logFile,
 		Seen:           state,
 		Progress:       func(id string, done, total int64) { c.progress(id[:8], done, total) },
 		Now:            c.now,
@@ -151,6 +161,10 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 	sum, err := col.Run(ctx)
 	c.progressClear()
 	switch {
+	case errors.Is(err, intakelog.ErrStored):
+		return errorf("the last verified checkpoint in %s does not verify with the log key: %s", logFile.Path,
+			strings.TrimPrefix(errors.Unwrap(err).Error(), intakelog.ErrStored.Error()+": ")).
+			hint("if the log key was replaced on purpose, run 'testimony collect -since 0' to start again from the beginning of the log")
 	case errors.Is(err, collect.ErrLog), errors.Is(err, collect.ErrMismatch):
 		return errorf("%v", err).hint("no bundle was written; " + serverSuspect)
 	case errors.Is(err, collect.ErrOtherKey):

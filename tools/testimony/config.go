@@ -226,7 +226,7 @@ func (c *cli) openHome(create bool) (*home, error) {
 				return nil, errorf("failed to restrict state directory: %v", err)
 			}
 		}
-		for _, sub := range []string{"pins", "outbox", "receipts", "checkpoints", "collect"} {
+		for _, sub := range []string{"pins", "outbox", "receipts", "logs", "collect"} {
 			if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 				return nil, errorf("failed to create state directory: %v", err)
 			}

@@ -167,6 +167,11 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 		Accept: accept, LogKeyOnly: !tofu, Server: u.String(), Now: c.now(),
 	})
 	var changed *pin.ChangedError
+	if errors.As(err, &changed) && logOnly {
+		return nil, errorf("%v; a changed log key may mean the server was replaced or compromised, and its receipts and bundles would prove nothing", err).
+			hint("confirm the log key with your organisation out of band (not through this server)").
+			hint("if it was really replaced, run 'testimony init -replace -log-key KEY'")
+	}
 	if errors.As(err, &changed) {
 		return nil, errorf("%v; a changed key may mean the server was compromised, and whoever holds the new key would read everything you submit or be able to fake receipts", err).
 			hint("verify the new keys with your organisation out of band (not through this server), then re-run with -accept-new-recipients").

@@ -18,7 +18,7 @@
 //	testimony receipts verify -server URL [-ca FILE | -pin SHA256] [-token-file FILE]
 //	                 [-log-key VKEY]
 //	testimony collect -server URL [-ca FILE | -pin SHA256] [-log-key VKEY]
-//	                  [-accept-new-recipients] [-token-file FILE] [-since N] -o DIR
+//	                  [-token-file FILE] [-since N] -o DIR
 //
 // init creates the device's signing key and pins the organisation's key
 // and the intake log's key, given out of band, in trust.json. It prints the
@@ -67,7 +67,9 @@
 //	-lang CODE             language of the testimony (for example ko)
 //	-date YYYY-MM-DD       interview date
 //	-consent TEXT          the consent given, and for what use
-//	-accept-new-recipients accept keys that differ from the ones pinned on first use
+//	-accept-new-recipients (submit) accept keys that differ from the ones pinned on
+//	                       first use; a replaced log key is pinned with
+//	                       init -replace -log-key, never accepted from a server
 //	-limit-rate RATE       upload at most RATE bytes per second (like 64K or 2M)
 //	-since N               (collect) start the bundle at log size N
 //	-o DIR                 bundle directory to collect into
@@ -90,7 +92,10 @@
 //	receipts/<id>.json        receipts of completed submissions
 //	tls/<host>_<port>.json    per server: the -pin or -ca remembered after the first
 //	                          successful init -server, submit, collect or receipts verify
-//	checkpoints/<host>_<port> the newest log checkpoint 'receipts verify' checked
+//	logs/<host>_<port>        the newest checkpoint of the server's log verified on
+//	                          this device, by 'receipts verify' or 'collect' (made
+//	                          from checkpoints/<host>_<port> and the collector state
+//	                          of older versions on first use)
 //	collect/<host>_<port>.json the checkpoints at which collected bundles ended
 //
 // -ca or -pin is remembered per server origin (https://host:port) after

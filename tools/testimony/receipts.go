@@ -23,6 +23,7 @@ import (
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/logclient"
 )
 
 // errBadReceipt wraps every way a receipt can fail to prove what the
@@ -127,7 +128,9 @@ consistent with the checkpoint in each receipt (the server proves that its
 log only grew since), and must still include each submission. A server
 that dropped, swapped or rewrote a submission after acknowledging it
 cannot pass. The newest verified checkpoint is kept, so the next run also
-catches a server that rolls its log back or shows another history.
+catches a server that rolls its log back or shows another history; it is
+the same record 'testimony collect' keeps, in logs/<host>_<port> in the
+state directory.
 
 Any access token (submit or collect) may read the log.
 
@@ -196,29 +199,27 @@ func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
 		c.notef("warning: skipping unreadable receipt %s: %v", name, broken[name])
 	}
 
-	var raw []byte
-	err = c.retry.Do(ctx, c.sleep, api.Retryable, func(ctx context.Context) error {
-		var err error
-		raw, err = cl.Checkpoint(ctx)
-		return err
-	})
+	const again = "run 'testimony receipts verify' again"
+	lc, f, err := c.logState(ctx, h, u, keys.logKey, cl, again, false)
 	if err != nil {
-		return explain(err, u, "run 'testimony receipts verify' again")
+		return err
+	}
+	newest, raw, err := lc.Checkpoint(ctx)
+	if err != nil && !intakelog.IsLogError(err) {
+		return explain(err, u, again)
 	}
 	if err := c.connected(sess); err != nil {
 		return err
 	}
-	newest, err := intakelog.OpenCheckpoint(raw, keys.logKey)
 	if err != nil {
 		return errorf("the server's newest checkpoint does not verify: %v", err).
 			hint(serverSuspect)
 	}
-	hp := api.HostPort(u)
-	if err := c.checkWitness(ctx, h, u, keys.logKey, cl, newest); err != nil {
+	if err := checkWitness(ctx, lc, f, u, newest); err != nil {
 		return err
 	}
 
-	lv := &logVerifier{c: c, cl: cl, u: u, newest: newest, proofs: map[int64][]tlog.Hash{}}
+	lv := &logVerifier{lc: lc, u: u, newest: newest, proofs: map[int64][]tlog.Hash{}}
 	verified, failed, other := 0, 0, 0
 	for _, r := range list {
 		if err := ctx.Err(); err != nil {
@@ -252,8 +253,12 @@ func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
 		return errorf("%d receipt(s) are not proven by the server's log any more: it dropped, altered or rewrote what it acknowledged", failed).
 			hint("keep the receipts in %s and this output: they are evidence; report this to your organisation through another channel than this server", h.receiptsDir())
 	}
-	if err := safefile.Write(h.checkpointPath(hp), raw, 0o600); err != nil {
-		return err
+	if err := lc.Accept(ctx, newest, raw); err != nil {
+		if intakelog.IsLogError(err) {
+			return errorf("the server's checkpoint of size %d is not consistent with the one another command saved meanwhile: %v", newest.Size, err).
+				hint(serverSuspect)
+		}
+		return explain(err, u, again)
 	}
 	msg := fmt.Sprintf("verified %d receipt(s) against the log's checkpoint of size %d", verified, newest.Size)
 	if other > 0 {
@@ -266,49 +271,33 @@ func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
 // serverSuspect is the hint for any proof of misbehaviour by the server.
 const serverSuspect = "the server may be compromised or misbehaving; keep this output and report it to your organisation through another channel than this server"
 
-// checkWitness checks newest against the checkpoint kept from the last
+// checkWitness checks newest against the checkpoint saved by the last
 // run: the log may only have grown since.
-func (c *cli) checkWitness(ctx context.Context, h *home, u *url.URL, logKey string, cl *api.Client, newest intakelog.Checkpoint) error {
-	hp := api.HostPort(u)
-	data, err := readSmall(h.checkpointPath(hp), intakelog.MaxCheckpointSize)
-	if errors.Is(err, fs.ErrNotExist) {
+func checkWitness(ctx context.Context, lc *intakelog.Client, f *logclient.File, u *url.URL, newest intakelog.Checkpoint) error {
+	old, _, ok, err := lc.Latest()
+	if err != nil {
+		return storedError(f, err)
+	}
+	if !ok {
 		return nil
 	}
-	if err != nil {
-		return errorf("failed to read the last verified checkpoint: %v", err)
-	}
-	old, err := intakelog.OpenCheckpoint(data, logKey)
-	if err != nil {
-		return errorf("the last verified checkpoint in %s does not verify with the log key: %v", h.checkpointPath(hp), err).
-			hint("if the log key was replaced on purpose, delete that file and run the command again")
-	}
-	var proof []tlog.Hash
-	if old.Size > 0 && old.Size < newest.Size {
-		var s []string
-		err := c.retry.Do(ctx, c.sleep, api.Retryable, func(ctx context.Context) error {
-			var err error
-			s, err = cl.Consistency(ctx, old.Size, newest.Size)
-			return err
-		})
-		if err != nil {
-			return explain(err, u, "run 'testimony receipts verify' again")
-		}
-		if proof, err = intakelog.DecodeProof(s); err != nil {
-			return errorf("the server sent a malformed consistency proof: %v", err).hint(serverSuspect)
-		}
-	}
-	if err := intakelog.VerifyConsistency(old, newest, proof); err != nil {
+	_, err = lc.Consistent(ctx, old, newest)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, intakelog.ErrMalformed):
+		return errorf("the server sent a malformed consistency proof: %v", err).hint(serverSuspect)
+	case intakelog.IsLogError(err):
 		return errorf("the server's log is not consistent with the checkpoint of size %d verified before: %v", old.Size, err).
 			hint(serverSuspect)
 	}
-	return nil
+	return explain(err, u, "run 'testimony receipts verify' again")
 }
 
 // logVerifier checks receipts against the newest checkpoint, fetching
 // each consistency proof once.
 type logVerifier struct {
-	c      *cli
-	cl     *api.Client
+	lc     *intakelog.Client
 	u      *url.URL
 	newest intakelog.Checkpoint
 	proofs map[int64][]tlog.Hash
@@ -320,43 +309,26 @@ func (lv *logVerifier) check(ctx context.Context, r *receipt.Receipt, cp intakel
 	if cp.Size > lv.newest.Size {
 		return fmt.Errorf("its checkpoint has size %d, but the server's newest has size %d: %w", cp.Size, lv.newest.Size, intakelog.ErrRollback)
 	}
-	proof, ok := lv.proofs[cp.Size]
-	if !ok && cp.Size > 0 && cp.Size < lv.newest.Size {
-		var s []string
-		if err := lv.fetch(ctx, func(ctx context.Context) (err error) {
-			s, err = lv.cl.Consistency(ctx, cp.Size, lv.newest.Size)
-			return err
-		}); err != nil {
+	if proof, ok := lv.proofs[cp.Size]; ok {
+		if err := intakelog.VerifyConsistency(cp, lv.newest, proof); err != nil {
 			return err
 		}
-		var err error
-		if proof, err = intakelog.DecodeProof(s); err != nil {
-			return err
+	} else {
+		proof, err := lv.lc.Consistent(ctx, cp, lv.newest)
+		if err != nil {
+			return lv.fetchError(ctx, err)
 		}
 		lv.proofs[cp.Size] = proof
 	}
-	if err := intakelog.VerifyConsistency(cp, lv.newest, proof); err != nil {
-		return err
-	}
-	var s []string
-	if err := lv.fetch(ctx, func(ctx context.Context) (err error) {
-		s, err = lv.cl.Inclusion(ctx, r.Index, lv.newest.Size)
-		return err
-	}); err != nil {
-		return err
-	}
-	incl, err := intakelog.DecodeProof(s)
-	if err != nil {
-		return err
-	}
-	return intakelog.VerifyInclusion(lv.newest, r.Index, r.Leaf(), incl)
+	_, err := lv.lc.Included(ctx, lv.newest, r.Index, r.Leaf())
+	return lv.fetchError(ctx, err)
 }
 
-func (lv *logVerifier) fetch(ctx context.Context, op func(context.Context) error) error {
-	err := lv.c.retry.Do(ctx, lv.c.sleep, api.Retryable, op)
+// fetchError tells the network's failures from the receipt's.
+func (lv *logVerifier) fetchError(ctx context.Context, err error) error {
 	switch {
-	case err == nil:
-		return nil
+	case err == nil, intakelog.IsLogError(err):
+		return err
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case api.Retryable(err), api.IsStatus(err, http.StatusUnauthorized), api.IsStatus(err, http.StatusForbidden):

@@ -270,7 +270,7 @@ func TestReceiptsVerify(t *testing.T) {
 		}
 	}
 	hp := api.HostPort(mustURL(t, d.ts.URL))
-	saved, err := os.ReadFile(filepath.Join(cw.home, "checkpoints", hp))
+	saved, err := os.ReadFile(filepath.Join(cw.home, "logs", hp))
 	if err != nil || !bytes.Contains(saved, []byte("\n3\n")) {
 		t.Fatalf("kept checkpoint: %q, %v", saved, err)
 	}

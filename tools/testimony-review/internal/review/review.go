@@ -9,6 +9,10 @@
 // attack it reveals: a dropped submission, a swapped or altered ciphertext,
 // a rewritten or forked history, an unknown signing key, a submission id
 // reused by a second leaf, a bundle replayed out of order or one missing.
+// The log itself is checked by intakelog.Client, the same client the
+// caseworker's tool uses online, with bundle.json as its Ops; Verify adds
+// the bundle's rules (where it must start, what it must list) and names
+// the attacks.
 //
 // Open then decrypts each submission of a verified bundle, extracts the
 // envelope into a private temporary directory, checks the caseworker's

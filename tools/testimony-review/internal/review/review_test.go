@@ -340,7 +340,7 @@ func TestAttacks(t *testing.T) {
 				e.submitN(2)
 				return e.bundle(e.log, 0, 2, fixture.BundleOptions{Signer: other})
 			},
-			reason: ErrUnknownKey,
+			reason: ErrForeignKey,
 			msg:    `^bundle refused: checkpoint signed by an unknown key: the bundle's checkpoint is signed by "testimony-log-fixture" \(key hash [0-9a-f]{8}\), not by the pinned log key "testimony-log-fixture" \(key hash [0-9a-f]{8}\)$`,
 		},
 		{
@@ -1052,7 +1052,7 @@ func TestVerifyRetry(t *testing.T) {
 			must(t, fixture.AlterProof(d, 1))
 			return d
 		}, retry, ErrInclusion},
-		{"unknown signer", func() string { return e.bundle(e.log, 0, 2, fixture.BundleOptions{Signer: other}) }, retry, ErrUnknownKey},
+		{"unknown signer", func() string { return e.bundle(e.log, 0, 2, fixture.BundleOptions{Signer: other}) }, retry, ErrForeignKey},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := VerifyRetry(tc.dir(), e.w, tc.retry); !errors.Is(err, tc.reason) {

@@ -1,6 +1,7 @@
 package review
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -33,8 +34,11 @@ var (
 	// roots: the log showed this machine one history and someone else
 	// another.
 	ErrForked = errors.New("forked history")
-	// ErrUnknownKey: a checkpoint is not signed by the pinned log key.
-	ErrUnknownKey = errors.New("checkpoint signed by an unknown key")
+	// ErrForeignKey: a checkpoint is signed, but not by the pinned log key:
+	// another log's, or a key the server made to stand in for its own. It
+	// is the attack that intakelog.ErrUnknownKey (the verification result,
+	// also wrapped) reveals.
+	ErrForeignKey = errors.New("checkpoint signed by an unknown key")
 	// ErrBadCheckpoint: a checkpoint claims the pinned key, but its
 	// signature does not verify (it was altered after signing).
 	ErrBadCheckpoint = errors.New("checkpoint signature is invalid")
@@ -184,16 +188,21 @@ func Verify(dir string, w Witness) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
+	lc, err := newClient(b, w)
+	if err != nil {
+		return nil, fmt.Errorf("failed to verify bundle: %w", err)
+	}
+	ctx := context.Background()
 	v := &Verified{Dir: dir, Bundle: b, LogKey: w.LogKey, CheckpointNote: []byte(b.Checkpoint), opened: w.Opened}
 
-	if v.Checkpoint, err = openCheckpoint("checkpoint", b.Checkpoint, w.LogKey, pinned); err != nil {
-		return nil, err
+	if v.Checkpoint, _, err = lc.Checkpoint(ctx); err != nil {
+		return nil, refuseCheckpoint("checkpoint", b.Checkpoint, err, pinned)
 	}
 	if b.FromSize == 0 {
 		v.From = intakelog.Checkpoint{Origin: v.Checkpoint.Origin, Root: emptyRoot}
 	} else {
-		if v.From, err = openCheckpoint("from_checkpoint", b.FromCheckpoint, w.LogKey, pinned); err != nil {
-			return nil, err
+		if v.From, err = lc.Open([]byte(b.FromCheckpoint)); err != nil {
+			return nil, refuseCheckpoint("from_checkpoint", b.FromCheckpoint, err, pinned)
 		}
 		if v.From.Size != b.FromSize {
 			return nil, refuse(ErrMalformed, "from_size is %d but from_checkpoint has size %d", b.FromSize, v.From.Size)
@@ -201,20 +210,21 @@ func Verify(dir string, w Witness) (*Verified, error) {
 	}
 
 	var stored *intakelog.Checkpoint
-	if len(w.Checkpoint) > 0 {
-		c, err := intakelog.OpenCheckpoint(w.Checkpoint, w.LogKey)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrWitnessState, err)
-		}
+	c, _, ok, err := lc.Latest()
+	if err != nil {
+		_, err := lc.Open(w.Checkpoint) // the reason, without ErrStored's words
+		return nil, fmt.Errorf("%w: %w", ErrWitnessState, err)
+	}
+	if ok {
 		stored, v.Stored = &c, c.Size
 	}
 	if err := v.checkPosition(stored); err != nil {
 		return nil, err
 	}
-	if err := v.checkConsistency(); err != nil {
+	if err := v.checkConsistency(ctx, lc); err != nil {
 		return nil, err
 	}
-	leaves, err := v.checkLeaves()
+	leaves, err := v.checkLeaves(ctx, lc)
 	if err != nil {
 		return nil, err
 	}
@@ -262,9 +272,14 @@ func VerifyRetry(dir string, w Witness, retry []Retry) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
+	lc, err := newClient(b, w)
+	if err != nil {
+		return nil, fmt.Errorf("failed to verify bundle: %w", err)
+	}
+	ctx := context.Background()
 	v := &Verified{Dir: dir, Bundle: b, LogKey: w.LogKey, CheckpointNote: []byte(b.Checkpoint), Retry: true, opened: w.Opened}
-	if v.Checkpoint, err = openCheckpoint("checkpoint", b.Checkpoint, w.LogKey, pinned); err != nil {
-		return nil, err
+	if v.Checkpoint, _, err = lc.Checkpoint(ctx); err != nil {
+		return nil, refuseCheckpoint("checkpoint", b.Checkpoint, err, pinned)
 	}
 	want := make(map[string]Retry, len(retry))
 	for _, r := range retry {
@@ -280,13 +295,12 @@ func VerifyRetry(dir string, w Witness, retry []Retry) (*Verified, error) {
 			return nil, refuse(ErrForked, "leaf %d (id %s) has leaf hash %s in this bundle, but the leaf verified on this machine has %s",
 				bl.Index, bl.ID, base64.StdEncoding.EncodeToString(h[:]), r.LeafHash)
 		}
-		proof, err := intakelog.DecodeProof(bl.Proof)
-		if err != nil {
+		if _, err := intakelog.DecodeProof(bl.Proof); err != nil {
 			r := refuse(ErrMalformed, "leaf %d: inclusion proof: %v", bl.Index, err)
 			r.err = err
 			return nil, r
 		}
-		if bl.Index >= v.Checkpoint.Size || intakelog.VerifyInclusion(v.Checkpoint, bl.Index, leaf, proof) != nil {
+		if _, err := lc.Included(ctx, v.Checkpoint, bl.Index, leaf); err != nil {
 			return nil, refuse(ErrInclusion, "leaf %d (id %s) is not in the log at the bundle's checkpoint of size %d: the leaf or its proof was altered",
 				bl.Index, bl.ID, v.Checkpoint.Size)
 		}
@@ -331,27 +345,25 @@ func readBundle(dir string) (*bundle.Bundle, error) {
 	return b, err
 }
 
-// openCheckpoint verifies one of the bundle's signed checkpoints with the
-// pinned key, telling an unknown signer apart from a bad signature.
-func openCheckpoint(field, msg, key string, pinned note.Verifier) (intakelog.Checkpoint, error) {
-	c, err := intakelog.OpenCheckpoint([]byte(msg), key)
+// refuseCheckpoint names the attack when one of the bundle's signed
+// checkpoints does not open with the pinned key, telling an unknown signer
+// apart from a bad signature.
+func refuseCheckpoint(field, msg string, err error, pinned note.Verifier) error {
 	switch {
-	case err == nil:
-		return c, nil
 	case errors.Is(err, intakelog.ErrUnknownKey):
-		r := refuse(ErrUnknownKey, "the bundle's %s is signed by %s, not by the pinned log key %q (key hash %08x)",
+		r := refuse(ErrForeignKey, "the bundle's %s is signed by %s, not by the pinned log key %q (key hash %08x)",
 			field, noteSigners([]byte(msg)), pinned.Name(), pinned.KeyHash())
 		r.err = err
-		return c, r
+		return r
 	case errors.Is(err, intakelog.ErrBadSignature):
 		r := refuse(ErrBadCheckpoint, "the bundle's %s names the pinned log key %q but its signature does not verify: it was altered after signing",
 			field, pinned.Name())
 		r.err = err
-		return c, r
+		return r
 	}
 	r := refuse(ErrMalformed, "%s: %v", field, err)
 	r.err = err
-	return c, r
+	return r
 }
 
 // noteSigners names the keys that signed a note, for a refusal message.
@@ -398,7 +410,11 @@ func (v *Verified) checkPosition(stored *intakelog.Checkpoint) error {
 	return nil
 }
 
-func (v *Verified) checkConsistency() error {
+// checkConsistency checks that the bundle's checkpoint extends the one it
+// starts from. The client asks the bundle for the proof only when there is
+// something to prove; a proof where there is nothing to prove breaks a
+// bundle rule, refused as the client refuses a proof it did not expect.
+func (v *Verified) checkConsistency(ctx context.Context, lc *intakelog.Client) error {
 	proof, err := intakelog.DecodeProof(v.Bundle.Consistency)
 	if err != nil {
 		r := refuse(ErrMalformed, "consistency proof: %v", err)
@@ -406,7 +422,11 @@ func (v *Verified) checkConsistency() error {
 		return r
 	}
 	from, to := v.From.Size, v.Checkpoint.Size
-	err = intakelog.VerifyConsistency(v.From, v.Checkpoint, proof)
+	if len(proof) == 0 || from > 0 && from < to {
+		_, err = lc.Consistent(ctx, v.From, v.Checkpoint)
+	} else {
+		err = intakelog.VerifyConsistency(v.From, v.Checkpoint, proof)
+	}
 	var r *RefusedError
 	switch {
 	case err == nil:
@@ -425,7 +445,7 @@ func (v *Verified) checkConsistency() error {
 // checkLeaves checks that the bundle lists exactly the leaves from the
 // start to the end of its part of the log, each included in the new
 // checkpoint, and returns them in index order.
-func (v *Verified) checkLeaves() ([]intakelog.Leaf, error) {
+func (v *Verified) checkLeaves(ctx context.Context, lc *intakelog.Client) ([]intakelog.Leaf, error) {
 	from, to := v.From.Size, v.Checkpoint.Size
 	leaves := make([]intakelog.Leaf, 0, len(v.Bundle.Leaves))
 	for i, bl := range v.Bundle.Leaves {
@@ -439,13 +459,13 @@ func (v *Verified) checkLeaves() ([]intakelog.Leaf, error) {
 			return nil, refuse(ErrMalformed, "leaf %d is listed out of order (expected leaf %d)", bl.Index, want)
 		}
 		leaf := intakelog.Leaf{ID: bl.ID, SHA256: bl.SHA256, Size: bl.Size, Date: bl.Date}
-		proof, err := intakelog.DecodeProof(bl.Proof)
-		if err != nil {
+		_, err := lc.Included(ctx, v.Checkpoint, bl.Index, leaf)
+		if errors.Is(err, intakelog.ErrMalformed) {
 			r := refuse(ErrMalformed, "leaf %d: inclusion proof: %v", bl.Index, err)
 			r.err = err
 			return nil, r
 		}
-		if err := intakelog.VerifyInclusion(v.Checkpoint, bl.Index, leaf, proof); err != nil {
+		if err != nil {
 			r := refuse(ErrInclusion, "leaf %d (id %s) is not in the log at the bundle's checkpoint of size %d: the leaf or its proof was altered",
 				bl.Index, bl.ID, to)
 			r.err = err

@@ -5,10 +5,10 @@
 // A bundle continues from a checkpoint the reviewer already verified (or
 // from the beginning of the log) up to the server's newest checkpoint. The
 // collector checks everything the reviewer will check before it writes a
-// byte of bundle.json: the checkpoint's signature, its consistency with the
-// checkpoint the bundle starts from and with the last one this collector
-// bundled, every leaf's inclusion proof, and every ciphertext's size and
-// SHA-256 against its leaf. A server that rewrites, forks or rolls back its
+// byte of bundle.json, through intakelog.Client (fed by logclient.Ops): the
+// checkpoint's signature, its consistency with the checkpoint the bundle
+// starts from and with the newest one this device verified, every leaf's
+// inclusion proof, and every ciphertext's size and SHA-256 against its leaf. A server that rewrites, forks or rolls back its
 // log, or swaps a ciphertext, is refused here already, before anything is
 // carried to the reviewer.
 //
@@ -20,7 +20,7 @@
 // ciphertext is downloaded to <id>.age.part, checked, synced and renamed;
 // bundle.json is written atomically once every ciphertext is in place;
 // only then is the server told what was collected, and only then does the
-// caller record the new checkpoint. A re-run finds the ciphertexts already
+// caller record where the bundle ended. A re-run finds the ciphertexts already
 // there and does not download them again.
 package collect
 
@@ -37,10 +37,13 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/logclient"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
 )
 
@@ -92,9 +95,11 @@ type Collector struct {
 	// signed checkpoint of that size (nil if From is 0).
 	From           int64
 	FromCheckpoint []byte
-	// Witness, if set, is the last checkpoint this collector bundled; the
-	// server's newest checkpoint must be consistent with it too.
-	Witness []byte
+	// Store, if set, holds the newest checkpoint this device verified of
+	// this log (by collecting or by checking receipts): the server's
+	// newest checkpoint must be consistent with it too, and replaces it
+	// once everything verified, before bundle.json is written.
+	Store intakelog.Store
 	// Seen, if set, holds the ids this device collected before: a leaf
 	// naming one of them at another index is refused, and a successful
 	// Run adds the bundle's ids to it (the caller saves it).
@@ -139,18 +144,16 @@ func (c *Collector) Run(ctx context.Context) (*Summary, error) {
 	if c.Now != nil {
 		now = c.Now
 	}
-	var raw []byte
-	err := c.do(ctx, func(ctx context.Context) error {
-		var err error
-		raw, err = c.Server.Checkpoint(ctx)
-		return err
-	})
+	lc, err := intakelog.NewClient(c.LogKey, &logclient.Ops{API: c.Server, Retry: c.Retry, Sleep: c.Sleep, Retryable: retryable}, c.Store)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := intakelog.OpenCheckpoint(raw, c.LogKey)
-	if err != nil {
+	cp, raw, err := lc.Checkpoint(ctx)
+	switch {
+	case intakelog.IsLogError(err):
 		return nil, fmt.Errorf("%w: the newest checkpoint: %w", ErrLog, err)
+	case err != nil:
+		return nil, err
 	}
 
 	// A bundle already in Dir is replaced: each bundle continues from the
@@ -182,37 +185,49 @@ func (c *Collector) Run(ctx context.Context) (*Summary, error) {
 			ErrLog, cp.Size, from, intakelog.ErrRollback)
 	}
 	consistency := []string{}
+	fromCp := intakelog.Checkpoint{Origin: cp.Origin, Root: emptyRoot}
 	if from > 0 {
-		fromCp, err := intakelog.OpenCheckpoint(fromRaw, c.LogKey)
+		fromCp, err = lc.Open(fromRaw)
 		if err != nil {
 			return nil, fmt.Errorf("the checkpoint of size %d the bundle starts from: %w", from, err)
 		}
 		if fromCp.Size != from {
 			return nil, fmt.Errorf("the checkpoint the bundle starts from has size %d, not %d", fromCp.Size, from)
 		}
-		if consistency, err = c.consistent(ctx, fromCp, cp); err != nil {
+		proof, err := consistent(ctx, lc, fromCp, cp)
+		if err != nil {
 			return nil, err
 		}
+		consistency = intakelog.EncodeProof(proof)
 	}
-	if c.Witness != nil {
-		w, err := intakelog.OpenCheckpoint(c.Witness, c.LogKey)
-		if err != nil {
-			return nil, fmt.Errorf("the last bundled checkpoint: %w", err)
-		}
+	w, _, ok, err := lc.Latest()
+	if err != nil {
+		return nil, fmt.Errorf("the last verified checkpoint: %w", err)
+	}
+	if ok {
 		if w.Size > cp.Size {
-			return nil, fmt.Errorf("%w: the server's newest checkpoint has size %d, but a checkpoint of size %d was bundled before: %w",
+			return nil, fmt.Errorf("%w: the server's newest checkpoint has size %d, but a checkpoint of size %d was bundled before or verified with receipts on this device: %w",
 				ErrLog, cp.Size, w.Size, intakelog.ErrRollback)
 		}
-		if w.Size != from {
-			if _, err := c.consistent(ctx, w, cp); err != nil {
+		// The checkpoint the bundle starts from was checked above.
+		if w != fromCp {
+			if _, err := consistent(ctx, lc, w, cp); err != nil {
 				return nil, err
 			}
 		}
 	}
 
-	leaves, err := c.leaves(ctx, from, cp)
+	leaves, err := c.leaves(ctx, lc, from, cp)
 	if err != nil {
 		return nil, err
+	}
+	if c.Store != nil {
+		if err := lc.Accept(ctx, cp, raw); err != nil {
+			if intakelog.IsLogError(err) {
+				return nil, fmt.Errorf("%w: the newest checkpoint (size %d) against the one stored meanwhile: %w", ErrLog, cp.Size, err)
+			}
+			return nil, err
+		}
 	}
 	sum := &Summary{From: from, Checkpoint: raw, Size: cp.Size, AckFailed: map[string]error{}}
 	if replaced != nil && (replaced.From != from || replaced.To != cp.Size) {
@@ -263,95 +278,53 @@ func (c *Collector) Run(ctx context.Context) (*Summary, error) {
 	return sum, nil
 }
 
-// consistent fetches and checks the proof that new extends old, and
-// returns it.
-func (c *Collector) consistent(ctx context.Context, old, new intakelog.Checkpoint) ([]string, error) {
-	proof := []string{}
-	if old.Size > 0 && old.Size < new.Size {
-		err := c.do(ctx, func(ctx context.Context) error {
-			var err error
-			proof, err = c.Server.Consistency(ctx, old.Size, new.Size)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	hashes, err := intakelog.DecodeProof(proof)
-	if err == nil {
-		err = intakelog.VerifyConsistency(old, new, hashes)
-	}
-	if err != nil {
+// consistent checks that new extends old, and returns the proof.
+func consistent(ctx context.Context, lc *intakelog.Client, old, new intakelog.Checkpoint) ([]tlog.Hash, error) {
+	proof, err := lc.Consistent(ctx, old, new)
+	if intakelog.IsLogError(err) {
 		return nil, fmt.Errorf("%w: the newest checkpoint (size %d) against the one of size %d: %w", ErrLog, new.Size, old.Size, err)
 	}
-	if proof == nil {
-		proof = []string{}
-	}
-	return proof, nil
+	return proof, err
 }
 
 // leaves fetches the leaves from … cp.Size-1 with their inclusion proofs
 // at cp, and checks them.
-func (c *Collector) leaves(ctx context.Context, from int64, cp intakelog.Checkpoint) ([]bundle.Leaf, error) {
+func (c *Collector) leaves(ctx context.Context, lc *intakelog.Client, from int64, cp intakelog.Checkpoint) ([]bundle.Leaf, error) {
 	if cp.Size-from > bundle.MaxEntries {
 		return nil, fmt.Errorf("the log grew by %d entries since size %d, more than one bundle holds (%d)", cp.Size-from, from, bundle.MaxEntries)
 	}
-	out := make([]bundle.Leaf, 0, cp.Size-from)
+	leaves, err := lc.Leaves(ctx, from, cp.Size)
+	switch {
+	case intakelog.IsLogError(err):
+		return nil, fmt.Errorf("%w: %w", ErrLog, err)
+	case err != nil:
+		return nil, err
+	}
+	out := make([]bundle.Leaf, 0, len(leaves))
 	seen := map[string]int64{}
-	for start := from; start < cp.Size; start += api.MaxLeaves {
-		end := min(start+api.MaxLeaves, cp.Size)
-		var page []api.LogLeaf
-		err := c.do(ctx, func(ctx context.Context) error {
-			var err error
-			page, err = c.Server.Leaves(ctx, start, end)
-			return err
-		})
-		if err != nil {
+	for i, l := range leaves {
+		index := from + int64(i)
+		if l.Size <= 0 || l.Size > MaxSubmissionSize {
+			return nil, fmt.Errorf("%w: log leaf %d is malformed", ErrLog, index)
+		}
+		if prev, ok := seen[l.ID]; ok {
+			return nil, fmt.Errorf("%w: %w: log leaves %d and %d both name submission %s", ErrLog, ErrReusedID, prev, index, l.ID)
+		}
+		if c.Seen != nil {
+			if prev, ok := c.Seen.SeenAt(l.ID); ok && prev != index {
+				return nil, fmt.Errorf("%w: %w: log leaf %d names submission %s, which this device collected before from log leaf %d",
+					ErrLog, ErrReusedID, index, l.ID, prev)
+			}
+		}
+		seen[l.ID] = index
+		proof, err := lc.Included(ctx, cp, index, l)
+		switch {
+		case intakelog.IsLogError(err):
+			return nil, fmt.Errorf("%w: leaf %d (submission %s): %w", ErrLog, index, l.ID, err)
+		case err != nil:
 			return nil, err
 		}
-		if int64(len(page)) != end-start {
-			return nil, fmt.Errorf("%w: asked for log leaves %d to %d, got %d", ErrLog, start, end-1, len(page))
-		}
-		for i, l := range page {
-			index := start + int64(i)
-			if l.Index != index {
-				return nil, fmt.Errorf("%w: asked for log leaf %d, got leaf %d", ErrLog, index, l.Index)
-			}
-			leaf := intakelog.Leaf{ID: l.ID, SHA256: l.SHA256, Size: l.Size, Date: l.Date}
-			if _, err := intakelog.ParseLeaf(leaf.Bytes()); err != nil || l.Size <= 0 || l.Size > MaxSubmissionSize {
-				return nil, fmt.Errorf("%w: log leaf %d is malformed", ErrLog, index)
-			}
-			if prev, ok := seen[l.ID]; ok {
-				return nil, fmt.Errorf("%w: %w: log leaves %d and %d both name submission %s", ErrLog, ErrReusedID, prev, index, l.ID)
-			}
-			if c.Seen != nil {
-				if prev, ok := c.Seen.SeenAt(l.ID); ok && prev != index {
-					return nil, fmt.Errorf("%w: %w: log leaf %d names submission %s, which this device collected before from log leaf %d",
-						ErrLog, ErrReusedID, index, l.ID, prev)
-				}
-			}
-			seen[l.ID] = index
-			var proof []string
-			err := c.do(ctx, func(ctx context.Context) error {
-				var err error
-				proof, err = c.Server.Inclusion(ctx, index, cp.Size)
-				return err
-			})
-			if err != nil {
-				return nil, err
-			}
-			hashes, err := intakelog.DecodeProof(proof)
-			if err == nil {
-				err = intakelog.VerifyInclusion(cp, index, leaf, hashes)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%w: leaf %d (submission %s): %w", ErrLog, index, l.ID, err)
-			}
-			if proof == nil {
-				proof = []string{}
-			}
-			out = append(out, bundle.Leaf{Index: index, ID: l.ID, SHA256: l.SHA256, Size: l.Size, Date: l.Date, Proof: proof})
-		}
+		out = append(out, bundle.Leaf{Index: index, ID: l.ID, SHA256: l.SHA256, Size: l.Size, Date: l.Date, Proof: intakelog.EncodeProof(proof)})
 	}
 	return out, nil
 }
@@ -516,3 +489,6 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	p.fn(p.id, p.done, p.total)
 	return n, err
 }
+
+// emptyRoot is the root hash of a log of size 0.
+var emptyRoot, _ = tlog.TreeHash(0, nil)

@@ -295,7 +295,7 @@ func TestCollectIncremental(t *testing.T) {
 	f.add(300)
 	dir := t.TempDir()
 	c := collector(f, dir)
-	c.From, c.FromCheckpoint, c.Witness = first.Size, first.Checkpoint, first.Checkpoint
+	c.From, c.FromCheckpoint, c.Store = first.Size, first.Checkpoint, intakelog.NewMemStore(first.Checkpoint)
 	sum, err := c.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +311,7 @@ func TestCollectIncremental(t *testing.T) {
 	// Nothing new: an empty bundle that ends where it starts.
 	dir = t.TempDir()
 	c = collector(f, dir)
-	c.From, c.FromCheckpoint, c.Witness = sum.Size, sum.Checkpoint, sum.Checkpoint
+	c.From, c.FromCheckpoint, c.Store = sum.Size, sum.Checkpoint, intakelog.NewMemStore(sum.Checkpoint)
 	empty, err := c.Run(context.Background())
 	if err != nil || empty.Size != 5 || empty.Downloaded+empty.Present != 0 {
 		t.Fatalf("empty collection = %+v, %v", empty, err)
@@ -321,7 +321,7 @@ func TestCollectIncremental(t *testing.T) {
 	// From 0 again, with the witness: everything.
 	dir = t.TempDir()
 	c = collector(f, dir)
-	c.Witness = sum.Checkpoint
+	c.Store = intakelog.NewMemStore(sum.Checkpoint)
 	all, err := c.Run(context.Background())
 	if err != nil || all.From != 0 || all.Downloaded != 5 {
 		t.Fatalf("collection from 0 = %+v, %v", all, err)
@@ -342,7 +342,7 @@ func TestCollectReplacesBundle(t *testing.T) {
 	}
 	f.add(100)
 	c := collector(f, dir)
-	c.From, c.FromCheckpoint, c.Witness = first.Size, first.Checkpoint, first.Checkpoint
+	c.From, c.FromCheckpoint, c.Store = first.Size, first.Checkpoint, intakelog.NewMemStore(first.Checkpoint)
 	sum, err := c.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -502,7 +502,7 @@ func TestCollectRefusesLies(t *testing.T) {
 			f.downloads = 0
 			dir := t.TempDir()
 			c := collector(f, dir)
-			c.Witness = first.Checkpoint
+			c.Store = intakelog.NewMemStore(first.Checkpoint)
 			if tt.incremental {
 				c.From, c.FromCheckpoint = first.Size, first.Checkpoint
 			}
@@ -607,7 +607,7 @@ func TestCollectEmptyLog(t *testing.T) {
 	checkBundle(t, f, dir)
 	f.add(10)
 	c := collector(f, t.TempDir())
-	c.Witness = sum.Checkpoint
+	c.Store = intakelog.NewMemStore(sum.Checkpoint)
 	next, err := c.Run(context.Background())
 	if err != nil || next.Size != 1 || next.Downloaded != 1 {
 		t.Fatalf("Run after the first entry = %+v, %v", next, err)
@@ -657,7 +657,7 @@ func TestCollectRefusesReusedID(t *testing.T) {
 	f.addAs(first.ID, 200)
 	dir := t.TempDir()
 	c = collector(f, dir)
-	c.From, c.FromCheckpoint, c.Witness, c.Seen = sum.Size, sum.Checkpoint, sum.Checkpoint, state
+	c.From, c.FromCheckpoint, c.Store, c.Seen = sum.Size, sum.Checkpoint, intakelog.NewMemStore(sum.Checkpoint), state
 	_, err = c.Run(context.Background())
 	if !errors.Is(err, ErrLog) || !errors.Is(err, ErrReusedID) {
 		t.Fatalf("Run = %v, want ErrReusedID", err)
@@ -777,5 +777,34 @@ func TestCollectRefusesForeignDir(t *testing.T) {
 	}
 	if _, err := collector(f, dir).Run(context.Background()); !errors.Is(err, ErrNotBundleDir) {
 		t.Errorf("a directory named like a ciphertext: %v", err)
+	}
+}
+
+// TestCollectStoresVerifiedCheckpoint: a Run that verified everything
+// stores its checkpoint as the newest verified one; a lying server leaves
+// the store as it was.
+func TestCollectStoresVerifiedCheckpoint(t *testing.T) {
+	f := newLog(t)
+	f.add(100)
+	f.add(100)
+	store := intakelog.NewMemStore(nil)
+	c := collector(f, t.TempDir())
+	c.Store = store
+	sum, err := c.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := store.Latest(); !bytes.Equal(got, sum.Checkpoint) {
+		t.Fatalf("store holds %q, want the bundle's checkpoint", got)
+	}
+	f.add(100)
+	f.badProof = 2
+	c = collector(f, t.TempDir())
+	c.Store = store
+	if _, err := c.Run(context.Background()); !errors.Is(err, intakelog.ErrInclusion) {
+		t.Fatalf("Run with a bad proof = %v", err)
+	}
+	if got, _ := store.Latest(); !bytes.Equal(got, sum.Checkpoint) {
+		t.Error("a lying server moved the stored checkpoint")
 	}
 }

@@ -63,9 +63,25 @@ type State struct {
 // logKey. A state for another log key is an error: its checkpoints prove
 // nothing about this log.
 func LoadState(name, logKey string) (*State, error) {
+	s, err := readState(name)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return &State{Version: StateVersion, LogKey: logKey, Checkpoints: []string{}}, nil
+	}
+	if s.LogKey != logKey {
+		return nil, fmt.Errorf("collector state %s is for the log key %s, not the pinned %s", name, s.LogKey, logKey)
+	}
+	return s, nil
+}
+
+// readState reads and checks a state file of any log key; nil if there is
+// none.
+func readState(name string) (*State, error) {
 	f, err := os.Open(name)
 	if os.IsNotExist(err) {
-		return &State{Version: StateVersion, LogKey: logKey, Checkpoints: []string{}}, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to read collector state: %w", err)
@@ -87,10 +103,19 @@ func LoadState(name, logKey string) (*State, error) {
 	if _, err := decodeSeen(s.Seen); err != nil {
 		return nil, fmt.Errorf("collector state %s is damaged: %v", name, err)
 	}
-	if s.LogKey != logKey {
-		return nil, fmt.Errorf("collector state %s is for the log key %s, not the pinned %s", name, s.LogKey, logKey)
-	}
 	return &s, nil
+}
+
+// LastCheckpoint returns the last bundled checkpoint in a state file,
+// whatever its log key, or nil if there is no file or no checkpoint. The
+// newest checkpoint this device verified used to be this one; it now has
+// a file of its own, made from this one by the caller.
+func LastCheckpoint(name string) ([]byte, error) {
+	s, err := readState(name)
+	if err != nil || s == nil || len(s.Checkpoints) == 0 {
+		return nil, err
+	}
+	return []byte(s.Checkpoints[len(s.Checkpoints)-1]), nil
 }
 
 // Save writes the state atomically.
