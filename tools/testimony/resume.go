@@ -58,7 +58,7 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tlsFlags, tlsSet, err := cf.tlsOptions()
+	_, tlsSet, err := cf.tlsOptions()
 	if err != nil {
 		return err
 	}
@@ -111,25 +111,22 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 		if only != nil && u.String() != only.String() {
 			continue
 		}
-		// The certificate check: the flags', else the one remembered for
-		// the server (it may have been replaced since the submission),
-		// else the one the submission was made with.
+		// The certificate check: the flags' (which must agree with the
+		// one remembered for the server, as for every command), else the
+		// remembered one (it may have been replaced since the
+		// submission), else the one the submission was made with.
 		ch := &tlsChoice{opt: api.TLSOptions{CAPEM: []byte(e.Meta.CAPEM), Pin: e.Meta.TLSPin}}
 		if e.Meta.CAPEM == "" {
 			ch.opt.CAPEM = nil
 		}
-		if tlsSet {
-			ch.opt = tlsFlags
-		} else {
-			rem, err := c.chooseTLS(h, u, connFlags{})
-			if err != nil {
-				printError(c.stderr, "", prefixed("outbox entry "+e.Name+": ", err))
-				failed++
-				continue
-			}
-			if rem.fromMemory {
-				ch = rem
-			}
+		rem, err := c.chooseTLS(h, u, cf)
+		if err != nil {
+			printError(c.stderr, "", prefixed("outbox entry "+e.Name+": ", err))
+			failed++
+			continue
+		}
+		if tlsSet || rem.fromMemory {
+			ch = rem
 		}
 		id, err := c.resumeOne(ctx, h, t, u, tok, ch, e, int64(rate))
 		if err != nil {
@@ -139,6 +136,9 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 			printError(c.stderr, "", prefixed("outbox entry "+e.Name+": ", err))
 			failed++
 			continue
+		}
+		if err := c.rememberTLS(h, ch); err != nil {
+			printError(c.stderr, "", err)
 		}
 		fmt.Fprintln(c.stdout, id)
 	}

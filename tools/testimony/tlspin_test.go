@@ -224,6 +224,12 @@ func TestResumeUsesRememberedPin(t *testing.T) {
 	if _, stderr, code := cw.run("resume"); code != 1 || !strings.Contains(stderr, "is not the one remembered") {
 		t.Fatalf("resume before the replacement is confirmed: exit %d\n%s", code, stderr)
 	}
+	// Someone who intercepts the connection tells the caseworker to pass
+	// the new fingerprint to resume: a -pin that differs from the
+	// remembered check is refused, as it is for every other command.
+	if _, stderr, code := cw.run("resume", "-pin", newPin); code != 1 || !strings.Contains(stderr, "differs from the certificate check remembered") {
+		t.Fatalf("resume -pin with a fingerprint other than the remembered one: exit %d\n%s", code, stderr)
+	}
 	if _, stderr, code := cw.run("init", "-server", d.ts.URL, "-pin", newPin, "-replace-pin"); code != 0 || !strings.Contains(stderr, "replaced the certificate check") {
 		t.Fatalf("init -replace-pin: exit %d\n%s", code, stderr)
 	}
