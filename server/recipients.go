@@ -27,8 +27,10 @@ var (
 	// match, so the type never changes.
 	ErrRecipientsType = errors.New("recipients note has a different recipient type than this deployment")
 	// ErrRecipientsSignature means init -org-key was given and the note is
-	// not signed by that key.
-	ErrRecipientsSignature = errors.New("recipients note is not signed by the organisation key")
+	// not signed by that key. It is recipients.ErrNoteSignature itself,
+	// whose message already says so and names the key: a sentinel of its
+	// own would only repeat that text.
+	ErrRecipientsSignature = recipients.ErrNoteSignature
 )
 
 // setRecipients replaces the served recipients with those of a signed
@@ -55,8 +57,8 @@ func setRecipients(db *store.DB, srv *Server, msg []byte) (*DeploymentInfo, erro
 		return nil, fmt.Errorf("%w: %w", ErrRecipientsNote, err)
 	}
 	if dep.orgKey != "" {
-		if _, err := recipients.VerifyNote(msg, dep.orgKey); errors.Is(err, recipients.ErrNoteSignature) {
-			return nil, fmt.Errorf("%w (the key given to init -org-key): %w", ErrRecipientsSignature, err)
+		if _, err := recipients.VerifyNote(msg, dep.orgKey); errors.Is(err, ErrRecipientsSignature) {
+			return nil, err
 		} else if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrRecipientsNote, err)
 		}

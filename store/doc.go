@@ -53,9 +53,13 @@
 //
 // Deleting an upload only returns its pages to bbolt's freelist: the file
 // does not shrink, and the old ciphertext stays on disk until a later write
-// reuses those pages. To physically drop deleted data, stop the server and
-// run Compact into a new file, then replace the old file (and remember that
-// on flash storage even that does not guarantee the old blocks are erased).
+// reuses those pages. To physically drop deleted data, stop the server,
+// copy the file into a new one without the freed pages, then replace the old
+// file (and remember that on flash storage even that does not guarantee the
+// old blocks are erased). Compact makes that copy, but no command runs it
+// yet: until testimony-server has a compact command, docs/operator.md
+// (section 7) has operators use the bbolt tool's compact, which makes the
+// same copy.
 //
 // Chunks are at most ChunkSize (1 MiB) because bbolt builds a whole value
 // in memory when it commits; one value per file would make memory grow with

@@ -207,7 +207,9 @@ func (db *DB) Check() error {
 // pages freed by deletions, so deleted ciphertext is no longer in the new
 // file. dst must not exist. src is opened read-only, which fails with
 // ErrTimeout while a server has it open: stop the server first. Replacing src
-// with dst is left to the caller.
+// with dst is left to the caller. No command calls it yet: until
+// testimony-server has a compact command built on it, operators use the
+// bbolt tool (docs/operator.md, section 7).
 func Compact(dst, src string, opt Options) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return fmt.Errorf("failed to compact into %s: %w", dst, ErrExists)

@@ -40,7 +40,7 @@ func FuzzRecipientsParse(f *testing.F) {
 			t.Fatalf("%d recipients", len(s.Strings))
 		}
 		s2, err := Parse(strings.NewReader(s.String()))
-		if err != nil || !Equal(s, s2) {
+		if err != nil || !equal(s, s2) {
 			t.Fatalf("Parse(String()) = %v, %v", s2, err)
 		}
 		if _, err := s.AgeRecipients(); err != nil {
@@ -106,7 +106,7 @@ func FuzzVerifyNote(f *testing.F) {
 		unverified, uerr := ParseNoteUnverified(data)
 		if err == nil {
 			// Whatever verifies also parses, to the same set.
-			if uerr != nil || !Equal(verified.Set, unverified.Set) || verified.Version != unverified.Version {
+			if uerr != nil || !equal(verified.Set, unverified.Set) || verified.Version != unverified.Version {
 				t.Fatalf("VerifyNote accepted %q but ParseNoteUnverified = %v", data, uerr)
 			}
 		}
@@ -119,7 +119,7 @@ func FuzzVerifyNote(f *testing.F) {
 			t.Fatalf("SignNote of an accepted note: %v", err)
 		}
 		got, err := VerifyNote(again, vkey)
-		if err != nil || !Equal(got.Set, unverified.Set) || got.Version != unverified.Version {
+		if err != nil || !equal(got.Set, unverified.Set) || got.Version != unverified.Version {
 			t.Fatalf("re-signed note does not verify the same: %v", err)
 		}
 	})

@@ -26,26 +26,20 @@ const (
 	mlkemCTSize    = 1088 // ML-KEM-768 ciphertext; enc = ciphertext || X25519 share
 )
 
-// CheckHeader reads an age v1 header from r and checks it against the
+// HeaderLength reads an age v1 header from r, checks it against the
 // deployment's recipient type wantType (TypeHybrid or TypeX25519): every
 // stanza is of wantType and well-formed for it (argument count, canonical
 // base64, sizes, no low-order X25519 share), there are at most MaxRecipients
 // of them, and the header is followed by at least a nonce and one tag, the
 // smallest possible payload. It cannot check the header MAC, which needs
-// the file key.
+// the file key. It returns the length of the header in bytes, up to and
+// including the newline after its MAC; the payload (nonce and STREAM
+// chunks) starts there.
 //
 // At most MaxHeaderSize bytes are read from r, so r may be an unbounded
 // upload; the reader is left at an unspecified position. Errors wrap
 // ErrNotAge (not age, armored, malformed or truncated) or
 // ErrWrongRecipientType (a policy violation; the message names the type).
-func CheckHeader(r io.Reader, wantType string) error {
-	_, err := HeaderLength(r, wantType)
-	return err
-}
-
-// HeaderLength is CheckHeader that also returns the length of the header in
-// bytes, up to and including the newline after its MAC; the payload (nonce
-// and STREAM chunks) starts there.
 func HeaderLength(r io.Reader, wantType string) (int64, error) {
 	if !isKnownType(wantType) {
 		return 0, fmt.Errorf("failed to check age header: %w: %q", ErrUnsupportedType, wantType)

@@ -56,7 +56,7 @@ func TestNoteRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			if got.Version != 7 || got.Set.Type != s.Type || !Equal(got.Set, s) || !bytes.Equal(got.Note, msg) {
+			if got.Version != 7 || got.Set.Type != s.Type || !equal(got.Set, s) || !bytes.Equal(got.Note, msg) {
 				t.Errorf("%s = %+v, want version 7 of %+v", name, got, s)
 			}
 			if got.Set.String() != s.String() {

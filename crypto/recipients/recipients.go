@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -31,10 +30,10 @@ const (
 )
 
 // MaxRecipients bounds both the recipients file and the number of stanzas
-// CheckHeader accepts in an age header.
+// HeaderLength accepts in an age header.
 const MaxRecipients = 32
 
-// MaxHeaderSize is the most CheckHeader reads from its input. 32 hybrid
+// MaxHeaderSize is the most HeaderLength reads from its input. 32 hybrid
 // stanzas take about 50 KiB.
 const MaxHeaderSize = 64 << 10
 
@@ -215,21 +214,6 @@ func (s *Set) String() string {
 		b.WriteByte('\n')
 	}
 	return b.String()
-}
-
-// Equal reports whether a and b have the same type and the same recipients,
-// in any order. Two nil sets are equal.
-func Equal(a, b *Set) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	if a.Type != b.Type || len(a.Strings) != len(b.Strings) {
-		return false
-	}
-	x, y := slices.Clone(a.Strings), slices.Clone(b.Strings)
-	slices.Sort(x)
-	slices.Sort(y)
-	return slices.Equal(x, y)
 }
 
 // isKnownType reports whether t is a type a deployment may require.

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// vector is the part of a c2sp.org/CCTV/age test vector CheckHeader cares about.
+// vector is the part of a c2sp.org/CCTV/age test vector HeaderLength cares about.
 type vector struct {
 	expect   string
 	wantType string // the deployment type matching the vector's identities

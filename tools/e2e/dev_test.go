@@ -12,14 +12,23 @@ import (
 	"time"
 )
 
-// TestDevCommands runs the README's first set-up command, testimony-server
-// dev, and then, in a shell, exactly the commands it tells a newcomer to
-// copy (with "go run ./tools/…" pointing at the binaries built for these
-// tests): submit a file, collect, open. The opened file must equal the
-// submitted one.
+// TestDevCommands runs the README's first set-up command, testimony-dev,
+// and then, in a shell, exactly the commands it tells a newcomer to copy
+// (with "go run ./tools/…" pointing at the binaries built for these tests):
+// submit a file, collect, open. The opened file must equal the submitted
+// one.
 func TestDevCommands(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, setUp, _ := strings.Cut(string(readme), "\n## Set up\n")
+	_, block, _ := strings.Cut(setUp, "```sh\n")
+	if first, _, _ := strings.Cut(block, "\n"); first != "go run ./server/cmd/testimony-dev" {
+		t.Fatalf("the README's first set-up command is %q, not go run ./server/cmd/testimony-dev, which this test runs", first)
+	}
 	addr := freeAddr(t)
-	dev := exec.Command(bin("testimony-server"), "dev", "-addr", addr)
+	dev := exec.Command(bin("testimony-dev"), "-addr", addr)
 	stdout, err := dev.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	build := exec.Command("go", "build", "-o", dir,
-		"../../server/cmd/testimony-server", "../testimony", "../testimony-review", "filippo.io/age/cmd/age")
+		"../../server/cmd/testimony-server", "../../server/cmd/testimony-dev", "../testimony", "../testimony-review", "filippo.io/age/cmd/age")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "failed to build the binaries:", err)

@@ -11,15 +11,18 @@
 //	testimony-server token revoke -data DIR ID|NAME
 //	testimony-server recipients show -data DIR
 //	testimony-server recipients set -data DIR NOTEFILE
-//	testimony-server dev [-addr 127.0.0.1:8443] [-data DIR]
 //
 // init creates DIR (mode 0700) with the reviewers' age recipients (public
 // keys only: a file holding a private key is refused) and a new intake log
 // key, and prints its verifier key. serve runs the HTTPS API; the token and
 // recipients commands work whether or not it runs, through its admin socket
 // when it does. recipients set replaces the served recipients with an
-// organisation-signed recipients note of a higher version. dev runs a throw-away demo deployment on 127.0.0.1 and prints
-// the commands to try it.
+// organisation-signed recipients note of a higher version.
+//
+// The throw-away demo deployment is the separate command testimony-dev
+// (server/cmd/testimony-dev): it makes a reviewer's private key, and this
+// binary, which runs on an exposed server, links no key generation
+// (TestNoKeyGeneration). "testimony-server dev" only says so.
 //
 // Files in DIR:
 //
@@ -51,9 +54,9 @@ const usage = `Usage:
     testimony-server token revoke -data DIR ID|NAME
     testimony-server recipients show -data DIR
     testimony-server recipients set -data DIR NOTEFILE
-    testimony-server dev [-addr 127.0.0.1:8443] [-data DIR]
 
-Run "testimony-server COMMAND -h" for a command's flags.
+Run "testimony-server COMMAND -h" for a command's flags. For a throw-away
+demo on one machine, run "go run ./server/cmd/testimony-dev" from a checkout.
 
 Example:
     testimony-server init -data /var/lib/testimony -recipients recipients.txt
@@ -67,6 +70,11 @@ func main() {
 	stop()
 	os.Exit(code)
 }
+
+// errDevMoved answers the old "testimony-server dev", so that notes and
+// scripts written for it fail with the new command's name rather than with
+// "unknown command". It is one line: no hint follows it.
+var errDevMoved = errors.New(`"testimony-server dev" is now its own command, so that the server's binary cannot make private keys: run "go run ./server/cmd/testimony-dev" from a checkout`)
 
 // cli is what every command writes to.
 type cli struct {
@@ -92,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "recipients":
 		err = c.recipients(rest)
 	case "dev":
-		err = c.dev(rest)
+		err = errDevMoved
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -42,7 +42,7 @@ func TestDev(t *testing.T) {
 	var stdout, stderr syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"dev", "-addr", "127.0.0.1:0", "-data", data}, &stdout, &stderr) }()
+	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-data", data}, &stdout, &stderr) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(stdout.String(), "Stop with Ctrl-C") {
 		select {
@@ -137,7 +137,7 @@ func TestDev(t *testing.T) {
 
 func TestDevRefusesNonLoopback(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"dev", "-addr", "0.0.0.0:8443"}, &stdout, &stderr); code != 1 {
+	if code := run(context.Background(), []string{"-addr", "0.0.0.0:8443"}, &stdout, &stderr); code != 1 {
 		t.Fatalf("exit %d", code)
 	}
 	if !strings.Contains(stderr.String(), "only on a loopback address") {
@@ -149,7 +149,7 @@ func TestDevRefusesUsedDataDir(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "something"), nil, 0o600)
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"dev", "-addr", "127.0.0.1:0", "-data", dir}, &stdout, &stderr); code != 1 {
+	if code := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-data", dir}, &stdout, &stderr); code != 1 {
 		t.Fatalf("exit %d", code)
 	}
 	if !strings.Contains(stderr.String(), "needs a fresh data directory") {

@@ -12,25 +12,6 @@ import (
 	"github.com/testimony-ngo/testimony/server"
 )
 
-const devUsage = `Usage: testimony-server dev [-addr 127.0.0.1:8443] [-data DIR]
-
-Runs a throw-away demo deployment: a fresh data directory (a new temporary
-one unless -data names an empty or missing directory), a demo reviewer key
-in a separate directory OUTSIDE the data directory, self-signed TLS on
-127.0.0.1, a submit token and a collect token. It prints the commands that
-submit a file, collect it and open it.
-
-In real use the reviewer's private key never touches the server: it is made
-with testimony-review keygen on the air-gapped machine.
-
-Flags:
-    -addr HOST:PORT   loopback address to listen on (default 127.0.0.1:8443)
-    -data DIR         data directory to use instead of a temporary one
-
-Example:
-    go run ./server/cmd/testimony-server dev
-`
-
 // devWarning is printed where nobody can miss it.
 const devWarning = `
   !!! DEMO ONLY !!!
@@ -50,23 +31,14 @@ const (
 	devCollectToken   = "collect.token"
 )
 
-func (c *cli) dev(args []string) error {
-	fs := newFlags("dev")
-	addr := fs.String("addr", "127.0.0.1:8443", "")
-	data := fs.String("data", "", "")
-	rest, err := c.parseFlags(fs, devUsage, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(fs, rest); err != nil {
-		return err
-	}
-	host, _, err := net.SplitHostPort(*addr)
+// dev sets up the demo deployment and serves it until c.ctx ends.
+func (c *cli) dev(addr, data string) error {
+	host, _, err := net.SplitHostPort(addr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		return withHint(fmt.Errorf("dev listens only on a loopback address, not %q", *addr), "use -addr 127.0.0.1:8443; for a real deployment use init and serve")
+		return withHint(fmt.Errorf("testimony-dev listens only on a loopback address, not %q", addr), "use -addr 127.0.0.1:8443; for a real deployment use testimony-server init and serve")
 	}
 
-	dataDir, err := devDataDir(*data)
+	dataDir, err := devDataDir(data)
 	if err != nil {
 		return err
 	}
@@ -84,7 +56,7 @@ func (c *cli) dev(args []string) error {
 		return fmt.Errorf("failed to generate the demo reviewer identity: %w", err)
 	}
 	recipient := identity.Recipient().String()
-	key := "# DEMO reviewer identity made by testimony-server dev.\n" +
+	key := "# DEMO reviewer identity made by testimony-dev.\n" +
 		"# Real reviewer keys are made on an air-gapped machine and never touch a server.\n" +
 		"# public key: " + recipient + "\n" + identity.String() + "\n"
 	if err := writeSecret(demo(devIdentityFile), key); err != nil {
@@ -95,10 +67,10 @@ func (c *cli) dev(args []string) error {
 	}
 	res, err := server.Init(dataDir, strings.NewReader(recipient+"\n"), server.InitOptions{})
 	if err != nil {
-		return explain(err, dataDir)
+		return err
 	}
 	if err := devTokens(dataDir, demo(devSubmitToken), demo(devCollectToken)); err != nil {
-		return explain(err, dataDir)
+		return err
 	}
 
 	fmt.Fprint(c.stderr, devWarning)
@@ -119,7 +91,7 @@ func (c *cli) dev(args []string) error {
 			shellQuote(res.LogKey), shellQuote(demo(devIdentityFile)))
 		fmt.Fprintf(c.stdout, "Stop with Ctrl-C. Afterwards: rm -r %s %s\n", shellQuote(dataDir), shellQuote(demoDir))
 	}
-	return c.runServer(server.RunConfig{DataDir: dataDir, Addr: *addr, SelfSigned: true}, ready)
+	return c.runServer(server.RunConfig{DataDir: dataDir, Addr: addr, SelfSigned: true}, ready)
 }
 
 // devDataDir returns a fresh data directory: dir if it is missing or
@@ -137,7 +109,7 @@ func devDataDir(dir string) (string, error) {
 		return "", fmt.Errorf("failed to read %s: %w", dir, err)
 	}
 	if len(entries) > 0 {
-		return "", withHint(fmt.Errorf("dev needs a fresh data directory, and %s is not empty", dir), "leave out -data to use a new temporary directory")
+		return "", withHint(fmt.Errorf("testimony-dev needs a fresh data directory, and %s is not empty", dir), "leave out -data to use a new temporary directory")
 	}
 	return filepath.Abs(dir)
 }
