@@ -20,6 +20,7 @@ import (
 	"github.com/testimony-ngo/testimony/internal/enrol"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
 )
 
 // readEnrolment reads the enrolment file and puts its server, certificate
@@ -57,6 +58,9 @@ func checkEnrolmentOrg(file string, e *enrol.Enrolment, orgKey string) error {
 	if orgKey == "" {
 		return usageErrorf("-enrol needs -org-key: the organisation key never comes in the enrolment file").
 			hint("type or paste the key from the card your organisation gave you in person: testimony init -enrol %s -org-key KEY", file)
+	}
+	if err := pin.CheckKey(orgKey); err != nil {
+		return usageErrorf("-org-key: %v", err)
 	}
 	name, err := enrol.KeyName(orgKey)
 	if err != nil || name != e.OrgKeyName {

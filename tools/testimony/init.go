@@ -115,14 +115,18 @@ func (c *cli) init(ctx context.Context, args []string) error {
 		return errorf("%v", err).
 			hint("the trust file may be damaged or tampered with; restore it from a backup, or delete it and run 'testimony init' again with the keys your organisation gave you")
 	}
+	if en != nil {
+		org := tf.orgKey
+		if org == "" {
+			org = t.OrgKey
+		}
+		if err := checkEnrolmentOrg(*enrolFile, en, org); err != nil {
+			return err
+		}
+	}
 	changed, err := c.applyTrust(h, t, tf, *replace)
 	if err != nil {
 		return err
-	}
-	if en != nil {
-		if err := checkEnrolmentOrg(*enrolFile, en, t.OrgKey); err != nil {
-			return err
-		}
 	}
 	if changed {
 		if err := pin.SaveTrust(h.trustPath(), t); err != nil {
