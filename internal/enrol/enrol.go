@@ -286,6 +286,9 @@ func Parse(data []byte) (*Enrolment, error) {
 	if string(head.Format) != `"`+Format+`"` {
 		return nil, ErrNotEnrolment
 	}
+	if head.Version == nil {
+		return nil, fmt.Errorf("%w: no version", ErrMalformed)
+	}
 	if string(head.Version) != fmt.Sprint(Version) {
 		return nil, fmt.Errorf("%w %s (this program reads version %d)", ErrVersion, head.Version, Version)
 	}

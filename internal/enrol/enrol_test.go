@@ -105,6 +105,7 @@ func TestParseRefuses(t *testing.T) {
 		{"other JSON", `{"version":1,"org_key":"x"}`, ErrNotEnrolment},
 		{"array", `[1]`, ErrNotEnrolment},
 		{"version 2", strings.Replace(s, `"version": 1`, `"version": 2`, 1), ErrVersion},
+		{"no version", strings.Replace(s, `"version": 1,`, ``, 1), ErrMalformed},
 		{"version string", strings.Replace(s, `"version": 1`, `"version": "1"`, 1), ErrVersion},
 		{"too large", s + strings.Repeat(" ", MaxSize), ErrTooLarge},
 		{"unknown field", strings.Replace(s, `"role"`, `"extra": "x", "role"`, 1), ErrMalformed},
