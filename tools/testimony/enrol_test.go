@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,5 +195,36 @@ func TestEnrolRefused(t *testing.T) {
 				t.Error("the token was printed")
 			}
 		})
+	}
+}
+
+// TestEnrolCA: an enrolment file with a CA certificate instead of a pin is
+// remembered like -ca.
+func TestEnrolCA(t *testing.T) {
+	d := newDeployment(t)
+	o := newOrg(t, "testimony-org")
+	d.setNote(o.sign(t, 1, d.identity))
+	name, _ := enrol.KeyName(o.verifier)
+	ca, err := enrol.CanonicalCA(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d.ts.Certificate().Raw}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "ca.enrol")
+	e := &enrol.Enrolment{Server: d.ts.URL, CA: string(ca), LogKey: d.logKey, OrgKeyName: name, Token: d.submitTok, Role: "submit", Name: "caseworker"}
+	if err := enrol.WriteFile(file, e); err != nil {
+		t.Fatal(err)
+	}
+	cw := newUser(t, "")
+	delete(cw.env, "TESTIMONY_TOKEN")
+	if _, stderr, code := cw.run("init", "-enrol", file, "-org-key", o.verifier); code != 0 || !strings.Contains(stderr, "remembered the certificate check") {
+		t.Fatalf("init -enrol with a CA: exit %d\n%s", code, stderr)
+	}
+	saved, err := os.ReadFile(filepath.Join(cw.home, "tls", api.HostPort(mustURL(t, d.ts.URL))+".json"))
+	if err != nil || !strings.Contains(string(saved), `"ca": "-----BEGIN CERTIFICATE-----`) {
+		t.Fatalf("remembered CA: %s, %v", saved, err)
+	}
+	a := writeFile(t, filepath.Join(t.TempDir(), "a.txt"), []byte("testimony"))
+	if _, stderr, code := cw.run("submit", "-server", d.ts.URL, a); code != 0 {
+		t.Fatalf("submit after init -enrol with a CA: exit %d\n%s", code, stderr)
 	}
 }

@@ -227,3 +227,28 @@ func mustRead(t *testing.T, name string) []byte {
 	}
 	return data
 }
+
+// TestTokenCreateEnrolCA: -ca puts the CA in canonical PEM into the file,
+// without the comments of the operator's file.
+func TestTokenCreateEnrolCA(t *testing.T) {
+	data, _ := initData(t, newOrgKey(t))
+	if _, err := server.SelfSignedCertificate(data, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	certPEM := mustRead(t, server.SelfSignedCertPath(data))
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, append([]byte("# our CA\n"), certPEM...), 0o600)
+	file := filepath.Join(t.TempDir(), "x.enrol")
+	_, stderr, code := runCmd(t, "token", "create", "-data", data, "-role", "collect", "-name", "collector",
+		"-enrol", file, "-url", "https://127.0.0.1:8443", "-ca", caFile)
+	if code != 0 || !strings.Contains(stderr, "it pins the server's certificate from the CA certificate "+caFile) {
+		t.Fatalf("token create -enrol -ca: exit %d\n%s", code, stderr)
+	}
+	e, err := enrol.Read(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.CA != string(certPEM) || e.Pin != "" || e.Role != "collect" {
+		t.Errorf("enrolment: %+v", e)
+	}
+}
