@@ -7,12 +7,14 @@ import (
 	"fmt"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/internal/enrol"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
 )
 
 const initUsage = `Usage:
     testimony init [-org-key VKEY] [-log-key VKEY] [-replace]
                    [-server URL [-ca FILE | -pin SHA256 [-replace-pin]] [-token-file FILE]]
+    testimony init -enrol FILE -org-key VKEY [-delete-enrol] [-replace] [-replace-pin]
 
 Sets up this device: creates the state directory, creates the device's
 signing key (device.key) if there is none, and pins the keys your
@@ -25,6 +27,15 @@ and log key against what is pinned, without submitting anything, and
 remembers -ca or -pin for the server: later commands need neither. A
 server whose certificate no longer matches is refused, and so is a -pin
 or -ca that differs from the remembered one, unless -replace-pin is given.
+
+With -enrol, the server, its certificate check, the log key and the
+access token come from the enrolment file your operator gave you, as if
+given with -server, -pin or -ca, -log-key and -token-file; the
+organisation key still comes from your organisation's card (-org-key),
+and a file that names another organisation key is refused. Once the
+server answered, the token is kept in the state directory for this
+server, so later commands need neither TESTIMONY_TOKEN nor -token-file.
+The file still holds the token: delete it (-delete-enrol does).
 
 Options:
     -org-key VKEY      Your organisation's verifier key: submit then encrypts
@@ -39,10 +50,15 @@ Options:
     -replace-pin       Replace the -pin or -ca remembered for this server, after
                        the operator confirmed the new certificate out of band.
     -token-file FILE   Read the access token from FILE (default: $TESTIMONY_TOKEN).
+    -enrol FILE        Take the server, certificate, log key and token from this
+                       enrolment file (testimony-server token create -enrol).
+    -delete-enrol      Delete the enrolment file once it was imported.
 
 Example:
     $ testimony init -org-key 'testimony-org+2f1c9a0b+AaBbCc…' -log-key 'testimony-log-1a2b3c4d+7d3e0f21+AdEeFf…' \
           -server https://intake.example.org -pin 82:85:3B:BF:…:51:E5 -token-file ~/testimony.token
+    tdk1P8m0qV3x…
+    $ testimony init -enrol laptop-3.enrol -org-key 'testimony-org+2f1c9a0b+AaBbCc…' -delete-enrol
     tdk1P8m0qV3x…
 `
 
@@ -54,11 +70,22 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	fs.StringVar(&tf.orgKey, "org-key", "", "")
 	fs.StringVar(&tf.logKey, "log-key", "", "")
 	replace := fs.Bool("replace", false, "")
+	enrolFile := fs.String("enrol", "", "")
+	deleteEnrol := fs.Bool("delete-enrol", false, "")
 	if err := c.parseFlags(fs, initUsage, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("init takes no arguments")
+	}
+	var en *enrol.Enrolment
+	if *enrolFile != "" {
+		var err error
+		if en, err = c.readEnrolment(*enrolFile, &cf, &tf); err != nil {
+			return err
+		}
+	} else if *deleteEnrol {
+		return usageErrorf("-delete-enrol needs -enrol FILE")
 	}
 	u, err := cf.serverURL(false)
 	if err != nil {
@@ -88,6 +115,15 @@ func (c *cli) init(ctx context.Context, args []string) error {
 		return errorf("%v", err).
 			hint("the trust file may be damaged or tampered with; restore it from a backup, or delete it and run 'testimony init' again with the keys your organisation gave you")
 	}
+	if en != nil {
+		org := tf.orgKey
+		if org == "" {
+			org = t.OrgKey
+		}
+		if err := checkEnrolmentOrg(*enrolFile, en, org); err != nil {
+			return err
+		}
+	}
 	changed, err := c.applyTrust(h, t, tf, *replace)
 	if err != nil {
 		return err
@@ -109,8 +145,10 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if u == nil {
 		return nil
 	}
-	tok, err := c.token(cf.tokenFile)
-	if err != nil {
+	var tok string
+	if en != nil {
+		tok = en.Token
+	} else if tok, err = c.token(cf.tokenFile, u); err != nil {
 		return err
 	}
 	cl, err := newClientTLS(u, tok, ch)
@@ -125,5 +163,8 @@ func (c *cli) init(ctx context.Context, args []string) error {
 		return err
 	}
 	c.notef("%s is ready: %d %s recipient(s), log key %s", u.Host, len(keys.recipients.Strings), keys.recipients.Type, keyID(keys.logKey))
+	if en != nil {
+		return c.finishEnrolment(h, u, en, *enrolFile, *deleteEnrol)
+	}
 	return nil
 }

@@ -8,6 +8,7 @@
 //
 //	testimony init [-org-key VKEY] [-log-key VKEY] [-replace]
 //	               [-server URL [-ca FILE | -pin SHA256 [-replace-pin]] [-token-file FILE]]
+//	testimony init -enrol FILE -org-key VKEY [-delete-enrol] [-replace] [-replace-pin]
 //	testimony submit -server URL [-ca FILE | -pin SHA256] [-recipients FILE]
 //	                 [-meta FILE|-] [-case REF] [-lang CODE] [-date YYYY-MM-DD]
 //	                 [-consent TEXT] [-allow-empty] [-org-key VKEY] [-log-key VKEY]
@@ -22,7 +23,11 @@
 //
 // init creates the device's signing key and pins the organisation's key
 // and the intake log's key, given out of band, in trust.json. It prints the
-// device's public key (tdk1…) for the reviewers to register.
+// device's public key (tdk1…) for the reviewers to register. With -enrol it
+// takes the server, its certificate check, the log key and the token from
+// the operator's enrolment file (the organisation key still comes from
+// -org-key, and must be the one the file names), checks the server, and
+// keeps the token for that server in tokens/.
 //
 // submit packs FILE... (and the files a -meta file lists) with a manifest signed by the device key into one
 // envelope, encrypts it with age to the reviewers' recipients (those
@@ -54,6 +59,8 @@
 //	                       colons and either case accepted, as browsers and openssl print it)
 //	-replace-pin           replace the -pin or -ca remembered for the server
 //	-token-file FILE       read the access token from FILE instead of $TESTIMONY_TOKEN
+//	-enrol FILE            (init) take server, pin or CA, log key and token from an enrolment file
+//	-delete-enrol          (init) delete the enrolment file once imported
 //	-org-key VKEY          the organisation's note verifier key (pinned in trust.json)
 //	-log-key VKEY          the intake log's note verifier key (pinned in trust.json)
 //	-replace               (init) replace pinned keys that differ
@@ -76,7 +83,8 @@
 //
 // Environment:
 //
-//	TESTIMONY_TOKEN   the access token (a submit token, or a collect token for collect)
+//	TESTIMONY_TOKEN   the access token (a submit token, or a collect token for collect);
+//	                  without it and -token-file, the token init -enrol stored for the server
 //	TESTIMONY_HOME    the state directory; default os.UserConfigDir()/testimony
 //
 // Files, inside the state directory (mode 0700):
@@ -97,6 +105,7 @@
 //	                          from checkpoints/<host>_<port> and the collector state
 //	                          of older versions on first use)
 //	collect/<host>_<port>.json the checkpoints at which collected bundles ended
+//	tokens/<host>_<port>      per server: the access token from init -enrol (mode 0600)
 //
 // -ca or -pin is remembered per server origin (https://host:port) after
 // the first successful connection, so later commands need neither. A
@@ -133,6 +142,7 @@ import (
 
 const usage = `Usage:
     testimony init [-org-key VKEY] [-log-key VKEY]
+    testimony init -enrol FILE -org-key VKEY
     testimony submit -server URL [-ca FILE | -pin SHA256] [options] FILE...
     testimony resume [-server URL] [-ca FILE | -pin SHA256]
     testimony status
@@ -152,9 +162,10 @@ Run 'testimony COMMAND -h' for the flags of a command.
 -ca or -pin is remembered for each server after the first successful
 connection; later commands need neither (-replace-pin changes it).
 
-The access token is read from $TESTIMONY_TOKEN or from -token-file FILE;
-it is never accepted as a command-line argument, where other users of the
-machine could see it. State lives in $TESTIMONY_HOME, by default in
+The access token is read from $TESTIMONY_TOKEN or from -token-file FILE,
+or else is the one 'init -enrol' kept for the server; it is never
+accepted as a command-line argument, where other users of the machine
+could see it. State lives in $TESTIMONY_HOME, by default in
 testimony/ under your configuration directory.
 
 Examples:

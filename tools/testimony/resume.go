@@ -62,9 +62,13 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tok, err := c.token(cf.tokenFile)
-	if err != nil {
-		return err
+	// A token from -token-file or the environment serves every entry;
+	// without one, each entry's server's stored token (init -enrol).
+	var tok string
+	if cf.tokenFile != "" || c.getenv("TESTIMONY_TOKEN") != "" || only != nil {
+		if tok, err = c.token(cf.tokenFile, only); err != nil {
+			return err
+		}
 	}
 	h, err := c.openHome(true)
 	if err != nil {
@@ -128,7 +132,15 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 		if tlsSet || rem.fromMemory {
 			ch = rem
 		}
-		id, err := c.resumeOne(ctx, h, t, u, tok, ch, e, int64(rate))
+		etok := tok
+		if etok == "" {
+			if etok, err = c.token("", u); err != nil {
+				printError(c.stderr, "", prefixed("outbox entry "+e.Name+": ", err))
+				failed++
+				continue
+			}
+		}
+		id, err := c.resumeOne(ctx, h, t, u, etok, ch, e, int64(rate))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

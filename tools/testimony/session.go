@@ -31,6 +31,10 @@ type connFlags struct {
 	tokenFile string
 	// replacePin replaces a remembered certificate check with -pin or -ca.
 	replacePin bool
+	// caPEM is a CA certificate given otherwise than by -ca (init -enrol),
+	// and caSource says where it came from.
+	caPEM    []byte
+	caSource string
 }
 
 func (cf *connFlags) register(fs *flag.FlagSet) {
@@ -61,6 +65,10 @@ func (cf *connFlags) tlsOptions() (opt api.TLSOptions, set bool, err error) {
 	if cf.ca != "" && cf.pin != "" {
 		return opt, false, usageErrorf("-ca and -pin are mutually exclusive").
 			hint("use -ca with the operator's CA certificate, or -pin with the certificate's SHA-256, not both")
+	}
+	if cf.caPEM != nil {
+		opt.CAPEM = cf.caPEM
+		return opt, true, nil
 	}
 	if cf.ca != "" {
 		opt.CAPEM, err = api.ReadCAFile(cf.ca)
@@ -101,10 +109,11 @@ func (r *rateFlag) Set(s string) error {
 	return nil
 }
 
-// token returns the access token from -token-file or $TESTIMONY_TOKEN. It
+// token returns the access token from -token-file, $TESTIMONY_TOKEN, or
+// else the one 'init -enrol' stored for the server u (if u is not nil). It
 // is never a flag value: the command line of a process is visible to every
 // user of the machine.
-func (c *cli) token(file string) (string, error) {
+func (c *cli) token(file string, u *url.URL) (string, error) {
 	var tok, source string
 	if file != "" {
 		f, err := os.Open(file)
@@ -127,10 +136,18 @@ func (c *cli) token(file string) (string, error) {
 	} else {
 		tok, source = c.getenv("TESTIMONY_TOKEN"), "TESTIMONY_TOKEN"
 	}
+	if strings.TrimSpace(tok) == "" && file == "" && u != nil {
+		if h, err := c.openHome(false); err == nil {
+			path := h.tokenPath(api.HostPort(u))
+			if _, err := os.Stat(path); err == nil {
+				return c.token(path, nil)
+			}
+		}
+	}
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
 		return "", errorf("no access token").
-			hint("set TESTIMONY_TOKEN or pass -token-file FILE; the server operator issues tokens")
+			hint("set TESTIMONY_TOKEN or pass -token-file FILE, or import your enrolment file with 'testimony init -enrol FILE -org-key KEY'; the server operator issues tokens")
 	}
 	for _, r := range tok {
 		if r <= ' ' || r >= 0x7f {
@@ -164,7 +181,7 @@ func (c *cli) connect(cf connFlags, tf trustFlags) (*session, error) {
 	if _, _, err := cf.tlsOptions(); err != nil {
 		return nil, err
 	}
-	tok, err := c.token(cf.tokenFile)
+	tok, err := c.token(cf.tokenFile, u)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +305,7 @@ func explain(err error, u *url.URL, again string) error {
 	}
 	switch {
 	case errors.As(err, &se) && se.Code == http.StatusUnauthorized:
-		return errorf("%v", err).hint("the access token was refused: check TESTIMONY_TOKEN or -token-file, or ask the operator for a new token").
+		return errorf("%v", err).hint("the access token was refused: check TESTIMONY_TOKEN or -token-file, or ask the operator for a new token (or enrolment file)").
 			hint("then %s", again)
 	case errors.As(err, &se) && se.Code == http.StatusForbidden:
 		return errorf("%v", err).hint("this token's role does not allow this: submit needs a submit token, collect a collect token").

@@ -101,6 +101,9 @@ func (c *cli) chooseTLS(h *home, u *url.URL, cf connFlags) (*tlsChoice, error) {
 		what, was := "-pin "+opt.Pin, "fingerprint "+rem.Pin
 		if opt.CAPEM != nil {
 			what = "-ca " + cf.ca
+			if cf.caPEM != nil {
+				what = cf.caSource
+			}
 		}
 		if rem.CA != "" {
 			was = "CA certificate"

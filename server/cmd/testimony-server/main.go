@@ -7,6 +7,7 @@
 //	testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
 //	                       [-max-size BYTES] [-upload-expiry DURATION]
 //	testimony-server token create -data DIR -role submit|collect -name NAME
+//	                              [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
 //	testimony-server token list -data DIR
 //	testimony-server token revoke -data DIR ID|NAME
 //	testimony-server recipients show -data DIR
@@ -16,7 +17,9 @@
 // keys only: a file holding a private key is refused) and a new intake log
 // key, and prints its verifier key. serve runs the HTTPS API; the token and
 // recipients commands work whether or not it runs, through its admin socket
-// when it does. recipients set replaces the served recipients with an
+// when it does. token create -enrol writes the new token into an enrolment
+// file (internal/enrol) for "testimony init -enrol" instead of printing it.
+// recipients set replaces the served recipients with an
 // organisation-signed recipients note of a higher version.
 //
 // The throw-away demo deployment is the separate command testimony-dev
@@ -50,6 +53,7 @@ const usage = `Usage:
     testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
                            [-max-size BYTES] [-upload-expiry DURATION]
     testimony-server token create -data DIR -role submit|collect -name NAME
+                                  [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
     testimony-server token list -data DIR
     testimony-server token revoke -data DIR ID|NAME
     testimony-server recipients show -data DIR

@@ -11,6 +11,7 @@ import (
 
 const tokenUsage = `Usage:
     testimony-server token create -data DIR -role submit|collect -name NAME
+                                  [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
     testimony-server token list -data DIR
     testimony-server token revoke -data DIR ID|NAME
 
@@ -20,11 +21,24 @@ token downloads; neither can do the other's job. list shows id, name, role,
 creation time and whether a token is revoked, never the token. revoke takes
 a token's id or name.
 
+With -enrol, create writes the token into a new enrolment file (mode 0600,
+never overwriting a file) instead of printing it: the one file a
+caseworker imports with "testimony init -enrol FILE -org-key KEY". It also
+holds -url (the server's address as caseworkers reach it), the log key,
+the name of the organisation key (the deployment needs init -org-key), and
+how to check the server's certificate: -pin SHA256, -ca FILE (a PEM CA
+certificate), or by default the fingerprint of DIR/tls/cert.pem that
+serve -tls-self-signed made; with none of these, clients use their
+system's CAs (right for a certificate from a public CA). Hand the file over
+in person with the organisation key card, then delete your copy.
+
 These commands work while testimony-server serve runs: they talk to it over
 DIR/admin.sock, and open the database directly only when no server answers.
 
 Example:
     testimony-server token create -data /var/lib/testimony -role submit -name laptop-3 > laptop-3.token
+    testimony-server token create -data /var/lib/testimony -role submit -name laptop-4 \
+        -enrol laptop-4.enrol -url https://intake.example.org
     testimony-server token revoke -data /var/lib/testimony laptop-3
 `
 
@@ -52,6 +66,11 @@ func (c *cli) tokenCreate(args []string) error {
 	data := fs.String("data", "", "")
 	role := fs.String("role", "", "")
 	name := fs.String("name", "", "")
+	var ef enrolFlags
+	fs.StringVar(&ef.file, "enrol", "", "")
+	fs.StringVar(&ef.url, "url", "", "")
+	fs.StringVar(&ef.pin, "pin", "", "")
+	fs.StringVar(&ef.ca, "ca", "", "")
 	rest, err := c.parseFlags(fs, tokenUsage, args)
 	if err != nil {
 		return err
@@ -61,6 +80,14 @@ func (c *cli) tokenCreate(args []string) error {
 	}
 	if err := required(fs, "data", "role", "name"); err != nil {
 		return err
+	}
+	var plan *enrolPlan
+	if ef.file != "" {
+		if plan, err = planEnrolment(*data, ef); err != nil {
+			return err
+		}
+	} else if ef.url != "" || ef.pin != "" || ef.ca != "" {
+		return withHint(errors.New("-url, -pin and -ca need -enrol FILE"), "add -enrol FILE to write an enrolment file for the new token")
 	}
 	type created struct {
 		token string
@@ -72,6 +99,9 @@ func (c *cli) tokenCreate(args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if plan != nil {
+		return c.writeEnrolment(*data, ef.file, plan, made.token, made.info)
 	}
 	fmt.Fprintln(c.stdout, made.token)
 	c.note("created %s token %s (%s); it is shown only this once", made.info.Role, made.info.ID, made.info.Name)
