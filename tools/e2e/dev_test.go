@@ -59,13 +59,14 @@ func TestDevCommands(t *testing.T) {
 	var printed []string
 	var commands []string
 	timeout := time.After(60 * time.Second)
-	for len(commands) < 4 {
+	for done := false; !done; {
 		select {
 		case line, ok := <-lines:
 			if !ok {
 				t.Fatalf("dev exited early:\n%s\n%s", strings.Join(printed, "\n"), stderr.String())
 			}
 			printed = append(printed, line)
+			done = strings.HasPrefix(line, "Stop with Ctrl-C")
 			if rest, ok := strings.CutPrefix(line, "data directory: "); ok {
 				dirs = append(dirs, rest)
 			}
@@ -83,6 +84,9 @@ func TestDevCommands(t *testing.T) {
 		for range lines {
 		}
 	}()
+	if len(commands) < 5 {
+		t.Fatalf("dev printed %d commands, want the export, init, submit, collect and open lines:\n%s", len(commands), strings.Join(printed, "\n"))
+	}
 
 	work := t.TempDir()
 	content := []byte("증언 — testimony typed by a newcomer\n")

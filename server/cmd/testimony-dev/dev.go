@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,10 @@ import (
 	"strings"
 
 	"filippo.io/age"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/internal/enrol"
 	"github.com/testimony-ngo/testimony/server"
 )
 
@@ -27,6 +32,8 @@ const devWarning = `
 const (
 	devIdentityFile   = "reviewer.key"
 	devRecipientsFile = "recipients.txt"
+	devOrgKeyFile     = "org.key"
+	devEnrolFile      = "caseworker.enrol"
 	devSubmitToken    = "submit.token"
 	devCollectToken   = "collect.token"
 )
@@ -65,11 +72,33 @@ func (c *cli) dev(addr, data string) error {
 	if err := writeSecret(demo(devRecipientsFile), recipient+"\n"); err != nil {
 		return err
 	}
-	res, err := server.Init(dataDir, strings.NewReader(recipient+"\n"), server.InitOptions{})
+	// The demo organisation key signs the recipients, as on a real
+	// reviewer's machine, so the caseworker pins it as in real use.
+	orgSigner, orgVerifier, err := note.GenerateKey(rand.Reader, "testimony-org")
+	if err != nil {
+		return fmt.Errorf("failed to generate the demo organisation key: %w", err)
+	}
+	if err := writeSecret(demo(devOrgKeyFile), orgSigner+"\n"); err != nil {
+		return err
+	}
+	set, err := recipients.Parse(strings.NewReader(recipient + "\n"))
 	if err != nil {
 		return err
 	}
-	if err := devTokens(dataDir, demo(devSubmitToken), demo(devCollectToken)); err != nil {
+	signed, err := recipients.SignNote(set, 1, orgSigner)
+	if err != nil {
+		return err
+	}
+	res, err := server.Init(dataDir, strings.NewReader(recipient+"\n"), server.InitOptions{OrgKey: orgVerifier})
+	if err != nil {
+		return err
+	}
+	submitToken, err := devTokens(dataDir, signed, demo(devSubmitToken), demo(devCollectToken))
+	if err != nil {
+		return err
+	}
+	orgName, err := enrol.KeyName(orgVerifier)
+	if err != nil {
 		return err
 	}
 
@@ -78,15 +107,26 @@ func (c *cli) dev(addr, data string) error {
 	fmt.Fprintf(c.stdout, "demo keys and tokens (outside the data directory): %s\n", demoDir)
 	ready := func(info server.ReadyInfo) {
 		url := "https://" + info.Addr.String()
-		ca := shellQuote(server.SelfSignedCertPath(dataDir))
+		// The enrolment file is what an operator hands a caseworker: the
+		// server, its certificate pin, the log key and the token. Only now
+		// is the certificate known.
+		err := enrol.WriteFile(demo(devEnrolFile), &enrol.Enrolment{Server: url, Pin: info.Fingerprint, LogKey: res.LogKey,
+			OrgKeyName: orgName, Token: submitToken, Role: server.RoleSubmit, Name: "dev-submit"})
+		if err != nil {
+			fmt.Fprintf(c.stderr, "testimony-dev: error: %v\n", err)
+			return
+		}
 		fmt.Fprintf(c.stdout, "\nTry it from the repository root, in another terminal. The first line keeps the\n")
-		fmt.Fprintf(c.stdout, "demo's pinned keys and reviewer state apart from your own:\n\n")
+		fmt.Fprintf(c.stdout, "demo's pinned keys and reviewer state apart from your own; the second enrols\n")
+		fmt.Fprintf(c.stdout, "this computer as a caseworker's laptop (the organisation key comes, in real\n")
+		fmt.Fprintf(c.stdout, "use, from a card your organisation gives you, never from the server):\n\n")
 		fmt.Fprintf(c.stdout, "  export TESTIMONY_HOME=%s TESTIMONY_REVIEW_HOME=%s\n",
 			shellQuote(demo("caseworker-home")), shellQuote(demo("reviewer-home")))
-		fmt.Fprintf(c.stdout, "  TESTIMONY_TOKEN=$(cat %s) go run ./tools/testimony submit -server %s -ca %s FILE\n",
-			shellQuote(demo(devSubmitToken)), url, ca)
-		fmt.Fprintf(c.stdout, "  TESTIMONY_TOKEN=$(cat %s) go run ./tools/testimony collect -server %s -ca %s -o bundle\n",
-			shellQuote(demo(devCollectToken)), url, ca)
+		fmt.Fprintf(c.stdout, "  go run ./tools/testimony init -enrol %s -org-key %s\n",
+			shellQuote(demo(devEnrolFile)), shellQuote(orgVerifier))
+		fmt.Fprintf(c.stdout, "  go run ./tools/testimony submit -server %s FILE\n", url)
+		fmt.Fprintf(c.stdout, "  TESTIMONY_TOKEN=$(cat %s) go run ./tools/testimony collect -server %s -log-key %s -o bundle\n",
+			shellQuote(demo(devCollectToken)), url, shellQuote(res.LogKey))
 		fmt.Fprintf(c.stdout, "  go run ./tools/testimony-review open -log-key %s -i %s -o out bundle\n\n",
 			shellQuote(res.LogKey), shellQuote(demo(devIdentityFile)))
 		fmt.Fprintf(c.stdout, "Stop with Ctrl-C. Afterwards: rm -r %s %s\n", shellQuote(dataDir), shellQuote(demoDir))
@@ -114,25 +154,35 @@ func devDataDir(dir string) (string, error) {
 	return filepath.Abs(dir)
 }
 
-func devTokens(dataDir, submitPath, collectPath string) error {
+// devTokens installs the signed recipients note and makes the two demo
+// tokens, writing each to its file; it returns the submit token for the
+// enrolment file.
+func devTokens(dataDir string, signed []byte, submitPath, collectPath string) (string, error) {
 	admin, err := server.OpenAdmin(dataDir)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer admin.Close()
+	if _, err := admin.SetRecipients(signed); err != nil {
+		return "", err
+	}
+	var submit string
 	for _, t := range []struct{ role, name, path string }{
 		{server.RoleSubmit, "dev-submit", submitPath},
 		{server.RoleCollect, "dev-collect", collectPath},
 	} {
 		token, _, err := admin.CreateToken(t.role, t.name)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if err := writeSecret(t.path, token+"\n"); err != nil {
-			return err
+			return "", err
+		}
+		if t.role == server.RoleSubmit {
+			submit = token
 		}
 	}
-	return nil
+	return submit, nil
 }
 
 // writeSecret creates path with mode 0600, refusing to replace anything.

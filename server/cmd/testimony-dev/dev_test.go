@@ -71,10 +71,10 @@ func TestDev(t *testing.T) {
 	cert := filepath.Join(data, "tls", "cert.pem")
 	url := regexp.MustCompile(`-server (https://127\.0\.0\.1:\d+) `).FindStringSubmatch(out)
 	for _, want := range []string{
-		"TESTIMONY_TOKEN=$(cat " + filepath.Join(demo, "submit.token") + ") go run ./tools/testimony submit -server https://127.0.0.1:",
-		"-ca " + cert + " FILE\n",
+		"go run ./tools/testimony init -enrol " + filepath.Join(demo, "caseworker.enrol") + " -org-key testimony-org+",
+		"go run ./tools/testimony submit -server https://127.0.0.1:",
 		"TESTIMONY_TOKEN=$(cat " + filepath.Join(demo, "collect.token") + ") go run ./tools/testimony collect -server https://127.0.0.1:",
-		"-ca " + cert + " -o bundle\n",
+		" -o bundle\n",
 		"export TESTIMONY_HOME=" + filepath.Join(demo, "caseworker-home") + " TESTIMONY_REVIEW_HOME=" + filepath.Join(demo, "reviewer-home") + "\n",
 		"go run ./tools/testimony-review open -log-key testimony-log-",
 		" -i " + filepath.Join(demo, "reviewer.key") + " -o out bundle\n",
@@ -90,7 +90,7 @@ func TestDev(t *testing.T) {
 
 	// The secrets are files of mode 0600 in the demo directory; the
 	// identity is there, and nowhere in the data directory.
-	for _, name := range []string{"reviewer.key", "submit.token", "collect.token"} {
+	for _, name := range []string{"reviewer.key", "org.key", "caseworker.enrol", "submit.token", "collect.token"} {
 		fi, err := os.Stat(filepath.Join(demo, name))
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v, %v", name, fi.Mode().Perm(), err)
