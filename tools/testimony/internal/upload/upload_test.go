@@ -256,7 +256,7 @@ func TestUploadRetriesNetworkFailures(t *testing.T) {
 	f := newFake()
 	f.dropAfterPuts = 2
 	up, waits := setup(t, f)
-	up.Retrying = func(err error, wait time.Duration) {
+	up.Retrying = func(err error, wait time.Duration, held, total int64) {
 		f.mu.Lock()
 		f.dropAfterPuts = 0 // the link comes back after the first failure
 		f.mu.Unlock()
