@@ -97,7 +97,7 @@ func (c *cli) retryWait(attempt int, err error, wait time.Duration) {
 
 func roundWait(d time.Duration) time.Duration {
 	if d < time.Second {
-		return d.Round(10 * time.Millisecond)
+		return d.Round(time.Millisecond)
 	}
 	return d.Round(time.Second)
 }

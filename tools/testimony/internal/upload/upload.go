@@ -211,8 +211,12 @@ func (r *run) afterFailure(ctx context.Context, err error) error {
 		r.moved, r.probeErr = false, err
 		return nil
 	}
-	// A failed question about what arrived counts as the failure.
-	r.probeErr = nil
+	// A failed question about what arrived counts as the failure; the
+	// message keeps what started it (a cut, a stall).
+	if r.probeErr != nil {
+		err = fmt.Errorf("%w (after %v)", err, r.probeErr)
+		r.probeErr = nil
+	}
 	d, gerr := r.backoff.Failed(err)
 	if gerr != nil {
 		return gerr
