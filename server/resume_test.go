@@ -258,3 +258,20 @@ func TestNewerRequestWins(t *testing.T) {
 	}
 	expect(t, e.do(req{method: "POST", path: "/v1/uploads/" + id + "/finish", token: e.submit}), http.StatusCreated, "")
 }
+
+// FuzzUploadOffset: the Upload-Offset parser accepts exactly the canonical
+// decimal numbers below 10^8 and never panics.
+func FuzzUploadOffset(f *testing.F) {
+	for _, s := range []string{"0", "65536", "007", "+1", "-1", "1e3", " 1", "99999999", "100000000", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		n, ok, err := parseUploadOffset([]string{v})
+		if err != nil {
+			return
+		}
+		if !ok || n < 0 || n >= 1e8 || strconv.FormatInt(n, 10) != v {
+			t.Fatalf("parseUploadOffset(%q) = %d, %v", v, n, ok)
+		}
+	})
+}
