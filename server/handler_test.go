@@ -12,6 +12,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/testimony-ngo/testimony/crypto/receipt"
+	"github.com/testimony-ngo/testimony/store"
 )
 
 func TestHealth(t *testing.T) {
@@ -151,7 +152,7 @@ func TestCreateUpload(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(resp.ID) != 32 || !isLowerHex(resp.ID) || resp.ChunkSize != ChunkSize ||
-				resp.Expires != testNow.Add(DefaultUploadExpiry).Format(time.RFC3339) {
+				resp.Expires != store.UploadExpiry(testNow.Add(DefaultUploadExpiry)).Format(time.RFC3339) {
 				t.Fatalf("response %+v", resp)
 			}
 		})
@@ -400,11 +401,13 @@ func TestUploadExpiry(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.UploadExpiry = time.Hour })
 	file := e.testFile(100)
 	id := e.createUpload(file, true)
-	e.clock.advance(59 * time.Minute)
+	// The record keeps the expiry rounded up to the hour, never earlier.
+	expires := store.UploadExpiry(e.clock.Now().Add(time.Hour))
+	e.clock.advance(expires.Sub(e.clock.Now()) - time.Second)
 	if n, err := e.srv.ExpireUploads(); err != nil || n != 0 {
 		t.Fatalf("expired %d, %v before the expiry", n, err)
 	}
-	e.clock.advance(time.Minute)
+	e.clock.advance(time.Second)
 	if n, err := e.srv.ExpireUploads(); err != nil || n != 1 {
 		t.Fatalf("expired %d, %v at the expiry", n, err)
 	}
@@ -429,6 +432,8 @@ func TestUploadExpirySlides(t *testing.T) {
 	e.clock.advance(50 * time.Minute)
 	expect(t, e.putChunk(id, 2, chunkOf(file, 2)), http.StatusNoContent, "")
 	e.clock.advance(10 * time.Minute)
+	// An hour after the last new chunk, rounded up to the hour.
+	e.clock.advance(store.UploadExpiry(e.clock.Now()).Sub(e.clock.Now()))
 	if n, err := e.srv.ExpireUploads(); err != nil || n != 1 {
 		t.Fatalf("expired %d, %v an hour after the last new chunk", n, err)
 	}

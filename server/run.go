@@ -44,6 +44,8 @@ type RunConfig struct {
 	// MaxSize and UploadExpiry: see Config.
 	MaxSize      int64
 	UploadExpiry time.Duration
+	// StallTimeout: see Config.
+	StallTimeout time.Duration
 	// ReadHeaderTimeout is how long a client may take for the TLS
 	// handshake, and then for each request's headers; zero means 20 s.
 	// Tests shorten it.
@@ -84,7 +86,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	srv, err := New(Config{DB: db, MaxSize: cfg.MaxSize, UploadExpiry: cfg.UploadExpiry, Logger: logger})
+	srv, err := New(Config{DB: db, MaxSize: cfg.MaxSize, UploadExpiry: cfg.UploadExpiry, StallTimeout: cfg.StallTimeout, Logger: logger})
 	if err != nil {
 		return err
 	}

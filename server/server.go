@@ -19,6 +19,9 @@ const (
 	DefaultMaxSize int64 = 16 << 30
 	// DefaultUploadExpiry is how long an unfinished upload is kept.
 	DefaultUploadExpiry = 7 * 24 * time.Hour
+	// DefaultStallTimeout is how long a chunk upload may carry no bytes in
+	// either direction before the server closes it, keeping what arrived.
+	DefaultStallTimeout = 60 * time.Second
 	// maxJSONBody bounds every JSON request body.
 	maxJSONBody = 4 << 10
 	// transferTimeoutPerMiB is how long each MiB of a one-shot upload or a
@@ -41,6 +44,9 @@ type Config struct {
 	// UploadExpiry is how long an unfinished upload is kept; zero means
 	// DefaultUploadExpiry.
 	UploadExpiry time.Duration
+	// StallTimeout is how long a chunk upload may carry nothing before it
+	// is closed; zero means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// Logger receives one line per request and the details of server
 	// errors; nil discards them.
 	Logger *slog.Logger
@@ -62,6 +68,8 @@ type Server struct {
 	intake  *intakeLog
 	maxSize int64
 	expiry  time.Duration
+	stall   time.Duration
+	writers uploadWriters
 	log     *slog.Logger
 	now     func() time.Time
 	limiter *failureLimiter
@@ -87,6 +95,7 @@ func New(cfg Config) (*Server, error) {
 		intake:  newIntakeLog(cfg.DB, dep.logSigner),
 		maxSize: cfg.MaxSize,
 		expiry:  cfg.UploadExpiry,
+		stall:   cfg.StallTimeout,
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		buffers: newBufferPool(MaxChunksInFlight, bufferWait),
@@ -96,6 +105,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.expiry <= 0 {
 		s.expiry = DefaultUploadExpiry
+	}
+	if s.stall <= 0 {
+		s.stall = DefaultStallTimeout
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

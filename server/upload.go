@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
@@ -36,7 +39,15 @@ type uploadOpen struct {
 	ChunkSize int    `json:"chunk_size"`
 	Chunks    int    `json:"chunks"`
 	Missing   []int  `json:"missing"`
-	State     string `json:"state"`
+	// Partial lists the missing chunks of which the server holds a
+	// start: a client continues each from its offset.
+	Partial []partialChunk `json:"partial,omitempty"`
+	State   string         `json:"state"`
+}
+
+type partialChunk struct {
+	Index  int `json:"index"`
+	Offset int `json:"offset"`
 }
 
 type uploadComplete struct {
@@ -69,7 +80,7 @@ func (s *Server) createUpload(c *call) (any, int, error) {
 		}
 	}
 	now := s.now()
-	u := store.Upload{ID: newID(), Size: *req.Size, SHA256: req.SHA256, Created: now, Expires: now.Add(s.expiry)}
+	u := store.Upload{ID: newID(), Size: *req.Size, SHA256: req.SHA256, Created: now, Expires: store.UploadExpiry(now.Add(s.expiry))}
 	if err := s.db.CreateUpload(u); err != nil {
 		return nil, 0, err
 	}
@@ -100,22 +111,39 @@ func (s *Server) uploadStatus(c *call) (any, int, error) {
 	} else if err != nil {
 		return nil, 0, err
 	}
-	have, err := s.db.ChunkIndexes(id)
+	have, partial, err := s.db.ChunkState(id)
 	if err != nil {
 		return nil, 0, err
 	}
 	n := chunkCount(u.Size)
-	return &uploadOpen{
+	open := &uploadOpen{
 		ID:        id,
 		Size:      u.Size,
 		ChunkSize: ChunkSize,
 		Chunks:    n,
 		Missing:   missingChunks(have, n),
 		State:     "open",
-	}, http.StatusOK, nil
+	}
+	for _, p := range partial {
+		open.Partial = append(open.Partial, partialChunk{Index: p.Index, Offset: p.Offset})
+	}
+	return open, http.StatusOK, nil
 }
 
+// pieceCommitInterval is the least time between two commits of pieces
+// while a chunk arrives. On a slow link every piece of store.PieceSize is
+// committed as it completes; on a fast one a chunk arrives within the
+// interval and is committed once, whole, so fsyncs do not limit the rate.
+const pieceCommitInterval = time.Second
+
 // PUT /v1/uploads/{id}/chunks/{index}
+//
+// Without an Upload-Offset header the body is the whole chunk, and nothing
+// is kept unless all of it arrives and matches Chunk-SHA256 (the protocol
+// of the first clients). With Upload-Offset: N the body is the chunk from
+// byte N on; what arrives is committed in pieces as it comes, also when
+// the connection dies or stalls half way, and the chunk is checked against
+// Chunk-SHA256 when its last byte arrives.
 func (s *Server) putChunk(c *call) (any, int, error) {
 	id := c.vars()["id"]
 	index, err := strconv.Atoi(c.vars()["index"])
@@ -123,6 +151,10 @@ func (s *Server) putChunk(c *call) (any, int, error) {
 		return nil, 0, fail(errBadRequest, "chunk index %q is not a valid index", c.vars()["index"])
 	}
 	want, err := parseSHA256Header(c.r.Header.Get("Chunk-SHA256"))
+	if err != nil {
+		return nil, 0, err
+	}
+	offset, resumable, err := parseUploadOffset(c.r.Header.Values("Upload-Offset"))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -135,30 +167,62 @@ func (s *Server) putChunk(c *call) (any, int, error) {
 		return nil, 0, fail(errUnprocessable, "chunk index %d is out of range: this upload has chunks 0 to %d", index, n-1)
 	}
 	wantLen := chunkLen(u.Size, index)
-	if c.r.ContentLength >= 0 && c.r.ContentLength != wantLen {
+	if offset >= wantLen {
+		return nil, 0, fail(errUnprocessable, "Upload-Offset %d is past the end of chunk %d, which has %d bytes", offset, index, wantLen)
+	}
+	if c.r.ContentLength >= 0 && c.r.ContentLength != wantLen-offset {
+		if resumable {
+			return nil, 0, fail(errUnprocessable, "chunk %d from offset %d must be exactly %d bytes, but Content-Length is %d", index, offset, wantLen-offset, c.r.ContentLength)
+		}
 		return nil, 0, fail(errUnprocessable, "chunk %d must be exactly %d bytes, but Content-Length is %d", index, wantLen, c.r.ContentLength)
 	}
-	// The store does not keep the buffer after PutChunk returns.
+	// The newest request for an upload wins: an older one still reading
+	// (its client gave up on it) is stopped, and commits what it has,
+	// before this one looks at what is stored.
+	w, err := s.writers.claim(c.r.Context(), id, c.rc)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer s.writers.release(id, w)
+	// The store does not keep the buffer after it returns.
 	bufp, err := s.buffers.get(c.r.Context())
 	if err != nil {
 		return nil, 0, err
 	}
 	defer s.buffers.put(bufp)
-	// No deadline extension here: a 1 MiB chunk at 20 KB/s arrives well
-	// within the server's ReadTimeout.
-	nread, err := io.ReadFull(c.r.Body, *bufp)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, 0, bodyError(err)
+	buf := (*bufp)[:ChunkSize]
+	stored, complete, err := s.db.ChunkPrefix(id, index, buf)
+	if err != nil {
+		return nil, 0, finishedIsConflict(err, id)
 	}
-	data := (*bufp)[:nread]
-	if int64(nread) != wantLen {
-		return nil, 0, fail(errUnprocessable, "chunk %d must be exactly %d bytes, got %d", index, wantLen, nread)
+	if resumable && !complete && int64(stored) < offset {
+		return nil, 0, fail(errConflict, "the server holds %d bytes of chunk %d, not %d; send it from Upload-Offset %d (GET /v1/uploads/%s shows the offsets)", stored, index, offset, stored, id)
 	}
+	end := int(wantLen)
+	if complete {
+		stored = end
+	}
+	cr := chunkReader{s: s, c: c, w: w, id: id, index: index, buf: buf, pos: int(offset), stored: stored, committed: stored, keep: resumable}
+	if err := cr.read(end); err != nil {
+		return nil, 0, err
+	}
+	data := buf[:end]
 	if sha256.Sum256(data) != want {
-		return nil, 0, fail(errUnprocessable, "Chunk-SHA256 does not match the %d bytes received for chunk %d; send the chunk again", nread, index)
+		if !complete && stored > 0 {
+			// The pieces stored before, or the bytes sent now, are not
+			// this chunk; which cannot be told, so both go.
+			if err := s.db.ResetChunk(id, index); err != nil {
+				return nil, 0, err
+			}
+			return nil, 0, fail(errUnprocessable, "Chunk-SHA256 does not match the %d bytes of chunk %d; what the server held of this chunk was dropped: send the whole chunk again from offset 0", end, index)
+		}
+		return nil, 0, fail(errUnprocessable, "Chunk-SHA256 does not match the %d bytes received for chunk %d; send the chunk again", end-int(offset), index)
 	}
 	if index == 0 {
 		if _, err := s.checkHeader(data); err != nil {
+			if rerr := s.db.ResetChunk(id, index); rerr != nil {
+				return nil, 0, rerr
+			}
 			return nil, 0, err
 		}
 	}
@@ -169,7 +233,194 @@ func (s *Server) putChunk(c *call) (any, int, error) {
 	} else if err != nil {
 		return nil, 0, finishedIsConflict(err, id)
 	}
+	w.extend(s.stall)
 	return nil, http.StatusNoContent, nil
+}
+
+// chunkReader reads the body of a chunk PUT into buf from pos on. Bytes
+// below stored are already in buf (read from the store) and must be sent
+// again unchanged; bytes from stored on are new. With keep, new bytes are
+// committed as pieces as they arrive and when the body ends early.
+type chunkReader struct {
+	s         *Server
+	c         *call
+	w         *uploadWriter
+	id        string
+	index     int
+	buf       []byte
+	pos       int // next byte of the chunk the body carries
+	stored    int // bytes of the chunk in buf from the store
+	committed int // bytes of the chunk in the store
+	keep      bool
+	last      time.Time // last commit
+}
+
+// read reads the body up to byte end of the chunk and checks that nothing
+// follows.
+func (r *chunkReader) read(end int) error {
+	start := r.pos
+	r.last = time.Now()
+	var scratch []byte
+	for r.pos < end {
+		r.w.extend(r.s.stall)
+		var m int
+		var err error
+		if r.pos < r.stored {
+			if scratch == nil {
+				scratch = make([]byte, 32<<10)
+			}
+			m, err = r.c.r.Body.Read(scratch[:min(len(scratch), r.stored-r.pos)])
+			if !bytes.Equal(scratch[:m], r.buf[r.pos:r.pos+m]) {
+				return fail(errConflict, "chunk %d is already stored with different bytes; a chunk cannot be changed, start a new upload if the file changed", r.index)
+			}
+		} else {
+			m, err = r.c.r.Body.Read(r.buf[r.pos:end])
+		}
+		r.pos += m
+		if r.pos-r.committed >= store.PieceSize && time.Since(r.last) >= pieceCommitInterval {
+			if cerr := r.commit(); cerr != nil {
+				return cerr
+			}
+		}
+		if errors.Is(err, io.EOF) && r.pos < end {
+			if cerr := r.commit(); cerr != nil {
+				return cerr
+			}
+			return fail(errUnprocessable, "chunk %d must be exactly %d bytes, got %d", r.index, end-start, r.pos-start)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			// The client went away, stalled, or a newer request took
+			// over: what arrived is kept for the next attempt.
+			if cerr := r.commit(); cerr != nil {
+				r.s.log.Error("failed to keep the part of a chunk that arrived", "error", cerr)
+			}
+			if r.w.wasAborted() {
+				return fail(errConflict, "a newer request for upload %s took over; this one stopped after %d bytes", r.id, r.pos-start)
+			}
+			return bodyError(err)
+		}
+	}
+	// The route's body limit bounds how much of an overlong body is read
+	// to say how long it was.
+	extra, err := io.Copy(io.Discard, r.c.r.Body)
+	if err != nil {
+		return bodyError(err)
+	}
+	if extra > 0 {
+		return fail(errUnprocessable, "chunk %d must be exactly %d bytes, got %d", r.index, end-start, int64(end-start)+extra)
+	}
+	return nil
+}
+
+// commit stores the new bytes not yet committed as pieces.
+func (r *chunkReader) commit() error {
+	if !r.keep || r.pos <= r.committed {
+		return nil
+	}
+	if err := r.s.db.PutPieces(r.id, r.index, r.committed, r.buf[r.committed:r.pos], r.s.now().Add(r.s.expiry)); err != nil {
+		return finishedIsConflict(err, r.id)
+	}
+	r.committed, r.last = r.pos, time.Now()
+	return nil
+}
+
+// parseUploadOffset parses the optional Upload-Offset header: the byte of
+// the chunk the body starts at.
+func parseUploadOffset(v []string) (int64, bool, error) {
+	switch {
+	case len(v) == 0:
+		return 0, false, nil
+	case len(v) > 1:
+		return 0, false, fail(errBadRequest, "Upload-Offset is given %d times; give it once", len(v))
+	}
+	if v[0] == "" || len(v[0]) > 8 || strings.TrimLeft(v[0], "0123456789") != "" || len(v[0]) > 1 && v[0][0] == '0' {
+		return 0, false, fail(errBadRequest, "Upload-Offset %q is not a byte offset within a chunk (decimal digits, no leading zeros)", clip(v[0]))
+	}
+	n, _ := strconv.ParseInt(v[0], 10, 64)
+	return n, true, nil
+}
+
+// clip cuts a header value for an error message.
+func clip(v string) string {
+	if len(v) > 20 {
+		return v[:20] + "…"
+	}
+	return v
+}
+
+// uploadWriters knows the request that is writing each upload, so that a
+// retry can stop a predecessor the client has given up on, instead of
+// racing it for the same bytes.
+type uploadWriters struct {
+	mu sync.Mutex
+	m  map[string]*uploadWriter
+}
+
+type uploadWriter struct {
+	mu      sync.Mutex
+	rc      *http.ResponseController
+	aborted bool
+	done    chan struct{}
+}
+
+// claim makes the caller the writer of upload id, stopping the previous
+// writer and waiting until it has committed what it received.
+func (ws *uploadWriters) claim(ctx context.Context, id string, rc *http.ResponseController) (*uploadWriter, error) {
+	for {
+		ws.mu.Lock()
+		old := ws.m[id]
+		if old == nil {
+			if ws.m == nil {
+				ws.m = make(map[string]*uploadWriter)
+			}
+			w := &uploadWriter{rc: rc, done: make(chan struct{})}
+			ws.m[id] = w
+			ws.mu.Unlock()
+			return w, nil
+		}
+		ws.mu.Unlock()
+		old.abort()
+		select {
+		case <-old.done:
+		case <-ctx.Done():
+			return nil, fail(errBadRequest, "the request was cancelled")
+		}
+	}
+}
+
+func (ws *uploadWriters) release(id string, w *uploadWriter) {
+	ws.mu.Lock()
+	if ws.m[id] == w {
+		delete(ws.m, id)
+	}
+	ws.mu.Unlock()
+	close(w.done)
+}
+
+// extend gives the connection another d to move a byte either way: this is
+// the server's stall detection. Writers that do not support deadlines
+// (tests with a recorder) are fine.
+func (w *uploadWriter) extend(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.aborted {
+		t := time.Now().Add(d)
+		w.rc.SetReadDeadline(t)
+		w.rc.SetWriteDeadline(t)
+	}
+}
+
+func (w *uploadWriter) abort() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.aborted = true
+	w.rc.SetReadDeadline(time.Now())
+}
+
+func (w *uploadWriter) wasAborted() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.aborted
 }
 
 // POST /v1/uploads/{id}/finish

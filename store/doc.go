@@ -23,7 +23,9 @@
 //	tokens       sha256 of token   -> JSON record (id, name, role, created, revoked)
 //	uploads      id (32 hex chars) -> JSON record of an unfinished upload
 //	submissions  id (32 hex chars) -> JSON record of a finished submission
-//	chunks       id (16 raw bytes) || uint32 big-endian index -> bucket: "data" -> 1..ChunkSize bytes
+//	chunks       id (16 raw bytes) || uint32 big-endian index -> bucket: "data" -> 1..ChunkSize bytes,
+//	             or while the chunk arrives: "p" || uint32 big-endian offset -> bucket:
+//	             "data" -> 1..PieceSize bytes, "sha256" -> their 32-byte SHA-256
 //	logleaves    uint64 big-endian leaf index   -> leaf bytes (encoded by the caller)
 //	loghashes    uint64 big-endian stored-hash index (tlog.StoredHashIndex) -> 32-byte hash
 //	store        "schema"          -> layout version, so a different layout is refused
@@ -32,7 +34,10 @@
 // Chunk i of an upload covers bytes [i*ChunkSize, (i+1)*ChunkSize) of the
 // ciphertext. Each chunk sits alone in a nested bucket so that writing one
 // never rewrites its neighbours (see chunkData in upload.go for the
-// measurements). FinishUpload moves an upload's record to submissions in one
+// measurements). A chunk cut off half way is kept as pieces (PutPieces),
+// each alone in a nested bucket of the chunk's for the same reason, and
+// replaced by its "data" when its last byte arrives (PutChunkUntil).
+// FinishUpload moves an upload's record to submissions in one
 // transaction and leaves the chunks where they are.
 //
 // In that same transaction FinishUpload appends the submission's leaf to

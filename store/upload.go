@@ -24,11 +24,14 @@ const maxChunks = math.MaxUint32 + 1
 // Upload is an unfinished upload. Its chunks are stored separately, see
 // PutChunk.
 type Upload struct {
-	ID      string // 32 lowercase hex characters
-	Size    int64  // declared size in bytes, or -1 if unknown (one-shot submission)
-	SHA256  string // declared SHA-256 of the whole ciphertext in lowercase hex, or ""
+	ID     string // 32 lowercase hex characters
+	Size   int64  // declared size in bytes, or -1 if unknown (one-shot submission)
+	SHA256 string // declared SHA-256 of the whole ciphertext in lowercase hex, or ""
+	// Created is kept as its UTC date only, as submissions keep theirs.
 	Created time.Time
-	Expires time.Time // ExpireUploads deletes the upload once this has passed
+	// Expires is when ExpireUploads may delete the upload, kept rounded up
+	// to ExpiryPrecision (see UploadExpiry).
+	Expires time.Time
 }
 
 type uploadRecord struct {
@@ -80,6 +83,9 @@ func putChunkValue(b *bolt.Bucket, key, data []byte) error {
 	return cb.Put(chunkData, data)
 }
 
+// jsonRecord encodes a stored record.
+func jsonRecord(v any) ([]byte, error) { return json.Marshal(v) }
+
 // chunkCount returns how many chunks hold size bytes.
 func chunkCount(size int64) int64 {
 	return (size + ChunkSize - 1) / ChunkSize
@@ -102,8 +108,8 @@ func (db *DB) CreateUpload(u Upload) error {
 	case u.Expires.IsZero():
 		return fmt.Errorf("failed to create upload: no expiry time: %w", ErrInvalid)
 	}
-	rec := uploadRecord{ID: u.ID, Size: u.Size, SHA256: u.SHA256, Created: u.Created.UTC(), Expires: u.Expires.UTC()}
-	val, err := json.Marshal(&rec)
+	rec := uploadRecord{ID: u.ID, Size: u.Size, SHA256: u.SHA256, Created: uploadCreated(u.Created), Expires: UploadExpiry(u.Expires)}
+	val, err := jsonRecord(&rec)
 	if err != nil {
 		return fmt.Errorf("failed to encode upload %s: %w", u.ID, err)
 	}
@@ -183,9 +189,13 @@ func (db *DB) PutChunk(id string, index int, data []byte) error {
 }
 
 // PutChunkUntil is PutChunk that, when it stores a new chunk, also moves the
-// upload's expiry to expires if that is later, in the same transaction. An
-// upload over a slow link then expires after a period without progress, not
-// a fixed time after it began.
+// upload's expiry to expires (rounded up to ExpiryPrecision) if that is
+// later, in the same transaction. An upload over a slow link then expires
+// after a period without progress, not a fixed time after it began.
+//
+// If pieces of the chunk were stored (PutPieces), they must be the start of
+// data, or it fails with ErrChunkConflict; they are replaced by the whole
+// chunk in the same transaction.
 func (db *DB) PutChunkUntil(id string, index int, data []byte, expires time.Time) error {
 	raw, err := parseID(id)
 	if err != nil {
@@ -217,24 +227,33 @@ func (db *DB) PutChunkUntil(id string, index int, data []byte, expires time.Time
 			}
 		}
 		b := tx.Bucket(bucketChunks)
-		if old := chunkValue(b, key); old != nil {
-			if bytes.Equal(old, data) {
-				return errUnchanged
+		if cb := b.Bucket(key); cb != nil {
+			if old := cb.Get(chunkData); old != nil {
+				if bytes.Equal(old, data) {
+					return errUnchanged
+				}
+				return ErrChunkConflict
 			}
-			return ErrChunkConflict
+			same := true
+			if _, err := forEachPiece(cb, func(off int, p []byte) {
+				same = same && off+len(p) <= len(data) && bytes.Equal(p, data[off:off+len(p)])
+			}); err != nil {
+				return err
+			}
+			if !same {
+				return ErrChunkConflict
+			}
+			if err := b.DeleteBucket(key); err != nil {
+				return err
+			}
 		}
 		if err := putChunkValue(b, key, data); err != nil {
 			return err
 		}
-		if !expires.After(u.Expires) {
+		if expires.IsZero() {
 			return nil
 		}
-		u.Expires = expires.UTC()
-		val, err := json.Marshal(&u)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bucketUploads).Put([]byte(id), val)
+		return extendExpiry(tx, id, u, expires)
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return fmt.Errorf("failed to put chunk %d of upload %s: %w", index, id, err)
@@ -242,28 +261,12 @@ func (db *DB) PutChunkUntil(id string, index int, data []byte, expires time.Time
 	return nil
 }
 
-// ChunkIndexes returns the indexes of the stored chunks of an upload or a
-// submission, in increasing order. It returns ErrNotFound if id is neither.
+// ChunkIndexes returns the indexes of the complete chunks of an upload or a
+// submission, in increasing order; partly received chunks (see PutPieces)
+// are not among them. It returns ErrNotFound if id is neither.
 func (db *DB) ChunkIndexes(id string) ([]int, error) {
-	raw, err := parseID(id)
-	if err != nil {
-		return nil, fmt.Errorf("failed to list chunks: %w", err)
-	}
-	var idx []int
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		if !idInUse(tx, id) {
-			return ErrNotFound
-		}
-		c := tx.Bucket(bucketChunks).Cursor()
-		for k, _ := c.Seek(raw[:]); k != nil && bytes.HasPrefix(k, raw[:]); k, _ = c.Next() {
-			idx = append(idx, int(binary.BigEndian.Uint32(k[16:])))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("failed to list chunks of %s: %w", id, err)
-	}
-	return idx, nil
+	idx, _, err := db.ChunkState(id)
+	return idx, err
 }
 
 // ReadChunk returns a copy of chunk index of an upload or a submission. It

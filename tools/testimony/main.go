@@ -12,9 +12,10 @@
 //	testimony submit -server URL [-ca FILE | -pin SHA256] [-recipients FILE]
 //	                 [-meta FILE|-] [-case REF] [-lang CODE] [-date YYYY-MM-DD]
 //	                 [-consent TEXT] [-allow-empty] [-org-key VKEY] [-log-key VKEY]
-//	                 [-accept-new-recipients] [-token-file FILE] [-limit-rate RATE] [FILE...]
+//	                 [-accept-new-recipients] [-token-file FILE] [-limit-rate RATE]
+//	                 [-give-up-after DURATION] [-stall-timeout DURATION] [FILE...]
 //	testimony resume [-server URL] [-ca FILE | -pin SHA256] [-token-file FILE]
-//	                 [-limit-rate RATE]
+//	                 [-limit-rate RATE] [-give-up-after DURATION] [-stall-timeout DURATION]
 //	testimony status
 //	testimony receipts verify -server URL [-ca FILE | -pin SHA256] [-token-file FILE]
 //	                 [-log-key VKEY]
@@ -78,6 +79,10 @@
 //	                       first use; a replaced log key is pinned with
 //	                       init -replace -log-key, never accepted from a server
 //	-limit-rate RATE       upload at most RATE bytes per second (like 64K or 2M)
+//	-give-up-after DURATION  stop an upload that made no progress for this long
+//	                       (default 24h; 0: never)
+//	-stall-timeout DURATION  abandon and retry a chunk on which nothing moved
+//	                       for this long (default 60s)
 //	-since N               (collect) start the bundle at log size N
 //	-o DIR                 bundle directory to collect into
 //
@@ -192,6 +197,9 @@ type cli struct {
 	// retry and sleep govern every network retry; tests shorten them.
 	retry retry.Policy
 	sleep retry.SleepFunc
+	// uploadRetry is the backoff of uploads (link.go); zero means retry.
+	uploadRetry retry.Policy
+	link        linkFlags
 
 	lastDraw time.Time
 	drawn    bool
@@ -213,6 +221,8 @@ func run(args []string) int {
 		retry:    retry.Default,
 		sleep:    retry.Sleep,
 	}
+	c.retry.Waiting = c.retryWait
+	c.uploadRetry = retry.Upload
 	// The first interrupt stops work cleanly (the outbox keeps what was
 	// encrypted); after that the default handling is back, so a second
 	// interrupt kills the process at once.

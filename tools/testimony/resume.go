@@ -15,6 +15,7 @@ import (
 
 const resumeUsage = `Usage:
     testimony resume [-server URL] [-ca FILE | -pin SHA256] [-token-file FILE] [-limit-rate RATE]
+                     [-give-up-after DURATION] [-stall-timeout DURATION]
 
 Finishes every upload left in the outbox: after a lost connection, a
 server outage or a killed client. Uploads continue where they stopped; an
@@ -32,6 +33,10 @@ Options:
     -pin SHA256        Trust only the certificate with this SHA-256 fingerprint.
     -token-file FILE   Read the submit token from FILE (default: $TESTIMONY_TOKEN).
     -limit-rate RATE   Upload at most RATE bytes per second on average (like 64K or 2M).
+    -give-up-after DURATION  Stop an upload that made no progress for this long
+                       (default 24h; 0: keep trying while running).
+    -stall-timeout DURATION  Abandon and retry a request on which nothing
+                       moved for this long (default 60s).
 
 Example:
     $ testimony resume
@@ -44,6 +49,7 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 	cf.register(fs)
 	var rate rateFlag
 	fs.Var(&rate, "limit-rate", "")
+	c.link.register(fs)
 	if err := c.parseFlags(fs, resumeUsage, args); err != nil {
 		return err
 	}

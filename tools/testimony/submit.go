@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"time"
 
 	"filippo.io/age"
 
@@ -27,7 +26,10 @@ const submitUsage = `Usage:
 Encrypts FILE... into one submission on this device, keeps the ciphertext
 in the outbox, uploads it and saves the server's receipt after checking it
 against the intake log's key. The submission id is the last line of
-standard output. If the upload is interrupted, run 'testimony resume'.
+standard output. Over a bad link the upload goes on through cuts and
+stalls, continuing where the server's copy ends, and prints a line before
+each wait; it stops only after -give-up-after without progress. If it is
+interrupted, run 'testimony resume'.
 
 The manifest inside the envelope (metadata and every file's SHA-256) is
 signed with this device's key (device.key, created on first use), so the
@@ -54,6 +56,10 @@ Options:
                              recording is the usual cause).
     -limit-rate RATE         Upload at most RATE bytes per second on average
                              (like 64K or 2M), to spare a slow or watched link.
+    -give-up-after DURATION  Stop when the upload made no progress for this
+                             long (default 24h; 0: keep trying while running).
+    -stall-timeout DURATION  Abandon and retry a request on which nothing
+                             moved for this long (default 60s).
     -org-key VKEY            Your organisation's verifier key (pinned if none is yet).
     -log-key VKEY            The intake log's verifier key (pinned if none is yet).
     -accept-new-recipients   Accept server keys that differ from the pinned ones,
@@ -105,6 +111,7 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		tf             trustFlags
 	)
 	fs.Var(&rate, "limit-rate", "")
+	c.link.register(fs)
 	fs.StringVar(&tf.orgKey, "org-key", "", "")
 	fs.StringVar(&tf.logKey, "log-key", "", "")
 	if err := c.parseFlags(fs, submitUsage, args); err != nil {
@@ -199,18 +206,7 @@ func (c *cli) send(ctx context.Context, h *home, cl *api.Client, u *url.URL, log
 		return "", err
 	}
 	defer f.Close()
-	up := &upload.Uploader{
-		Server:    cl,
-		Retry:     c.retry,
-		Sleep:     c.sleep,
-		RateLimit: rate,
-		Progress:  func(done, total int64) { c.progress("uploading", done, total) },
-		Retrying: func(err error, wait time.Duration) {
-			if c.terminal {
-				c.notef("%v; retrying in %s", err, wait.Round(time.Second))
-			}
-		},
-	}
+	up := c.uploader(cl, rate)
 	id, raw, err := up.Run(ctx, upload.Job{
 		File:         f,
 		Size:         e.Meta.Size,

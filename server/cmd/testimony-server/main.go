@@ -5,7 +5,7 @@
 //
 //	testimony-server init -data DIR -recipients FILE [-origin NAME] [-org-key VKEY]
 //	testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
-//	                       [-max-size BYTES] [-upload-expiry DURATION]
+//	                       [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
 //	testimony-server token create -data DIR -role submit|collect -name NAME
 //	                              [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
 //	testimony-server token list -data DIR
@@ -51,7 +51,7 @@ import (
 const usage = `Usage:
     testimony-server init -data DIR -recipients FILE [-origin NAME] [-org-key VKEY]
     testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
-                           [-max-size BYTES] [-upload-expiry DURATION]
+                           [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
     testimony-server token create -data DIR -role submit|collect -name NAME
                                   [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
     testimony-server token list -data DIR

@@ -15,7 +15,7 @@ import (
 
 const serveUsage = `Usage: testimony-server serve -data DIR -addr HOST:PORT
            (-tls-cert FILE -tls-key FILE | -tls-self-signed)
-           [-max-size BYTES] [-upload-expiry DURATION]
+           [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
 
 Serves the HTTPS API (docs/api.md) until SIGINT or SIGTERM, then lets
 requests in flight finish. Also listens on DIR/admin.sock for the token and
@@ -35,6 +35,9 @@ Flags:
                              KiB, MiB, GiB, TiB)
     -upload-expiry DURATION  how long an unfinished upload is kept
                              (default 168h; Go durations, or days as 7d)
+    -stall-timeout DURATION  close a chunk upload that moved no byte either
+                             way for this long, keeping what arrived
+                             (default 60s)
 
 Example:
     testimony-server serve -data /var/lib/testimony -addr 0.0.0.0:443 \
@@ -50,6 +53,7 @@ func (c *cli) serve(args []string) error {
 	selfSigned := fs.Bool("tls-self-signed", false, "")
 	maxSize := fs.String("max-size", "16GiB", "")
 	expiry := fs.String("upload-expiry", "168h", "")
+	stall := fs.Duration("stall-timeout", server.DefaultStallTimeout, "")
 	rest, err := c.parseFlags(fs, serveUsage, args)
 	if err != nil {
 		return err
@@ -72,7 +76,11 @@ func (c *cli) serve(args []string) error {
 	if err != nil {
 		return withHint(fmt.Errorf("invalid -upload-expiry: %w", err), "use a Go duration or days, e.g. -upload-expiry 168h or 7d")
 	}
+	if *stall < time.Second || *stall > time.Hour {
+		return withHint(fmt.Errorf("invalid -stall-timeout %s: want 1s to 1h", *stall), "a slow link needs a minute or more, e.g. -stall-timeout 60s")
+	}
 	return c.runServer(server.RunConfig{
+		StallTimeout: *stall,
 		DataDir:      *data,
 		Addr:         *addr,
 		CertFile:     *certFile,

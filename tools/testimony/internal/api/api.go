@@ -127,8 +127,17 @@ type Upload struct {
 	ChunkSize int64  `json:"chunk_size"`
 	Chunks    int    `json:"chunks"`
 	Missing   []int  `json:"missing"`
+	// Partial lists the missing chunks of which the server holds a start;
+	// servers before resumption inside chunks never send it.
+	Partial []Partial `json:"partial"`
 	// Receipt is set when State is "complete".
 	Receipt json.RawMessage `json:"receipt"`
+}
+
+// Partial is a chunk of which the server holds the first Offset bytes.
+type Partial struct {
+	Index  int   `json:"index"`
+	Offset int64 `json:"offset"`
 }
 
 // Upload states.
@@ -170,15 +179,25 @@ func (c *Client) CreateUpload(ctx context.Context, size int64, sha256Hex string)
 	return &u, nil
 }
 
-// PutChunk uploads chunk index of upload id.
-func (c *Client) PutChunk(ctx context.Context, id string, index int, data []byte, sha256Hex string) error {
-	req, err := c.request(ctx, http.MethodPut, "/v1/uploads/"+url.PathEscape(id)+"/chunks/"+strconv.Itoa(index), bytes.NewReader(data))
+// PutChunk uploads chunk index of upload id from byte offset on: rest is
+// the chunk from offset to its end, chunkSHA256 the SHA-256 of the whole
+// chunk. The server keeps what arrives even if the request fails half way
+// (docs/api.md, Upload-Offset). sent, if set, is called with the number of
+// bytes of rest handed to the connection after each read, from the
+// goroutine that sends the body.
+func (c *Client) PutChunk(ctx context.Context, id string, index int, offset int64, rest []byte, chunkSHA256 string, sent func(n int)) error {
+	body := &sentReader{r: bytes.NewReader(rest), sent: sent}
+	req, err := c.request(ctx, http.MethodPut, "/v1/uploads/"+url.PathEscape(id)+"/chunks/"+strconv.Itoa(index), body)
 	if err != nil {
 		return err
 	}
-	req.ContentLength = int64(len(data))
+	req.ContentLength = int64(len(rest))
+	// A retry of a request whose connection died must not replay a body
+	// the server may have partly stored; the uploader asks for the offset.
+	req.GetBody = nil
 	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("Chunk-SHA256", sha256Hex)
+	req.Header.Set("Chunk-SHA256", chunkSHA256)
+	req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("failed to upload chunk %d: %w", index, netError(err))
@@ -188,6 +207,20 @@ func (c *Client) PutChunk(ctx context.Context, id string, index int, data []byte
 		return fmt.Errorf("failed to upload chunk %d: %w", index, statusError(resp))
 	}
 	return nil
+}
+
+// sentReader reports the bytes read from it.
+type sentReader struct {
+	r    io.Reader
+	sent func(int)
+}
+
+func (s *sentReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 && s.sent != nil {
+		s.sent(n)
+	}
+	return n, err
 }
 
 // UploadStatus fetches the state of upload id. A 404 means it expired or

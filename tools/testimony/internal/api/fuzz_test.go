@@ -100,7 +100,7 @@ func FuzzServerResponse(f *testing.F) {
 		}{
 			{"Recipients", maxJSONResponse, func() error { _, err := c.Recipients(ctx); return err }},
 			{"CreateUpload", maxJSONResponse, func() error { _, err := c.CreateUpload(ctx, 10, strings.Repeat("0", 64)); return err }},
-			{"PutChunk", 64 << 10, func() error { return c.PutChunk(ctx, id, 0, []byte("x"), strings.Repeat("0", 64)) }},
+			{"PutChunk", 64 << 10, func() error { return c.PutChunk(ctx, id, 0, 0, []byte("x"), strings.Repeat("0", 64), nil) }},
 			{"UploadStatus", maxJSONResponse, func() error { _, err := c.UploadStatus(ctx, id); return err }},
 			{"Finish", maxJSONResponse, func() error { _, err := c.Finish(ctx, id, strings.Repeat("0", 64)); return err }},
 			{"Pending", maxListResponse, func() error { _, err := c.Pending(ctx); return err }},

@@ -2,6 +2,12 @@
 // failed for reasons that may pass: exponential backoff with jitter and a
 // bound on consecutive failures, so a client on a dead link gives up within
 // about two minutes and says so, instead of hanging or hammering.
+//
+// Uploads are different: they run for hours over links that fail every
+// few seconds and still carry the file. Progress tracks them: a failure
+// after which the server holds more than before resets the backoff and
+// does not count toward giving up, and without progress the client backs
+// off up to minutes and gives up only after a long time (a day by default).
 package retry
 
 import (
@@ -20,6 +26,10 @@ type Policy struct {
 	Initial  time.Duration
 	Max      time.Duration
 	Attempts int
+	// Waiting, if set, is told about every wait before another attempt:
+	// the attempt that failed (from 1), its error and the wait. A user
+	// who sees nothing for minutes assumes the program hangs.
+	Waiting func(attempt int, err error, wait time.Duration)
 }
 
 // Default waits at most about 90 seconds in total (1+2+4+8+16+30+30)
@@ -69,7 +79,11 @@ func (p Policy) Do(ctx context.Context, sleep SleepFunc, retryable func(error) b
 		if n >= p.Attempts {
 			return fmt.Errorf("giving up after %d failed attempts: %w", n, err)
 		}
-		if err := sleep(ctx, p.Delay(n, Jitter())); err != nil {
+		d := p.Delay(n, Jitter())
+		if p.Waiting != nil {
+			p.Waiting(n, err, d)
+		}
+		if err := sleep(ctx, d); err != nil {
 			return err
 		}
 	}
@@ -95,3 +109,57 @@ func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
 }
+
+// Upload is the backoff of uploads: from a second up to five minutes
+// between attempts that made no progress, with no bound on their number;
+// Progress.GiveUpAfter bounds the time instead.
+var Upload = Policy{Initial: time.Second, Max: 5 * time.Minute}
+
+// DefaultGiveUpAfter is how long an upload keeps trying without progress.
+const DefaultGiveUpAfter = 24 * time.Hour
+
+// Progress decides, for one long operation that advances in steps, how
+// long to wait after a failure and when to give up: only failures since the
+// last step forward count.
+type Progress struct {
+	Policy Policy
+	// GiveUpAfter is how long to keep trying without progress; zero means
+	// forever (as long as the program runs).
+	GiveUpAfter time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	fails int
+	since time.Time // the last progress, or the first failure after it
+}
+
+// Advanced records progress: the backoff starts again from Initial and the
+// failures before it are forgotten.
+func (p *Progress) Advanced() {
+	p.fails = 0
+	p.since = time.Time{}
+}
+
+// Failed records a failure without progress and returns the wait before
+// the next attempt, or an error saying why to give up, wrapping err.
+func (p *Progress) Failed(err error) (time.Duration, error) {
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	if p.since.IsZero() {
+		p.since = now()
+	}
+	p.fails++
+	if p.Policy.Attempts > 0 && p.fails >= p.Policy.Attempts {
+		return 0, fmt.Errorf("giving up after %d failed attempts: %w", p.fails, err)
+	}
+	if p.GiveUpAfter > 0 && now().Sub(p.since) >= p.GiveUpAfter {
+		return 0, fmt.Errorf("giving up after %d failed attempts in %s without progress: %w",
+			p.fails, now().Sub(p.since).Round(time.Second), err)
+	}
+	return p.Policy.Delay(p.fails, Jitter()), nil
+}
+
+// Failures returns the failures since the last progress.
+func (p *Progress) Failures() int { return p.fails }

@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -81,5 +82,75 @@ func TestPermanent(t *testing.T) {
 	}
 	if IsPermanent(base) || Permanent(nil) != nil {
 		t.Error("IsPermanent or Permanent(nil) wrong")
+	}
+}
+
+// TestProgress: failures count only since the last progress, the backoff
+// grows to Max and starts again after progress, and GiveUpAfter bounds
+// the time without progress.
+func TestProgress(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	p := Progress{Policy: Policy{Initial: time.Second, Max: 4 * time.Second}, GiveUpAfter: time.Hour, Now: func() time.Time { return now }}
+	cut := errors.New("connection reset")
+	// A thousand failures, each after progress: never a give-up, never
+	// more than the first wait.
+	for range 1000 {
+		d, err := p.Failed(cut)
+		if err != nil || d > time.Second {
+			t.Fatalf("failure after progress: wait %v, %v", d, err)
+		}
+		now = now.Add(10 * time.Minute)
+		p.Advanced()
+	}
+	var waits []time.Duration
+	for {
+		d, err := p.Failed(cut)
+		if err != nil {
+			if !errors.Is(err, cut) || !strings.Contains(err.Error(), "without progress") {
+				t.Fatalf("give-up error %v", err)
+			}
+			break
+		}
+		waits = append(waits, d)
+		now = now.Add(d)
+	}
+	if len(waits) < 100 {
+		t.Fatalf("gave up after %d waits in an hour; want the backoff capped at 4 s", len(waits))
+	}
+	for _, d := range waits[3:] {
+		if d < 2*time.Second || d > 4*time.Second {
+			t.Fatalf("wait %v beyond the cap's jitter range", d)
+		}
+	}
+	// Attempts, if set, also bounds failures without progress.
+	q := Progress{Policy: Policy{Initial: time.Second, Max: time.Second, Attempts: 3}}
+	q.Failed(cut)
+	q.Failed(cut)
+	if _, err := q.Failed(cut); err == nil || !strings.Contains(err.Error(), "giving up after 3 failed attempts") {
+		t.Fatalf("third failure with Attempts 3: %v", err)
+	}
+	// Without GiveUpAfter it never gives up by time.
+	r := Progress{Policy: Upload, Now: func() time.Time { return now }}
+	for range 100 {
+		if _, err := r.Failed(cut); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(24 * time.Hour)
+	}
+	if d := Upload.Delay(100, 0.999); d < 2*time.Minute || d > 5*time.Minute {
+		t.Errorf("Upload backoff caps at %v, want minutes", d)
+	}
+}
+
+// TestDoTellsEveryWait: Do reports each wait before it, so a command
+// whose server is unreachable is never silent.
+func TestDoTellsEveryWait(t *testing.T) {
+	var told []int
+	p := Policy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 4,
+		Waiting: func(n int, err error, d time.Duration) { told = append(told, n) }}
+	p.Do(context.Background(), func(context.Context, time.Duration) error { return nil },
+		func(error) bool { return true }, func(context.Context) error { return errors.New("refused") })
+	if len(told) != 3 || told[0] != 1 || told[2] != 3 {
+		t.Errorf("Waiting told %v, want attempts 1, 2, 3", told)
 	}
 }

@@ -1,9 +1,15 @@
 // Package upload sends one ciphertext to the intake server as a resumable,
 // chunked upload and retries through the failures of slow or censored
 // links: network errors, 5xx and 429 answers are retried with exponential
-// backoff and jitter, and after every failure the server is asked which
-// chunks it is still missing, so no chunk is sent twice needlessly and none
-// is skipped.
+// backoff and jitter, and after every failure the server is asked what it
+// holds — which chunks are missing, and how much of a chunk that was cut
+// off arrived — so nothing is sent twice needlessly and nothing is skipped.
+//
+// It never gives up while the upload advances: a failure after which the
+// server holds more than before starts the backoff again, and only time
+// without progress (GiveUpAfter, a day by default) ends the attempts. A
+// chunk request on which no byte moves for StallTimeout is abandoned and
+// retried.
 package upload
 
 import (
@@ -14,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
@@ -25,9 +32,16 @@ import (
 // holds exactly one chunk in memory.
 const MaxChunkSize = 8 << 20
 
-// DefaultRequestTimeout bounds one request: a 1 MiB chunk over a 3 KB/s
-// link still fits, a connection that stalled silently does not hang forever.
+// DefaultRequestTimeout bounds one request other than a chunk upload; a
+// chunk upload is bounded by StallTimeout instead, however long it takes.
 const DefaultRequestTimeout = 10 * time.Minute
+
+// DefaultStallTimeout is how long a chunk upload may hand no byte to the
+// connection before it is abandoned and retried.
+const DefaultStallTimeout = 60 * time.Second
+
+// errStalled is the error of a chunk upload abandoned for a stall.
+var errStalled = errors.New("no data moved: the connection stalled")
 
 // ErrBadServerState means the server described an upload that cannot be
 // right for this file (wrong size, impossible chunk numbers).
@@ -36,7 +50,7 @@ var ErrBadServerState = errors.New("server reported an inconsistent upload")
 // Server is the part of the API the uploader needs. *api.Client implements it.
 type Server interface {
 	CreateUpload(ctx context.Context, size int64, sha256Hex string) (*api.Upload, error)
-	PutChunk(ctx context.Context, id string, index int, data []byte, sha256Hex string) error
+	PutChunk(ctx context.Context, id string, index int, offset int64, rest []byte, chunkSHA256 string, sent func(n int)) error
 	UploadStatus(ctx context.Context, id string) (*api.Upload, error)
 	Finish(ctx context.Context, id, sha256Hex string) ([]byte, error)
 }
@@ -44,15 +58,31 @@ type Server interface {
 // Uploader uploads files. Only Server is required.
 type Uploader struct {
 	Server Server
-	Retry  retry.Policy // zero means retry.Default
+	// Retry is the backoff between attempts without progress; zero means
+	// retry.Upload. Its Attempts, if set, bounds the consecutive failures
+	// without progress.
+	Retry retry.Policy
+	// GiveUpAfter is how long to keep trying without progress; zero means
+	// retry.DefaultGiveUpAfter, negative means forever.
+	GiveUpAfter time.Duration
+	// Now is the clock of GiveUpAfter; nil means time.Now.
+	Now func() time.Time
 	// Sleep waits between attempts; nil means retry.Sleep.
 	Sleep retry.SleepFunc
-	// Progress, if set, is called with the bytes the server holds so far.
+	// Progress, if set, is called with the bytes sent so far: those the
+	// server holds, and during a chunk those handed to the connection.
 	Progress func(done, total int64)
-	// Retrying, if set, is told about every failure that will be retried.
-	Retrying func(err error, wait time.Duration)
-	// RequestTimeout bounds each request; zero means DefaultRequestTimeout.
+	// Retrying, if set, is told about every failure that will be retried,
+	// the wait before the next try, and the bytes the server holds of the
+	// total; a wait of 0 means the failure cut off a chunk that had
+	// advanced, and the upload continues at once.
+	Retrying func(err error, wait time.Duration, held, total int64)
+	// RequestTimeout bounds each request but chunk uploads; zero means
+	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// StallTimeout is how long a chunk upload may move no byte before it
+	// is abandoned; zero means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// RateLimit, if positive, caps the average upload rate in bytes per
 	// second (paced per chunk), for links that must not be saturated or
 	// where a burst of traffic draws attention.
@@ -75,11 +105,23 @@ type Job struct {
 // JSON, which the caller must verify.
 func (u *Uploader) Run(ctx context.Context, job Job) (id string, receipt []byte, err error) {
 	r := &run{Uploader: u, job: job, id: job.UploadID}
-	if r.Retry.Attempts == 0 {
-		r.Retry = retry.Default
+	pol := u.Retry
+	if pol.Initial == 0 {
+		pol = retry.Upload
 	}
+	giveUp := u.GiveUpAfter
+	switch {
+	case giveUp == 0:
+		giveUp = retry.DefaultGiveUpAfter
+	case giveUp < 0:
+		giveUp = 0
+	}
+	r.backoff = retry.Progress{Policy: pol, GiveUpAfter: giveUp, Now: u.Now}
 	if r.RequestTimeout == 0 {
 		r.RequestTimeout = DefaultRequestTimeout
+	}
+	if r.StallTimeout == 0 {
+		r.StallTimeout = DefaultStallTimeout
 	}
 	receipt, err = r.loop(ctx)
 	if err != nil {
@@ -94,9 +136,17 @@ type run struct {
 	id        string
 	chunkSize int64
 	chunks    int
-	missing   []int // nil: unknown, ask the server
-	fails     int
-	buf       []byte
+	missing   []int         // nil: unknown, ask the server
+	offsets   map[int]int64 // bytes the server holds of missing chunks
+	backoff   retry.Progress
+	// held is the most the server was seen to hold; more is progress.
+	held int64
+	// moved is whether the chunk request that failed last handed bytes
+	// to the connection; then the server is asked what arrived before the
+	// failure counts as one without progress (probeErr).
+	moved    bool
+	probeErr error
+	buf      []byte
 	// rejected is the finish error that made the client ask for the
 	// upload state; if the state then shows nothing left to send, retrying
 	// cannot help.
@@ -150,22 +200,33 @@ func (r *run) loop(ctx context.Context) ([]byte, error) {
 // afterFailure decides after a failure: it returns nil after waiting if the
 // operation should be tried again, or the error to give up with.
 func (r *run) afterFailure(ctx context.Context, err error) error {
-	if retry.IsPermanent(err) || errors.Is(err, ErrBadServerState) || !api.Retryable(err) && !errors.Is(err, errAskAgain) {
+	if retry.IsPermanent(err) || errors.Is(err, ErrBadServerState) || !api.Retryable(err) && !errors.Is(err, errAskAgain) && !errors.Is(err, errStalled) {
 		return err
-	}
-	r.fails++
-	if r.fails >= r.Retry.Attempts {
-		return fmt.Errorf("giving up after %d failed attempts: %w", r.fails, err)
-	}
-	d := r.Retry.Delay(r.fails, retry.Jitter())
-	if ra := api.RetryAfter(err); ra > d {
-		d = min(ra, r.Retry.Max)
-	}
-	if r.Retrying != nil {
-		r.Retrying(err, d)
 	}
 	// After any failure the server's view is the truth: ask it again.
 	r.missing = nil
+	if r.moved {
+		// Whether this was progress only the server can say: ask it
+		// right away, and count the failure only if nothing arrived.
+		r.moved, r.probeErr = false, err
+		return nil
+	}
+	// A failed question about what arrived counts as the failure; the
+	// message keeps what started it (a cut, a stall).
+	if r.probeErr != nil {
+		err = fmt.Errorf("%w (after %v)", err, r.probeErr)
+		r.probeErr = nil
+	}
+	d, gerr := r.backoff.Failed(err)
+	if gerr != nil {
+		return gerr
+	}
+	if ra := api.RetryAfter(err); ra > d {
+		d = min(ra, max(r.backoff.Policy.Max, d))
+	}
+	if r.Retrying != nil {
+		r.Retrying(err, d, r.held, r.job.Size)
+	}
 	sleep := r.Sleep
 	if sleep == nil {
 		sleep = retry.Sleep
@@ -175,9 +236,9 @@ func (r *run) afterFailure(ctx context.Context, err error) error {
 
 // errAskAgain marks answers that are not network failures but mean the
 // client's view of the upload is stale (a finish that raced another
-// client, chunks the server lost); the cure is to ask for the state, and
-// it still counts as a failure so that a confused server cannot keep the
-// client looping.
+// client, chunks the server lost, an offset that moved); the cure is to
+// ask for the state, and it still counts as a failure so that a confused
+// server cannot keep the client looping.
 var errAskAgain = errors.New("upload state changed on the server")
 
 func (r *run) call(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -207,7 +268,8 @@ func (r *run) create(ctx context.Context) error {
 	for i := range r.missing {
 		r.missing[i] = i
 	}
-	r.progress()
+	r.offsets = nil
+	r.progress(0)
 	return nil
 }
 
@@ -253,11 +315,33 @@ func (r *run) state(ctx context.Context) ([]byte, error) {
 			missing = append(missing, i)
 		}
 	}
+	offsets := make(map[int]int64, len(up.Partial))
+	for _, p := range up.Partial {
+		if !seen[p.Index] || p.Offset < 0 || p.Offset >= r.chunkLen(p.Index) {
+			return nil, fmt.Errorf("%w: %d bytes held of chunk %d", ErrBadServerState, p.Offset, p.Index)
+		}
+		offsets[p.Index] = p.Offset
+	}
 	if len(missing) == 0 && r.rejected != nil {
 		return nil, retry.Permanent(r.rejected)
 	}
-	r.missing = missing
-	r.progress()
+	r.missing, r.offsets = missing, offsets
+	held := r.heldBytes()
+	progressed := held > r.held
+	if progressed {
+		r.held = held
+		r.backoff.Advanced()
+	}
+	if err := r.probeErr; err != nil {
+		r.probeErr = nil
+		if !progressed {
+			return nil, err
+		}
+		if r.Retrying != nil {
+			r.Retrying(err, 0, r.held, r.job.Size)
+		}
+	}
+	r.progress(0)
 	return nil, nil
 }
 
@@ -276,15 +360,22 @@ func (r *run) setGeometry(up *api.Upload) error {
 	return nil
 }
 
-func (r *run) progress() {
+// heldBytes returns what the server holds, as far as the client knows.
+func (r *run) heldBytes() int64 {
+	held := r.job.Size
+	for _, i := range r.missing {
+		held -= r.chunkLen(i) - r.offsets[i]
+	}
+	return held
+}
+
+// progress reports what the server holds plus inFlight bytes of the
+// current chunk handed to the connection.
+func (r *run) progress(inFlight int64) {
 	if r.Progress == nil {
 		return
 	}
-	held := r.job.Size
-	for _, i := range r.missing {
-		held -= r.chunkLen(i)
-	}
-	r.Progress(held, r.job.Size)
+	r.Progress(min(r.heldBytes()+inFlight, r.job.Size), r.job.Size)
 }
 
 func (r *run) chunkLen(i int) int64 {
@@ -302,26 +393,90 @@ func (r *run) sendMissing(ctx context.Context) error {
 		if _, err := r.job.File.ReadAt(data, int64(i)*r.chunkSize); err != nil && !(errors.Is(err, io.EOF) && len(data) > 0) {
 			return retry.Permanent(fmt.Errorf("failed to read chunk %d of the outbox file: %w", i, err))
 		}
-		if err := r.pace(ctx, len(data)); err != nil {
+		off := r.offsets[i]
+		if err := r.pace(ctx, len(data)-int(off)); err != nil {
 			return err
 		}
 		sum := sha256.Sum256(data)
-		cctx, cancel := r.call(ctx)
-		err := r.Server.PutChunk(cctx, r.id, i, data, hex.EncodeToString(sum[:]))
-		cancel()
+		err := r.putChunk(ctx, i, off, data[off:], hex.EncodeToString(sum[:]))
 		if api.IsStatus(err, http.StatusNotFound) {
 			r.id = ""
 			return errAskAgain
 		}
+		if api.IsStatus(err, http.StatusConflict) && off > 0 {
+			// The offset moved (another request of ours stored more, or
+			// the server dropped a chunk whose hash failed): ask again.
+			return fmt.Errorf("%w: %w", errAskAgain, err)
+		}
 		if err != nil {
 			return err
 		}
-		r.fails = 0
+		r.backoff.Advanced()
 		r.rejected = nil
 		r.missing = r.missing[1:]
-		r.progress()
+		delete(r.offsets, i)
+		r.held = max(r.held, r.heldBytes())
+		r.progress(0)
 	}
 	return nil
+}
+
+// putChunk sends rest, chunk index from off on, and abandons the request
+// if no byte is handed to the connection for StallTimeout: a link that
+// silently stopped carrying anything then costs a minute, not the ten of
+// a request timeout. Bytes sent are reported as progress as they go. If
+// the request fails after bytes went out, r.moved is set.
+func (r *run) putChunk(ctx context.Context, index int, off int64, rest []byte, sum string) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		// mu guards the state the transport's goroutine shares with
+		// this one, which may still read the body after PutChunk
+		// returned.
+		mu   sync.Mutex
+		last = time.Now()
+		sent int64
+		over bool
+	)
+	onSent := func(n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if over {
+			return
+		}
+		last = time.Now()
+		sent += int64(n)
+		r.progress(sent)
+	}
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(max(r.StallTimeout/8, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			mu.Lock()
+			idle := time.Since(last)
+			mu.Unlock()
+			if idle >= r.StallTimeout {
+				cancel(errStalled)
+				return
+			}
+		}
+	}()
+	err := r.Server.PutChunk(ctx, r.id, index, off, rest, sum, onSent)
+	close(stop)
+	mu.Lock()
+	over = true
+	r.moved = err != nil && sent > 0
+	mu.Unlock()
+	if err != nil && errors.Is(context.Cause(ctx), errStalled) {
+		return fmt.Errorf("failed to upload chunk %d: %w for %s", index, errStalled, r.StallTimeout)
+	}
+	return err
 }
 
 // pace waits, if RateLimit is set, until sending n more bytes keeps the

@@ -44,14 +44,24 @@ type fakeServer struct {
 	// forgetChunk, if positive, makes the first finish find chunk
 	// forgetChunk-1 missing.
 	forgetChunk int
-	puts        map[int]int // chunk index -> times stored
-	requests    []string
+	// cutAfter, if positive, keeps only this many bytes of every chunk
+	// body (as a server does with what arrived before a cut) and then
+	// drops the connection.
+	cutAfter int
+	// hangNext makes the next chunk PUTs wait, reading nothing more, until
+	// the client gives up on them.
+	hangNext int
+	// bodyBytes counts the chunk bytes received.
+	bodyBytes int
+	puts      map[int]int // chunk index -> times stored
+	requests  []string
 }
 
 type fakeUpload struct {
-	size   int64
-	sum    string
-	chunks map[int][]byte
+	size    int64
+	sum     string
+	chunks  map[int][]byte
+	partial map[int][]byte
 }
 
 func newFake() *fakeServer {
@@ -96,7 +106,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var b [16]byte
 		rand.Read(b[:])
 		id := hex.EncodeToString(b[:])
-		f.uploads[id] = &fakeUpload{size: req.Size, sum: req.SHA256, chunks: map[int][]byte{}}
+		f.uploads[id] = &fakeUpload{size: req.Size, sum: req.SHA256, chunks: map[int][]byte{}, partial: map[int][]byte{}}
 		w.WriteHeader(http.StatusCreated)
 		json.NewEncoder(w).Encode(map[string]any{"id": id, "size": req.Size, "chunk_size": testChunk, "chunks": f.chunks(req.Size), "expires": "x"})
 	case r.Method == "GET" && len(parts) == 2:
@@ -116,7 +126,11 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				missing = append(missing, i)
 			}
 		}
-		json.NewEncoder(w).Encode(map[string]any{"id": id, "state": "open", "size": u.size, "chunk_size": testChunk, "chunks": f.chunks(u.size), "missing": missing})
+		partial := []map[string]int{}
+		for i, p := range u.partial {
+			partial = append(partial, map[string]int{"index": i, "offset": len(p)})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"id": id, "state": "open", "size": u.size, "chunk_size": testChunk, "chunks": f.chunks(u.size), "missing": missing, "partial": partial})
 	case r.Method == "PUT" && len(parts) == 4 && parts[2] == "chunks":
 		u, ok := f.uploads[parts[1]]
 		if !ok {
@@ -124,7 +138,39 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		i, _ := strconv.Atoi(parts[3])
+		if f.hangNext > 0 {
+			f.hangNext--
+			f.mu.Unlock()
+			// Reading the body to its end lets the server notice when
+			// the client goes away.
+			io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+			f.mu.Lock()
+			return
+		}
+		off, _ := strconv.Atoi(r.Header.Get("Upload-Offset"))
+		if off != len(u.partial[i]) && u.chunks[i] == nil {
+			fail(409, "offset")
+			return
+		}
+		if f.cutAfter > 0 && u.chunks[i] == nil {
+			part := make([]byte, f.cutAfter)
+			n, _ := io.ReadFull(r.Body, part)
+			f.bodyBytes += n
+			if u.partial == nil {
+				u.partial = map[int][]byte{}
+			}
+			u.partial[i] = append(u.partial[i], part[:n]...)
+			rest, _ := io.ReadAll(r.Body)
+			if len(rest) > 0 || n == f.cutAfter {
+				panic(http.ErrAbortHandler)
+			}
+		}
 		data, _ := io.ReadAll(r.Body)
+		f.bodyBytes += len(data)
+		if f.cutAfter > 0 && u.chunks[i] == nil {
+			data = u.partial[i]
+		}
 		sum := sha256.Sum256(data)
 		if r.Header.Get("Chunk-SHA256") != hex.EncodeToString(sum[:]) {
 			fail(400, "chunk hash mismatch")
@@ -135,6 +181,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		u.chunks[i] = data
+		delete(u.partial, i)
 		f.puts[i]++
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == "POST" && len(parts) == 3 && parts[2] == "finish":
@@ -256,7 +303,7 @@ func TestUploadRetriesNetworkFailures(t *testing.T) {
 	f := newFake()
 	f.dropAfterPuts = 2
 	up, waits := setup(t, f)
-	up.Retrying = func(err error, wait time.Duration) {
+	up.Retrying = func(err error, wait time.Duration, held, total int64) {
 		f.mu.Lock()
 		f.dropAfterPuts = 0 // the link comes back after the first failure
 		f.mu.Unlock()
@@ -461,5 +508,82 @@ func TestUploadRefusesInconsistentServer(t *testing.T) {
 		if _, _, err := u.Run(context.Background(), j); !errors.Is(err, ErrBadServerState) {
 			t.Errorf("%s: Run = %v, want ErrBadServerState", name, err)
 		}
+	}
+}
+
+// TestUploadContinuesInsideChunk: a link that cuts every chunk request
+// after 300 bytes still delivers the file, each byte once, although every
+// request fails: each failure moved the upload forward. The client before
+// resumption sent whole chunks again and gave up.
+func TestUploadContinuesInsideChunk(t *testing.T) {
+	f := newFake()
+	f.cutAfter = 300
+	up, waits := setup(t, f)
+	up.Retry = retry.Policy{Initial: time.Second, Max: 8 * time.Second, Attempts: 3}
+	var lines []string
+	up.Retrying = func(err error, wait time.Duration, held, total int64) {
+		lines = append(lines, fmt.Sprintf("%v %d/%d", wait, held, total))
+	}
+	j, data, _ := job(3*testChunk + 100)
+	id, _, err := up.Run(context.Background(), j)
+	if err != nil {
+		t.Fatalf("Run = %v; told %v", err, lines)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.bodyBytes != len(data) {
+		t.Errorf("%d chunk bytes sent for a file of %d: each byte should go once", f.bodyBytes, len(data))
+	}
+	if len(*waits) != 0 || len(lines) < 9 || !strings.HasPrefix(lines[0], "0s 300/") {
+		t.Errorf("waits %v, told %v: want no wait, and every cut told with what the server holds", *waits, lines)
+	}
+	if _, ok := f.finished[id]; !ok {
+		t.Error("upload not finished")
+	}
+}
+
+// TestUploadGivesUpAfterTimeWithoutProgress: with no bound on attempts, a
+// dead link is given up after GiveUpAfter without progress, with waits
+// that grow to the policy's cap.
+func TestUploadGivesUpAfterTimeWithoutProgress(t *testing.T) {
+	f := newFake()
+	f.dropNext = 1 << 30
+	up, waits := setup(t, f)
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	up.Retry = retry.Policy{Initial: time.Second, Max: 5 * time.Minute}
+	up.GiveUpAfter = 2 * time.Hour
+	up.Now = func() time.Time { return now }
+	up.Sleep = func(_ context.Context, d time.Duration) error {
+		*waits = append(*waits, d)
+		now = now.Add(d)
+		return nil
+	}
+	j, _, _ := job(testChunk)
+	_, _, err := up.Run(context.Background(), j)
+	if err == nil || !strings.Contains(err.Error(), "without progress") {
+		t.Fatalf("Run = %v, want giving up without progress", err)
+	}
+	last := (*waits)[len(*waits)-1]
+	if len(*waits) < 20 || last < 150*time.Second || last > 5*time.Minute {
+		t.Errorf("%d waits, the last %v: want many, capped at 5 minutes", len(*waits), last)
+	}
+}
+
+// TestUploadDetectsStall: a chunk request on which nothing moves is
+// abandoned after StallTimeout, not after the request timeout, and retried.
+func TestUploadDetectsStall(t *testing.T) {
+	f := newFake()
+	f.hangNext = 1
+	up, _ := setup(t, f)
+	up.StallTimeout = 200 * time.Millisecond
+	up.RequestTimeout = time.Hour
+	var told []string
+	up.Retrying = func(err error, wait time.Duration, held, total int64) { told = append(told, err.Error()) }
+	j, _, _ := job(testChunk)
+	if _, _, err := up.Run(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 1 || !strings.Contains(told[0], "connection stalled") {
+		t.Errorf("told %v, want one stall", told)
 	}
 }
