@@ -65,13 +65,6 @@ func TestBigFile(t *testing.T) {
 	}
 }
 
-func maxRSS(cmd *exec.Cmd) int64 {
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss << 10 // Linux reports KiB
-	}
-	return -1
-}
-
 func writePseudoRandom(t *testing.T, path string, size int64) [32]byte {
 	t.Helper()
 	f, err := os.Create(path)
