@@ -100,6 +100,8 @@ func (a *App) receive(mr *multipart.Reader, j *job) error {
 	}
 	j.meta = envelope.Meta{Case: strings.TrimSpace(m.Case), Language: m.Lang, InterviewDate: m.Date, Consent: strings.TrimSpace(m.Consent)}
 	j.label = strings.TrimSpace(m.Label)
+	// Browsers send a text area's line ends as CRLF.
+	notes = bytes.ReplaceAll(notes, []byte("\r\n"), []byte("\n"))
 	if len(bytes.TrimSpace(notes)) > 0 {
 		j.notes = notes
 	}
