@@ -208,7 +208,7 @@ func (b *browser) waitReloading(t *testing.T, expr string) {
 // screenshot writes docs/screenshots/app-NAME.png with TESTIMONY_SCREENSHOTS=1.
 func (b *browser) screenshot(t *testing.T, name string) {
 	t.Helper()
-	if os.Getenv("TESTIMONY_SCREENSHOTS") == "" {
+	if os.Getenv("TESTIMONY_SCREENSHOTS") == "" || strings.HasSuffix(name, "-resume") {
 		return
 	}
 	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))

@@ -19,6 +19,14 @@
 //	                 [-log-key VKEY]
 //	testimony collect -server URL [-ca FILE | -pin SHA256] [-log-key VKEY]
 //	                  [-accept-new-recipients] [-token-file FILE] [-since N] -o DIR
+//	testimony app [-no-browser]
+//	testimony wipe [-yes]
+//
+// app starts the caseworker's app (package internal/app): a Korean and
+// English web UI on 127.0.0.1 that runs the same submit, resume, init and
+// receipts code as the commands, holding the outbox lock while it runs.
+//
+// wipe overwrites and removes the whole state directory.
 //
 // init creates the device's signing key and pins the organisation's key
 // and the intake log's key, given out of band, in trust.json. It prints the
@@ -92,6 +100,10 @@
 //	                          successful init -server, submit, collect or receipts verify
 //	checkpoints/<host>_<port> the newest log checkpoint 'receipts verify' checked
 //	collect/<host>_<port>.json the checkpoints at which collected bundles ended
+//	token                     the access token entered in the app (mode 0600)
+//	app.json                  the app's language, server, labels and confirmed receipts
+//	.app-spool/               files the app is reading from the browser, encrypted
+//	                          to a key held only in its memory
 //
 // -ca or -pin is remembered per server origin (https://host:port) after
 // the first successful connection, so later commands need neither. A
