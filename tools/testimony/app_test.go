@@ -739,3 +739,28 @@ func TestAppKoreanPages(t *testing.T) {
 
 func languageEnglish() language.Tag { return language.English }
 func languageKorean() language.Tag  { return language.Korean }
+
+// TestWipeCommand: 'testimony wipe' removes the whole state directory and
+// refuses without the typed word.
+func TestWipeCommand(t *testing.T) {
+	cw := newUser(t, "tm1_x")
+	if _, stderr, code := cw.run("init"); code != 0 {
+		t.Fatal(stderr)
+	}
+	writeFile(t, filepath.Join(cw.home, "receipts", "x.json"), []byte("{}"))
+	cw.stdin = strings.NewReader("no\n")
+	if _, stderr, code := cw.run("wipe"); code != 1 || !strings.Contains(stderr, "nothing was removed") {
+		t.Fatalf("wipe without the word: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(cw.home, "device.key")); err != nil {
+		t.Fatal(err)
+	}
+	cw.stdin = strings.NewReader("wipe\n")
+	stdout, stderr, code := cw.run("wipe")
+	if code != 0 || !strings.Contains(stdout, "not erased: your original recordings") {
+		t.Fatalf("wipe: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(cw.home); !os.IsNotExist(err) {
+		t.Errorf("state directory left after wipe: %v", err)
+	}
+}
