@@ -26,7 +26,7 @@ import (
 )
 
 const appUsage = `Usage:
-    testimony app [-no-browser]
+    testimony app [-no-browser] [-limit-rate RATE]
 
 Starts the caseworker's app: a page in your web browser, in Korean or
 English, to set up this laptop, send testimony with its files and notes,
@@ -39,7 +39,9 @@ Keep this window open while the app runs; close it (or press Ctrl-C) to
 stop the app. Uploads left unfinished continue when it starts again.
 
 Options:
-    -no-browser   Only print the address; open it yourself.
+    -no-browser        Only print the address; open it yourself.
+    -limit-rate RATE   Upload at most RATE bytes per second on average (like
+                       64K or 2M), to spare a slow or watched link.
 `
 
 const wipeUsage = `Usage:
@@ -62,6 +64,8 @@ const tokenFileName = "token"
 func (c *cli) appCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("app", flag.ContinueOnError)
 	noBrowser := fs.Bool("no-browser", false, "")
+	var rate rateFlag
+	fs.Var(&rate, "limit-rate", "")
 	if err := c.parseFlags(fs, appUsage, args); err != nil {
 		return err
 	}
@@ -88,7 +92,7 @@ func (c *cli) appCmd(ctx context.Context, args []string) error {
 		}
 	}
 	defer release()
-	b := &appBackend{c: c, home: h.dir}
+	b := &appBackend{c: c, home: h.dir, rate: int64(rate)}
 	cfg := app.Config{
 		Backend:   b,
 		StateDir:  h.dir,
@@ -189,6 +193,7 @@ func (c *cli) wipe(args []string) error {
 type appBackend struct {
 	c    *cli
 	home string
+	rate int64 // -limit-rate, 0 for none
 }
 
 func (b *appBackend) tokenPath() string { return filepath.Join(b.home, tokenFileName) }
@@ -312,7 +317,7 @@ func (b *appBackend) Enrol(ctx context.Context, e app.Enrolment) []app.Check {
 
 func (b *appBackend) Submit(ctx context.Context, server string, meta envelope.Meta, sources []envelope.Source, ev app.Events) (string, error) {
 	c, _ := b.cli(ev)
-	id, err := c.submitTo(ctx, submitOptions{cf: connFlags{server: server, tokenFile: b.tokenPath()}},
+	id, err := c.submitTo(ctx, submitOptions{cf: connFlags{server: server, tokenFile: b.tokenPath()}, rate: b.rate},
 		func(w io.Writer, signer ed25519.PrivateKey) error {
 			_, err := envelope.BuildSources(w, meta, sources, signer)
 			return err
@@ -322,7 +327,7 @@ func (b *appBackend) Submit(ctx context.Context, server string, meta envelope.Me
 
 func (b *appBackend) Resume(ctx context.Context, ev app.Events) error {
 	c, _ := b.cli(ev)
-	return wrapMsg(c.resume(ctx, []string{"-token-file", b.tokenPath()}))
+	return wrapMsg(c.resume(ctx, []string{"-token-file", b.tokenPath(), "-limit-rate", fmt.Sprint(b.rate)}))
 }
 
 func (b *appBackend) Outbox() (app.Outbox, error) {

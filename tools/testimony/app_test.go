@@ -22,18 +22,15 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/text/language"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/tools/internal/browsertest"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/app"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
 )
-
-// chromiumPath is Debian's chromium, which .ci/run installs.
-const chromiumPath = "/usr/bin/chromium"
 
 // runningApp is 'testimony app' run in-process on a state directory.
 type runningApp struct {
@@ -120,104 +117,13 @@ func (ra *runningApp) stopOnce() {
 	}
 }
 
-type browser struct {
-	ctx context.Context
-}
-
-func newBrowser(t *testing.T, lang string) *browser {
+// shot writes docs/screenshots/app-NAME.png with TESTIMONY_SCREENSHOTS=1.
+func shot(t *testing.T, b *browsertest.Browser, name string) {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chromium is required in CI: %v (apt-get install chromium)", err)
-		}
-		t.Skipf("no chromium: %v", err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("lang", lang),
-		chromedp.Flag("accept-lang", lang),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 900),
-	}
-	// The timeout only ends a hung browser; nothing is asserted about time.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelCtx := chromedp.NewContext(ctx)
-	t.Cleanup(cancelCtx)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("failed to start chromium: %v", err)
-	}
-	return &browser{ctx: ctx}
-}
-
-func (b *browser) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	if err := chromedp.Do(b.ctx, actions...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (b *browser) text(t *testing.T, sel string) string {
-	t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(sel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// wait polls a JavaScript condition until it is true.
-func (b *browser) wait(t *testing.T, expr string) {
-	t.Helper()
-	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(4*time.Minute))); err != nil {
-		body, _ := chromedp.Run(b.ctx, chromedp.Text("body"))
-		t.Fatalf("waiting for %s: %v; page:\n%s", expr, err, body)
-	}
-}
-
-// waitReloading is wait for a page that reloads itself: evaluation
-// errors while it navigates are retried.
-func (b *browser) waitReloading(t *testing.T, expr string) {
-	t.Helper()
-	for range 1200 {
-		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](expr))
-		if err == nil && ok {
-			return
-		}
-		if b.ctx.Err() != nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	body, _ := chromedp.Run(b.ctx, chromedp.Text("body"))
-	t.Fatalf("waiting for %s; page:\n%s", expr, body)
-}
-
-// screenshot writes docs/screenshots/app-NAME.png with TESTIMONY_SCREENSHOTS=1.
-func (b *browser) screenshot(t *testing.T, name string) {
-	t.Helper()
-	if os.Getenv("TESTIMONY_SCREENSHOTS") == "" || strings.HasSuffix(name, "-resume") {
+	if strings.HasSuffix(name, "-resume") {
 		return
 	}
-	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join("..", "..", "docs", "screenshots", "app-"+name+".png"), buf, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	b.Screenshot(t, filepath.Join("..", "..", "docs", "screenshots"), "app-"+name)
 }
 
 // testFiles are a testimony's files: a recording with a Korean name, a
@@ -263,9 +169,9 @@ func makeFiles(t *testing.T, marker string) *testFiles {
 }
 
 // enrol fills the enrolment form with the deployment's values.
-func enrol(t *testing.T, b *browser, d *deployment, o org, shots string) {
+func enrol(t *testing.T, b *browsertest.Browser, d *deployment, o org, shots string) {
 	t.Helper()
-	b.do(t,
+	b.Do(t,
 		chromedp.WaitVisible(`input[name=server]`),
 		chromedp.SetValue(`input[name=server]`, d.ts.URL),
 		chromedp.SetValue(`input[name=pin]`, d.pin()),
@@ -273,18 +179,18 @@ func enrol(t *testing.T, b *browser, d *deployment, o org, shots string) {
 		chromedp.SetValue(`input[name=org_key]`, o.verifier),
 		chromedp.SetValue(`input[name=log_key]`, d.logKey),
 	)
-	b.screenshot(t, "enrol-"+shots)
-	b.do(t, chromedp.Click(`main form button`), chromedp.WaitVisible(`.keyname.big`))
-	if got := b.text(t, ".keyname.big"); got != shortKeyName(o.verifier) {
+	shot(t, b, "enrol-"+shots)
+	b.Do(t, chromedp.Click(`main form button`), chromedp.WaitVisible(`.keyname.big`))
+	if got := b.Text(t, ".keyname.big"); got != shortKeyName(o.verifier) {
 		t.Errorf("confirmation shows %q, want %q", got, shortKeyName(o.verifier))
 	}
-	b.screenshot(t, "confirm-"+shots)
-	b.do(t, chromedp.Click(`main form button`), chromedp.WaitVisible(`.checks`))
-	b.screenshot(t, "checks-"+shots)
-	if n, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll('.checks li.bad').length`)); err != nil || n != 0 {
-		t.Fatalf("enrolment checks failed (%d red, %v):\n%s", n, err, b.text(t, "main"))
+	shot(t, b, "confirm-"+shots)
+	b.Do(t, chromedp.Click(`main form button`), chromedp.WaitVisible(`.checks`))
+	shot(t, b, "checks-"+shots)
+	if n, err := chromedp.Run(b.Ctx, chromedp.Evaluate[int](`document.querySelectorAll('.checks li.bad').length`)); err != nil || n != 0 {
+		t.Fatalf("enrolment checks failed (%d red, %v):\n%s", n, err, b.Text(t, "main"))
 	}
-	if key := b.text(t, "main"); !strings.Contains(key, "") {
+	if key := b.Text(t, "main"); !strings.Contains(key, "") {
 		t.Error("no device key")
 	}
 }
@@ -296,10 +202,10 @@ func shortKeyName(vkey string) string {
 
 // fillTestimony fills the new testimony form and adds the files: two
 // through the file input, one by a drop.
-func fillTestimony(t *testing.T, b *browser, f *testFiles, notes string) {
+func fillTestimony(t *testing.T, b *browsertest.Browser, f *testFiles, notes string) {
 	t.Helper()
-	b.do(t,
-		chromedp.Navigate(strings.TrimSuffix(currentBase(t, b), "/")+"/new"),
+	b.Do(t,
+		chromedp.Navigate(b.Base(t)+"/new"),
 		chromedp.WaitVisible(`#testimony`),
 		chromedp.SetValue(`input[name=case]`, "NK-2026-077"),
 		chromedp.SetValue(`input[name=date]`, "2026-11-27"),
@@ -308,29 +214,11 @@ func fillTestimony(t *testing.T, b *browser, f *testFiles, notes string) {
 		chromedp.SetUploadFiles(`#files`, []string{f.korean, f.image}),
 	)
 	// A preset consent text fills the text area, which stays editable.
-	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`(function(){var s=document.getElementById('consent-preset'); s.selectedIndex=1; s.dispatchEvent(new Event('change')); return true})()`)); err != nil {
+	if _, err := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](`(function(){var s=document.getElementById('consent-preset'); s.selectedIndex=1; s.dispatchEvent(new Event('change')); return true})()`)); err != nil {
 		t.Fatal(err)
 	}
-	pos, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]float64](`(function(){var d=document.getElementById('drop'); d.scrollIntoView(); var r=d.getBoundingClientRect(); return [r.x+r.width/2, r.y+r.height/2]})()`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := &input.DragData{Files: []string{f.big}, DragOperationsMask: 1}
-	for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
-		if _, err := chromedp.Call(b.ctx, input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: pos[0], Y: pos[1], Data: data}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b.wait(t, `document.querySelectorAll('#filelist li button').length === 3`)
-}
-
-func currentBase(t *testing.T, b *browser) string {
-	loc, err := chromedp.Run(b.ctx, chromedp.Location())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(loc)
-	return "http://" + u.Host + "/"
+	b.Drop(t, "drop", f.big)
+	b.Wait(t, `document.querySelectorAll('#filelist li button').length === 3`)
 }
 
 // openSubmission collects the deployment's log and decrypts submission
@@ -418,11 +306,11 @@ func testAppSubmit(t *testing.T, lang string) {
 	d.setNote(o.sign(t, 1, d.identity))
 	home := filepath.Join(t.TempDir(), "state")
 	ra := startApp(t, home, nil)
-	b := newBrowser(t, map[string]string{"en": "en-US", "ko": "ko-KR"}[lang])
+	b := browsertest.New(t, map[string]string{"en": "en-US", "ko": "ko-KR"}[lang])
 
-	b.do(t, chromedp.Navigate(ra.url), chromedp.WaitVisible(`input[name=server]`))
+	b.Do(t, chromedp.Navigate(ra.url), chromedp.WaitVisible(`input[name=server]`))
 	// The launch token left the address bar.
-	if loc, _ := chromedp.Run(b.ctx, chromedp.Location()); strings.Contains(loc, "t=") || !strings.HasSuffix(loc, "/enrol") {
+	if loc, _ := chromedp.Run(b.Ctx, chromedp.Location()); strings.Contains(loc, "t=") || !strings.HasSuffix(loc, "/enrol") {
 		t.Errorf("after launch the address is %s", loc)
 	}
 	enrol(t, b, d, o, lang)
@@ -433,48 +321,48 @@ func testAppSubmit(t *testing.T, lang string) {
 	files := makeFiles(t, markerHex)
 	notes := "면담 메모: " + markerHex + "\nthe crossing was at night\n"
 	fillTestimony(t, b, files, notes)
-	b.screenshot(t, "new-"+lang)
+	shot(t, b, "new-"+lang)
 
 	// The server dies after two chunks.
 	d.mu.Lock()
 	d.cutAfterPuts = 2
 	d.mu.Unlock()
-	b.do(t, chromedp.Click(`#send`))
-	b.wait(t, `document.getElementById('progress').getAttribute('data-phase') === 'waiting'`)
-	b.screenshot(t, "waiting-"+lang)
+	b.Do(t, chromedp.Click(`#send`))
+	b.Wait(t, `document.getElementById('progress').getAttribute('data-phase') === 'waiting'`)
+	shot(t, b, "waiting-"+lang)
 	d.restart()
-	b.wait(t, `document.getElementById('progress').getAttribute('data-phase') === 'sent'`)
-	if v, _ := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.getElementById('p-bar').value`)); v != 100 {
+	b.Wait(t, `document.getElementById('progress').getAttribute('data-phase') === 'sent'`)
+	if v, _ := chromedp.Run(b.Ctx, chromedp.Evaluate[int](`document.getElementById('p-bar').value`)); v != 100 {
 		t.Errorf("progress at the end: %d %%", v)
 	}
-	b.screenshot(t, "sent-"+lang)
-	b.do(t, chromedp.Click(`#p-receipt`), chromedp.WaitVisible(`dl`))
-	id := strings.TrimSpace(b.text(t, "dd.mono"))
+	shot(t, b, "sent-"+lang)
+	b.Do(t, chromedp.Click(`#p-receipt`), chromedp.WaitVisible(`dl`))
+	id := strings.TrimSpace(b.Text(t, "dd.mono"))
 	if !bundle.ValidID(id) {
 		t.Fatalf("receipt page shows id %q", id)
 	}
-	b.screenshot(t, "receipt-"+lang)
+	shot(t, b, "receipt-"+lang)
 	// No case reference or file name in the title or the address.
-	title, _ := chromedp.Run(b.ctx, chromedp.Title())
-	loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+	title, _ := chromedp.Run(b.Ctx, chromedp.Title())
+	loc, _ := chromedp.Run(b.Ctx, chromedp.Location())
 	for _, s := range []string{"NK-2026-077", "면담", "interview-video", "map.png", "Tuesday"} {
 		if strings.Contains(title, s) || strings.Contains(loc, s) {
 			t.Errorf("title %q or address %q shows %q", title, loc, s)
 		}
 	}
 
-	b.do(t, chromedp.Navigate(ra.base+"/outbox"), chromedp.WaitVisible(`table`))
-	if v, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('input[name=label]').value`)); v != "Tuesday, Seoul office" {
+	b.Do(t, chromedp.Navigate(ra.base+"/outbox"), chromedp.WaitVisible(`table`))
+	if v, _ := chromedp.Run(b.Ctx, chromedp.Evaluate[string](`document.querySelector('input[name=label]').value`)); v != "Tuesday, Seoul office" {
 		t.Errorf("outbox shows the label %q", v)
 	}
-	b.do(t, chromedp.Click(`form[action="/receipts/check"] button`))
-	b.waitReloading(t, `document.querySelector('.flash') !== null || document.querySelector('.error') !== null`)
-	if text := b.text(t, "main"); !strings.Contains(text, map[string]string{"en": "Confirmed in the log", "ko": "서버 기록에서 확인됨"}[lang]) {
+	b.Do(t, chromedp.Click(`form[action="/receipts/check"] button`))
+	b.Wait(t, `document.querySelector('.flash') !== null || document.querySelector('.error') !== null`)
+	if text := b.Text(t, "main"); !strings.Contains(text, map[string]string{"en": "Confirmed in the log", "ko": "서버 기록에서 확인됨"}[lang]) {
 		t.Errorf("after the check:\n%s", text)
 	}
-	b.screenshot(t, "outbox-"+lang)
-	b.do(t, chromedp.Navigate(ra.base+"/settings"), chromedp.WaitVisible(`#devkey`))
-	b.screenshot(t, "settings-"+lang)
+	shot(t, b, "outbox-"+lang)
+	b.Do(t, chromedp.Navigate(ra.base+"/settings"), chromedp.WaitVisible(`#devkey`))
+	shot(t, b, "settings-"+lang)
 
 	m, got := openSubmission(t, d, id)
 	if m.Case != "NK-2026-077" || m.InterviewDate != "2026-11-27" || m.Consent == "" {
@@ -496,15 +384,15 @@ func testAppSubmit(t *testing.T, lang string) {
 	}
 
 	// Wipe through Settings, behind the typed word.
-	b.do(t, chromedp.Navigate(ra.base+"/wipe"), chromedp.WaitVisible(`input[name=confirm]`))
-	b.screenshot(t, "wipe-"+lang)
-	b.do(t, chromedp.SetValue(`input[name=confirm]`, "nope"), chromedp.Click(`form[action="/wipe"] button`), chromedp.WaitVisible(`.error`))
+	b.Do(t, chromedp.Navigate(ra.base+"/wipe"), chromedp.WaitVisible(`input[name=confirm]`))
+	shot(t, b, "wipe-"+lang)
+	b.Do(t, chromedp.SetValue(`input[name=confirm]`, "nope"), chromedp.Click(`form[action="/wipe"] button`), chromedp.WaitVisible(`.error`))
 	if _, err := os.Stat(filepath.Join(home, "device.key")); err != nil {
 		t.Fatalf("a wrong word wiped: %v", err)
 	}
 	word := map[string]string{"en": "WIPE", "ko": "삭제"}[lang]
-	b.do(t, chromedp.SetValue(`input[name=confirm]`, word), chromedp.Click(`form[action="/wipe"] button`), chromedp.WaitVisible(`main ul`))
-	b.screenshot(t, "wiped-"+lang)
+	b.Do(t, chromedp.SetValue(`input[name=confirm]`, word), chromedp.Click(`form[action="/wipe"] button`), chromedp.WaitVisible(`main ul`))
+	shot(t, b, "wiped-"+lang)
 	select {
 	case code := <-ra.done:
 		ra.done <- code
@@ -529,16 +417,16 @@ func TestAppResumesAfterKill(t *testing.T) {
 	d.setNote(o.sign(t, 1, d.identity))
 	home := filepath.Join(t.TempDir(), "state")
 	ra := startApp(t, home, nil)
-	b := newBrowser(t, "en-US")
-	b.do(t, chromedp.Navigate(ra.url), chromedp.WaitVisible(`input[name=server]`))
+	b := browsertest.New(t, "en-US")
+	b.Do(t, chromedp.Navigate(ra.url), chromedp.WaitVisible(`input[name=server]`))
 	enrol(t, b, d, o, "resume")
 	files := makeFiles(t, "marker-resume")
 	fillTestimony(t, b, files, "notes")
 	d.mu.Lock()
 	d.cutAfterPuts = 2
 	d.mu.Unlock()
-	b.do(t, chromedp.Click(`#send`))
-	b.wait(t, `document.getElementById('progress').getAttribute('data-phase') === 'waiting'`)
+	b.Do(t, chromedp.Click(`#send`))
+	b.Wait(t, `document.getElementById('progress').getAttribute('data-phase') === 'waiting'`)
 	ra.stop()
 	if des, _ := os.ReadDir(filepath.Join(home, "outbox")); len(des) < 2 {
 		t.Fatalf("the outbox holds %d files after the kill", len(des))
@@ -546,8 +434,8 @@ func TestAppResumesAfterKill(t *testing.T) {
 	d.restart()
 	ra2 := startApp(t, home, nil)
 	// A new session on the new app.
-	b.do(t, chromedp.Navigate(ra2.url), chromedp.WaitVisible(`nav`), chromedp.Navigate(ra2.base+"/outbox"))
-	b.waitReloading(t, `document.querySelectorAll('a[href^="/receipt?id="]').length === 1 && document.body.textContent.indexOf('Nothing is waiting') >= 0`)
+	b.Do(t, chromedp.Navigate(ra2.url), chromedp.WaitVisible(`nav`), chromedp.Navigate(ra2.base+"/outbox"))
+	b.Wait(t, `document.querySelectorAll('a[href^="/receipt?id="]').length === 1 && document.body.textContent.indexOf('Nothing is waiting') >= 0`)
 }
 
 // appSession opens a session on the app with Go's HTTP client.

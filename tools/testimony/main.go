@@ -19,7 +19,7 @@
 //	                 [-log-key VKEY]
 //	testimony collect -server URL [-ca FILE | -pin SHA256] [-log-key VKEY]
 //	                  [-accept-new-recipients] [-token-file FILE] [-since N] -o DIR
-//	testimony app [-no-browser]
+//	testimony app [-no-browser] [-limit-rate RATE]
 //	testimony wipe [-yes]
 //
 // app starts the caseworker's app (package internal/app): a Korean and
@@ -146,7 +146,7 @@ const usage = `Usage:
     testimony status
     testimony receipts verify -server URL [-ca FILE | -pin SHA256]
     testimony collect -server URL [-ca FILE | -pin SHA256] [-since N] -o DIR
-    testimony app [-no-browser]
+    testimony app [-no-browser] [-limit-rate RATE]
     testimony wipe [-yes]
 
 Commands:
