@@ -75,6 +75,7 @@ type App struct {
 	checkResult *Verification
 	wiped       bool
 	shutdown    context.CancelFunc
+	stopSending context.CancelFunc
 }
 
 // ErrRunning is returned by New when another app or command holds the
@@ -141,10 +142,17 @@ func (a *App) Serve(ctx context.Context) error {
 			fmt.Fprintf(a.cfg.Stderr, "testimony: hint: open the address above in your browser\n")
 		}
 	}
+	// The sender has its own context, so a wipe can stop an upload at
+	// once and still answer the page.
+	sctx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	a.mu.Lock()
+	a.stopSending = stopSending
+	a.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		a.sender(ctx)
+		a.sender(sctx)
 	}()
 	go func() {
 		<-ctx.Done()

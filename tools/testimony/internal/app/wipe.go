@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // WipeReport says what Wipe removed.
@@ -118,7 +119,11 @@ func (a *App) handleWipe(w http.ResponseWriter, r *http.Request) {
 		j.dropSpool()
 	}
 	a.jobs = nil
+	stop := a.stopSending
 	a.mu.Unlock()
+	if stop != nil {
+		stop() // an upload in progress ends now; its ciphertext is wiped
+	}
 	a.state.kill()
 	a.work.Lock()
 	rep, err := a.cfg.Wipe()
@@ -133,7 +138,12 @@ func (a *App) handleWipe(w http.ResponseWriter, r *http.Request) {
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
+	// The app stops once the browser had time to load the stylesheet of
+	// this last page.
 	if a.shutdown != nil {
-		go a.shutdown()
+		go func() {
+			time.Sleep(2 * time.Second)
+			a.shutdown()
+		}()
 	}
 }
