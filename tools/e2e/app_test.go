@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +124,14 @@ func TestAppWithRealBinaries(t *testing.T) {
 	id1 := strings.TrimSpace(b.Text(t, "dd.mono"))
 	if !bundle.ValidID(id1) {
 		t.Fatalf("receipt page shows %q", id1)
+	}
+
+	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", app.cmd.Process.Pid)); err == nil {
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "VmHWM") {
+				t.Logf("the app's peak resident memory after sending %d MiB: %s", (size+(200<<10))>>20, strings.Join(strings.Fields(l)[1:], " "))
+			}
+		}
 	}
 
 	// A second testimony; the app is killed while it uploads.

@@ -188,13 +188,15 @@ func (a *App) spool(dir string, j *job, jf *jobFile, r io.Reader) (err error) {
 // the notes from memory.
 func (j *job) sources() []envelope.Source {
 	var src []envelope.Source
+	ident := j.ident // dropSpool may forget it meanwhile (a wipe)
 	for _, jf := range j.files {
+		spool := jf.spool
 		src = append(src, envelope.Source{Name: jf.name, Size: jf.size, Open: func() (io.ReadCloser, error) {
-			f, err := os.Open(jf.spool)
+			f, err := os.Open(spool)
 			if err != nil {
 				return nil, err
 			}
-			r, err := age.Decrypt(f, j.ident)
+			r, err := age.Decrypt(f, ident)
 			if err != nil {
 				f.Close()
 				return nil, err
