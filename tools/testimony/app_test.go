@@ -595,15 +595,15 @@ func TestAppKoreanPages(t *testing.T) {
 		resp.Body.Close()
 		return string(data)
 	}
-	en, ko := app.Messages.Messages(languageEnglish()), app.Messages.Messages(languageKorean())
+	en := app.Messages.Messages(languageEnglish())
 	check := func(name, page string) {
 		t.Helper()
 		if !strings.Contains(page, `lang="ko"`) {
 			t.Errorf("%s is not in Korean", name)
 		}
-		for k, v := range en {
+		for _, v := range en {
 			// "English" is also the switch to English, written in English on purpose.
-			if ko[k] == v || len(v) < 4 || strings.Contains(v, "%") || v == "English" {
+			if len(v) < 4 || strings.Contains(v, "%") || v == "English" {
 				continue
 			}
 			if strings.Contains(page, ">"+v+"<") || strings.Contains(page, ">"+v+"\n") || strings.Contains(page, "\""+v+"\"") {
@@ -626,7 +626,6 @@ func TestAppKoreanPages(t *testing.T) {
 }
 
 func languageEnglish() language.Tag { return language.English }
-func languageKorean() language.Tag  { return language.Korean }
 
 // TestWipeCommand: 'testimony wipe' removes the whole state directory and
 // refuses without the typed word.
