@@ -32,6 +32,65 @@ import (
 // and anything over DefaultLimits, so Extract with DefaultLimits accepts
 // every envelope Build writes.
 func Build(w io.Writer, meta Meta, paths []string, signer ed25519.PrivateKey) (*Manifest, error) {
+	srcs := make([]source, len(paths))
+	for i, p := range paths {
+		srcs[i] = source{label: p, name: filepath.Base(p), open: func() (io.ReadCloser, int64, error) {
+			f, fi, err := openRegular(p)
+			if err != nil {
+				return nil, 0, err
+			}
+			return f, fi.Size(), nil
+		}}
+	}
+	return build(w, meta, srcs, signer)
+}
+
+// ErrSizeMismatch means a Source did not give the number of bytes it
+// announced: a transfer was cut short or padded.
+var ErrSizeMismatch = errors.New("the file's size differs from the size announced")
+
+// Source is a file for BuildSources that does not come from a path: a
+// stream the caller can open twice, such as a file the caseworker's app
+// received from the browser and holds encrypted under a key that exists
+// only in memory.
+type Source struct {
+	// Name is the file's name in the envelope (no directories).
+	Name string
+	// Size is the file's size in bytes; both reads must yield exactly it.
+	Size int64
+	// Open returns a new reader of the file's content from the start.
+	Open func() (io.ReadCloser, error)
+}
+
+// BuildSources is Build for files given as Sources instead of paths. Each
+// source is opened twice, like a file in Build, and must give the same
+// Size bytes with the same SHA-256 both times.
+func BuildSources(w io.Writer, meta Meta, sources []Source, signer ed25519.PrivateKey) (*Manifest, error) {
+	srcs := make([]source, len(sources))
+	for i, s := range sources {
+		srcs[i] = source{label: s.Name, name: s.Name, exact: true, open: func() (io.ReadCloser, int64, error) {
+			if s.Size < 0 {
+				return nil, 0, fmt.Errorf("%s has a negative size", s.Name)
+			}
+			r, err := s.Open()
+			return r, s.Size, err
+		}}
+	}
+	return build(w, meta, srcs, signer)
+}
+
+// source is one file of an envelope: label names it in errors (the path
+// given to Build), name in the envelope; open returns its content and
+// the size it is expected to have.
+type source struct {
+	label, name string
+	open        func() (io.ReadCloser, int64, error)
+	// exact: the content must have the size open returns (a stream whose
+	// size was declared in advance, not a file's size at stat time).
+	exact bool
+}
+
+func build(w io.Writer, meta Meta, paths []source, signer ed25519.PrivateKey) (*Manifest, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("failed to build envelope: no files given")
 	}
@@ -47,14 +106,14 @@ func Build(w io.Writer, meta Meta, paths []string, signer ed25519.PrivateKey) (*
 	}
 	byKey := map[string]string{foldKey(ManifestName): ManifestName, foldKey(SignatureName): SignatureName}
 	for _, p := range paths {
-		k := foldKey(filepath.Base(p))
+		k := foldKey(p.name)
 		if prev, ok := byKey[k]; ok {
 			if prev == ManifestName || prev == SignatureName {
-				return nil, fmt.Errorf("failed to build envelope: %s: the name %s is reserved for the envelope's manifest; rename the file", p, prev)
+				return nil, fmt.Errorf("failed to build envelope: %s: the name %s is reserved for the envelope's manifest; rename the file", p.label, prev)
 			}
-			return nil, fmt.Errorf("failed to build envelope: %s and %s have the same name in the envelope (names are compared ignoring case and Unicode normalisation); rename one", prev, p)
+			return nil, fmt.Errorf("failed to build envelope: %s and %s have the same name in the envelope (names are compared ignoring case and Unicode normalisation); rename one", prev, p.label)
 		}
-		byKey[k] = p
+		byKey[k] = p.label
 	}
 	for _, p := range paths {
 		f, err := hashFile(p)
@@ -166,25 +225,33 @@ func checkRegular(p string, fi os.FileInfo) error {
 	return nil
 }
 
-// hashFile is the first pass: size, SHA-256 and media type of p.
-func hashFile(p string) (File, error) {
-	name := filepath.Base(p)
+// hashFile is the first pass: size, SHA-256 and media type of src.
+func hashFile(src source) (File, error) {
+	p, name := src.label, src.name
 	if err := checkComponent(name); err != nil {
 		return File{}, fmt.Errorf("%s: %w", p, err)
 	}
-	f, fi, err := openRegular(p)
+	f, size, err := src.open()
 	if err != nil {
 		return File{}, err
 	}
 	defer f.Close()
-	if fi.Size() > DefaultLimits.MaxFileSize {
-		return File{}, fmt.Errorf("%s is %d bytes, more than the limit of %d", p, fi.Size(), DefaultLimits.MaxFileSize)
+	if size > DefaultLimits.MaxFileSize {
+		return File{}, fmt.Errorf("%s is %d bytes, more than the limit of %d", p, size, DefaultLimits.MaxFileSize)
 	}
 	h := sha256.New()
 	head := &headBuffer{}
-	n, err := io.Copy(io.MultiWriter(h, head), f)
+	// One byte more than the limit is enough to tell a file that grew
+	// past it.
+	n, err := io.Copy(io.MultiWriter(h, head), io.LimitReader(f, DefaultLimits.MaxFileSize+1))
 	if err != nil {
 		return File{}, fmt.Errorf("failed to read %s: %w", p, err)
+	}
+	if n > DefaultLimits.MaxFileSize {
+		return File{}, fmt.Errorf("%s is more than the limit of %d bytes", p, DefaultLimits.MaxFileSize)
+	}
+	if src.exact && n != size {
+		return File{}, fmt.Errorf("%s: %w: %d bytes were announced, %d arrived", p, ErrSizeMismatch, size, n)
 	}
 	return File{
 		Name:      name,
@@ -196,8 +263,9 @@ func hashFile(p string) (File, error) {
 
 // copyFile is the second pass: it writes p's entry and checks that p still
 // has the size and hash recorded in the first pass.
-func copyFile(tw *tar.Writer, p string, want File, created time.Time) error {
-	f, _, err := openRegular(p)
+func copyFile(tw *tar.Writer, src source, want File, created time.Time) error {
+	p := src.label
+	f, _, err := src.open()
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/text/language"
 
+	"github.com/testimony-ngo/testimony/tools/internal/catalogue"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/casebook"
 )
 
@@ -135,5 +136,5 @@ func pageLanguage(lang string) language.Tag {
 	if lang != "" {
 		return casebook.Messages.Match(lang)
 	}
-	return casebook.Messages.Match(casebook.LocaleFromEnv(os.Getenv))
+	return casebook.Messages.Match(catalogue.LocaleFromEnv(os.Getenv))
 }

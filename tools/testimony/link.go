@@ -81,6 +81,9 @@ func (c *cli) uploader(cl *api.Client, rate int64) *upload.Uploader {
 // terminal, why the upload stopped, how much the server holds, and when
 // the next try comes.
 func (c *cli) uploadWait(err error, wait time.Duration, held, total int64) {
+	if c.hooks.retrying != nil {
+		c.hooks.retrying(err, wait)
+	}
 	sent := fmt.Sprintf("%s of %s sent", formatSize(held), formatSize(total))
 	if wait <= 0 {
 		c.notef("connection lost (%v); %s, continuing", err, sent)

@@ -21,6 +21,14 @@
 //	                 [-log-key VKEY]
 //	testimony collect -server URL [-ca FILE | -pin SHA256] [-log-key VKEY]
 //	                  [-token-file FILE] [-since N] -o DIR
+//	testimony app [-no-browser] [-limit-rate RATE]
+//	testimony wipe [-yes]
+//
+// app starts the caseworker's app (package internal/app): a Korean and
+// English web UI on 127.0.0.1 that runs the same submit, resume, init and
+// receipts code as the commands, holding the outbox lock while it runs.
+//
+// wipe overwrites and removes the whole state directory.
 //
 // init creates the device's signing key and pins the organisation's key
 // and the intake log's key, given out of band, in trust.json. It prints the
@@ -110,7 +118,11 @@
 //	                          from checkpoints/<host>_<port> and the collector state
 //	                          of older versions on first use)
 //	collect/<host>_<port>.json the checkpoints at which collected bundles ended
-//	tokens/<host>_<port>      per server: the access token from init -enrol (mode 0600)
+//	tokens/<host>_<port>      per server: the access token from init -enrol or
+//	                          the app's enrolment (mode 0600)
+//	app.json                  the app's language, server, labels and confirmed receipts
+//	.app-spool/               files the app is reading from the browser, encrypted
+//	                          to a key held only in its memory
 //
 // -ca or -pin is remembered per server origin (https://host:port) after
 // the first successful connection, so later commands need neither. A
@@ -142,6 +154,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/app"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
 )
 
@@ -153,6 +166,8 @@ const usage = `Usage:
     testimony status
     testimony receipts verify -server URL [-ca FILE | -pin SHA256]
     testimony collect -server URL [-ca FILE | -pin SHA256] [-since N] -o DIR
+    testimony app [-no-browser] [-limit-rate RATE]
+    testimony wipe [-yes]
 
 Commands:
     init       Create this device's signing key and pin your organisation's keys.
@@ -161,6 +176,8 @@ Commands:
     status     List the outbox and the saved receipts.
     receipts   Re-check the saved receipts against the server's log ('receipts verify').
     collect    Collect the log and its submissions into a bundle directory.
+    app        Start the caseworker's app in your web browser (Korean or English).
+    wipe       Remove everything testimony keeps on this laptop.
 
 Run 'testimony COMMAND -h' for the flags of a command.
 
@@ -203,6 +220,29 @@ type cli struct {
 
 	lastDraw time.Time
 	drawn    bool
+
+	// hooks tell the caseworker's app what the commands are doing.
+	hooks hooks
+	// appConfig, if set, adjusts the app's configuration (tests).
+	appConfig func(*app.Config)
+	// outboxHeld says this process already holds the outbox lock (the
+	// app holds it while it runs), so commands must not take it again.
+	outboxHeld bool
+}
+
+// hooks are optional callbacks through which the caseworker's app follows
+// submit and resume; the CLI sets none.
+type hooks struct {
+	// progress gets what the terminal progress bar shows.
+	progress func(label string, done, total int64)
+	// encrypted is called once an outbox entry was written, with its name.
+	encrypted func(name string)
+	// sending is called before an outbox entry is uploaded.
+	sending func(name string)
+	// retrying is told about every network failure that will be retried.
+	retrying func(err error, wait time.Duration)
+	// sent is called once an entry's receipt is saved and the entry removed.
+	sent func(name, id string)
 }
 
 func main() {
@@ -257,6 +297,10 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		err = c.status(args)
 	case "collect":
 		err = c.collect(ctx, args)
+	case "app":
+		err = c.appCmd(ctx, args)
+	case "wipe":
+		err = c.wipe(args)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(c.stdout, usage)
 		return 0

@@ -220,6 +220,8 @@ func newClientTLS(u *url.URL, tok string, ch *tlsChoice) (*api.Client, error) {
 // home is the state directory.
 type home struct {
 	dir string
+	// held: this process holds the outbox lock already (see cli.outboxHeld).
+	held bool
 }
 
 // openHome returns the state directory, creating it (mode 0700) if create.
@@ -249,7 +251,7 @@ func (c *cli) openHome(create bool) (*home, error) {
 			}
 		}
 	}
-	return &home{dir: dir}, nil
+	return &home{dir: dir, held: c.outboxHeld}, nil
 }
 
 func (h *home) pins() pin.Store          { return pin.Store{Dir: filepath.Join(h.dir, "pins")} }
@@ -274,10 +276,13 @@ func (h *home) collectStatePath(hp string) string {
 
 // lockOutbox takes the outbox lock, with advice if another process has it.
 func (h *home) lockOutbox() (func(), error) {
+	if h.held {
+		return func() {}, nil
+	}
 	unlock, err := h.outbox().Lock()
 	if errors.Is(err, outbox.ErrLocked) {
-		return nil, errorf("another testimony command is using %s", h.dir).
-			hint("wait for it to finish, then run the command again")
+		return nil, errorf("another testimony command or the testimony app is using %s", h.dir).
+			hint("wait for it to finish, or close the app (the window where 'testimony app' runs), then run the command again")
 	}
 	return unlock, err
 }

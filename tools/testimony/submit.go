@@ -141,30 +141,57 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 				hint("the file lists age public keys (age1…), one per line, as your organisation publishes them")
 		}
 	}
-	sess, err := c.connect(cf, tf)
+	id, err := c.submitTo(ctx, submitOptions{cf: cf, tf: tf, local: local, accept: *accept, rate: int64(rate)},
+		func(w io.Writer, signer ed25519.PrivateKey) error {
+			_, err := envelope.Build(w, meta, files, signer)
+			return err
+		})
 	if err != nil {
 		return err
+	}
+	fmt.Fprintln(c.stdout, id)
+	return nil
+}
+
+// submitOptions say where and how submitTo sends.
+type submitOptions struct {
+	cf     connFlags
+	tf     trustFlags
+	local  *recipients.Set
+	accept bool
+	rate   int64
+}
+
+// submitTo connects, checks the server's keys, encrypts what build writes
+// (the envelope, signed with the device key it is given) into the outbox
+// and sends it. It returns the submission id. The CLI's submit builds
+// from file paths, the caseworker's app from the files its browser page
+// sends.
+func (c *cli) submitTo(ctx context.Context, o submitOptions, build func(w io.Writer, signer ed25519.PrivateKey) error) (string, error) {
+	sess, err := c.connect(o.cf, o.tf)
+	if err != nil {
+		return "", err
 	}
 	u, h, t, cl, tlsOpt := sess.u, sess.h, sess.t, sess.cl, sess.tls
 	unlock, err := h.lockOutbox()
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer unlock()
-	keys, err := c.fetchKeys(ctx, h, t, cl, u, local, *accept, false)
+	keys, err := c.fetchKeys(ctx, h, t, cl, u, o.local, o.accept, false)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := c.connected(sess); err != nil {
-		return err
+		return "", err
 	}
 	signer, err := c.deviceKey(h)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ageRecipients, err := keys.recipients.AgeRecipients()
 	if err != nil {
-		return err
+		return "", err
 	}
 	ob := h.outbox()
 	e, err := ob.Create(outbox.Meta{Server: u.String(), CAPEM: string(tlsOpt.CAPEM), TLSPin: tlsOpt.Pin}, c.now(), func(w io.Writer) error {
@@ -173,7 +200,7 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("failed to encrypt: %w", err)
 		}
-		if _, err := envelope.Build(aw, meta, files, signer); err != nil {
+		if err := build(aw, signer); err != nil {
 			return err
 		}
 		if err := aw.Close(); err != nil {
@@ -184,16 +211,14 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 	c.progressClear()
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return "", ctx.Err()
 		}
-		return errorf("%v", err)
+		return "", errorf("%v", err)
 	}
-	id, err := c.send(ctx, h, cl, u, keys.logKey, e, int64(rate))
-	if err != nil {
-		return err
+	if c.hooks.encrypted != nil {
+		c.hooks.encrypted(e.Name)
 	}
-	fmt.Fprintln(c.stdout, id)
-	return nil
+	return c.send(ctx, h, cl, u, keys.logKey, e, o.rate)
 }
 
 // send uploads an outbox entry (at most rate bytes per second if rate > 0),
@@ -206,6 +231,9 @@ func (c *cli) send(ctx context.Context, h *home, cl *api.Client, u *url.URL, log
 		return "", err
 	}
 	defer f.Close()
+	if c.hooks.sending != nil {
+		c.hooks.sending(e.Name)
+	}
 	up := c.uploader(cl, rate)
 	id, raw, err := up.Run(ctx, upload.Job{
 		File:         f,
@@ -229,6 +257,9 @@ func (c *cli) send(ctx context.Context, h *home, cl *api.Client, u *url.URL, log
 	f.Close()
 	if err := ob.Remove(e); err != nil {
 		return "", err
+	}
+	if c.hooks.sent != nil {
+		c.hooks.sent(e.Name, id)
 	}
 	return id, nil
 }

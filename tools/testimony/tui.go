@@ -84,6 +84,9 @@ const progressInterval = 100 * time.Millisecond
 // progress draws "label  42%  12.3 MiB / 29.0 MiB" on one line of stderr.
 // total < 0 means unknown.
 func (c *cli) progress(label string, done, total int64) {
+	if c.hooks.progress != nil {
+		c.hooks.progress(label, done, total)
+	}
 	if !c.terminal {
 		return
 	}

@@ -55,6 +55,7 @@ import (
 	"golang.org/x/text/message"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
+	"github.com/testimony-ngo/testimony/tools/internal/catalogue"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
 
@@ -80,8 +81,8 @@ var assetsFS embed.FS
 // Messages is the catalogue of the case view, English first.
 var Messages = mustLoad()
 
-func mustLoad() *Catalogue {
-	c, err := LoadCatalogue(messagesFS, "messages", language.English)
+func mustLoad() *catalogue.Catalogue {
+	c, err := catalogue.Load(messagesFS, "messages", language.English)
 	if err != nil {
 		panic(err) // embedded files, checked by the tests
 	}

@@ -1,0 +1,152 @@
+// Package browsertest drives Debian's headless chromium from Go tests
+// through chromedp, for the tests of the caseworker's app. Only tests
+// import it. With CI set, a missing chromium fails the test instead of
+// skipping it.
+package browsertest
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+)
+
+// ChromiumPath is Debian's chromium, which .ci/run installs.
+const ChromiumPath = "/usr/bin/chromium"
+
+// Browser is one headless chromium with a fresh profile.
+type Browser struct {
+	Ctx context.Context
+}
+
+// New starts chromium with lang as its language (like "ko-KR").
+func New(t *testing.T, lang string) *Browser {
+	t.Helper()
+	if _, err := os.Stat(ChromiumPath); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("chromium is required in CI: %v (apt-get install chromium)", err)
+		}
+		t.Skipf("no chromium: %v", err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(ChromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("lang", lang),
+		chromedp.Flag("accept-lang", lang),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1100, 900),
+	}
+	// The timeout only ends a hung browser; nothing is asserted about time.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	t.Cleanup(cancel)
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelCtx := chromedp.NewContext(ctx)
+	t.Cleanup(cancelCtx)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("failed to start chromium: %v", err)
+	}
+	return &Browser{Ctx: ctx}
+}
+
+// Do runs actions and fails the test on an error.
+func (b *Browser) Do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(b.Ctx, actions...); err != nil {
+		body, _ := chromedp.Run(b.Ctx, chromedp.Text("body"))
+		t.Fatalf("%v; page:\n%s", err, body)
+	}
+}
+
+// Text returns the text of the first element matching sel.
+func (b *Browser) Text(t *testing.T, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(b.Ctx, chromedp.Text(sel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Eval evaluates a JavaScript expression.
+func Eval[T any](t *testing.T, b *Browser, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(b.Ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// Wait polls a JavaScript condition until it is true; errors while the
+// page navigates or reloads itself are retried.
+func (b *Browser) Wait(t *testing.T, expr string) {
+	t.Helper()
+	for b.Ctx.Err() == nil {
+		ok, err := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](expr))
+		if err == nil && ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("gave up waiting for %s", expr)
+}
+
+// Base is the scheme and host of the page shown, like http://127.0.0.1:PORT.
+func (b *Browser) Base(t *testing.T) string {
+	t.Helper()
+	loc, err := chromedp.Run(b.Ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// Drop drops files on the element with id, as a person dragging them
+// from a file manager would (trusted drag events, not a script's).
+func (b *Browser) Drop(t *testing.T, id string, files ...string) {
+	t.Helper()
+	pos := Eval[[]float64](t, b, `(function(){var d=document.getElementById(`+quote(id)+`); d.scrollIntoView(); var r=d.getBoundingClientRect(); return [r.x+r.width/2, r.y+r.height/2]})()`)
+	data := &input.DragData{Files: files, DragOperationsMask: 1}
+	for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+		if _, err := chromedp.Call(b.Ctx, input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: pos[0], Y: pos[1], Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
+
+// Screenshot writes dir/NAME.png when TESTIMONY_SCREENSHOTS is set.
+func (b *Browser) Screenshot(t *testing.T, dir, name string) {
+	t.Helper()
+	if os.Getenv("TESTIMONY_SCREENSHOTS") == "" {
+		return
+	}
+	buf, err := chromedp.Run(b.Ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
