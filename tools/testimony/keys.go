@@ -236,35 +236,31 @@ func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got
 	}
 	// The floor is per organisation key, not per server address: the
 	// same list is valid everywhere, and so is the rollback it allows.
-	floors, migrated, err := h.pins().LoadFloors(h.floorsPath())
+	// It is read, compared and raised under one lock, so a command at
+	// another address cannot save a lower version over a higher one.
+	// Every pin (this one included) raises it when it is read.
+	var prior pin.Floor
+	today := c.now().UTC().Format("2006-01-02")
+	err = h.pins().UpdateFloors(h.floorsPath(), func(floors *pin.Floors) (bool, error) {
+		prior = floors.Get(t.OrgKey)
+		switch {
+		case ss.Version < prior.Version:
+			return false, errorf("the server offers recipients version %d, but version %d was already verified: refusing a rollback (an older list may hold keys your organisation retired, perhaps because they were compromised)", ss.Version, prior.Version).
+				hint("do not submit; report this to your organisation: the server may be compromised or restored from an old backup").
+				hint("version %d was verified at %s on %s; it is recorded in %s", prior.Version, api.Sanitize(prior.Server, 200), prior.Verified, h.floorsPath())
+		case ss.Version == prior.Version && (ss.Set.Type != prior.Type || !pin.SameRecipients(ss.Set.Strings, prior.Recipients)):
+			return false, errorf("the server offers recipients version %d that differ from the version %d verified before: two different lists were signed with the same version", ss.Version, prior.Version).
+				hint("do not submit; report this to your organisation: a new list must get a higher version")
+		}
+		return floors.Raise(t.OrgKey, pin.Floor{Version: ss.Version, Type: ss.Set.Type, Recipients: ss.Set.Strings, Server: p.Server, Verified: today}), nil
+	})
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, errorf("%v", err).
-			hint("the file may be damaged or tampered with; restore it from a backup. Deleting it would let a server roll the recipients back")
-	}
-	// A pin above the floor (a pin file restored from a backup made
-	// after the floors file) raises the floor too.
-	dirty := migrated
-	if p.OrgKey == t.OrgKey && floors.Raise(t.OrgKey, pin.Floor{Version: p.RecipientsVersion, Type: p.Type, Recipients: p.Recipients, Server: p.Server, Verified: p.Pinned}) {
-		dirty = true
-	}
-	prior := floors.Get(t.OrgKey)
-	switch {
-	case ss.Version < prior.Version:
-		return nil, errorf("the server offers recipients version %d, but version %d was already verified: refusing a rollback (an older list may hold keys your organisation retired, perhaps because they were compromised)", ss.Version, prior.Version).
-			hint("do not submit; report this to your organisation: the server may be compromised or restored from an old backup").
-			hint("version %d was verified at %s on %s; it is recorded in %s", prior.Version, api.Sanitize(prior.Server, 200), prior.Verified, h.floorsPath())
-	case ss.Version == prior.Version && (ss.Set.Type != prior.Type || !pin.SameRecipients(ss.Set.Strings, prior.Recipients)):
-		return nil, errorf("the server offers recipients version %d that differ from the version %d verified before: two different lists were signed with the same version", ss.Version, prior.Version).
-			hint("do not submit; report this to your organisation: a new list must get a higher version")
-	}
-	today := c.now().UTC().Format("2006-01-02")
-	if floors.Raise(t.OrgKey, pin.Floor{Version: ss.Version, Type: ss.Set.Type, Recipients: ss.Set.Strings, Server: p.Server, Verified: today}) {
-		dirty = true
-	}
-	if dirty {
-		if err := pin.SaveFloors(h.floorsPath(), floors); err != nil {
-			return nil, errorf("%v", err)
-		}
+			hint("the file may be damaged or tampered with; restore it from a backup. Deleting the floors file would let a server roll the recipients back")
 	}
 	if p.OrgKey == t.OrgKey && p.RecipientsVersion == ss.Version {
 		return ss.Set, nil
