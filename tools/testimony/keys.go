@@ -23,6 +23,11 @@ type serverKeys struct {
 	// recipients is nil when only the log key was asked for.
 	recipients *recipients.Set
 	logKey     string
+	// orgKey and version name the organisation-signed list recipients
+	// is, if it is one, so that an outbox entry records what it was
+	// encrypted to.
+	orgKey  string
+	version uint64
 }
 
 // keyID names a note verifier key in messages: its name and key hash. The
@@ -201,9 +206,11 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 		}
 		k.recipients = local
 	case t.OrgKey != "":
-		if k.recipients, err = c.signedRecipients(h, t, hp, p, got); err != nil {
+		ss, err := c.signedRecipients(h, t, hp, p, got)
+		if err != nil {
 			return nil, err
 		}
+		k.recipients, k.orgKey, k.version = ss.Set, t.OrgKey, ss.Version
 	default:
 		c.notef("warning: no organisation key is pinned, so these recipients are trusted only because they match what %s sent the first time", u.Host)
 		c.hintf("ask your organisation for its key (it is printed by 'testimony-review org init') and run 'testimony init -org-key KEY'; a compromised server can then no longer hand out its own recipients")
@@ -214,7 +221,7 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 // signedRecipients verifies the organisation-signed recipients note the
 // server serves, refuses a rollback to a version older than the one
 // verified before, and records the version in the pin p.
-func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got *api.Recipients) (*recipients.Set, error) {
+func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got *api.Recipients) (*recipients.SignedSet, error) {
 	org := keyID(t.OrgKey)
 	if got.SignedRecipients == "" {
 		return nil, errorf("the server offers no recipients signed by your organisation, but you pinned your organisation's key %s: without that signature nothing shows the recipients are your reviewers' keys and not the server's own", org).
@@ -263,7 +270,7 @@ func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got
 			hint("the file may be damaged or tampered with; restore it from a backup. Deleting the floors file would let a server roll the recipients back")
 	}
 	if p.OrgKey == t.OrgKey && p.RecipientsVersion == ss.Version {
-		return ss.Set, nil
+		return ss, nil
 	}
 	p.Type, p.Recipients, p.RecipientsVersion, p.OrgKey = ss.Set.Type, ss.Set.Strings, ss.Version, t.OrgKey
 	p.Pinned = today
@@ -278,7 +285,7 @@ func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got
 	default:
 		c.notef("verified recipients version %d: %d %s recipient(s), signed by your organisation's key %s", ss.Version, len(ss.Set.Strings), ss.Set.Type, org)
 	}
-	return ss.Set, nil
+	return ss, nil
 }
 
 // pinnedLogKey returns the log key for u, for resume, which does not fetch

@@ -14,7 +14,7 @@
 //	                 [-consent TEXT] [-allow-empty] [-org-key VKEY] [-log-key VKEY]
 //	                 [-accept-new-recipients] [-token-file FILE] [-limit-rate RATE] [FILE...]
 //	testimony resume [-server URL] [-ca FILE | -pin SHA256] [-token-file FILE]
-//	                 [-limit-rate RATE]
+//	                 [-limit-rate RATE] [-send-superseded]
 //	testimony status
 //	testimony receipts verify -server URL [-ca FILE | -pin SHA256] [-token-file FILE]
 //	                 [-log-key VKEY]
@@ -38,7 +38,9 @@
 // last line of standard output.
 //
 // resume finishes every upload left in the outbox (after a lost connection
-// or a killed client) and prints one submission id per line.
+// or a killed client) and prints one submission id per line. An entry
+// encrypted to an organisation-signed recipients list older than the
+// newest verified is not uploaded without -send-superseded.
 //
 // status lists the outbox and the saved receipts.
 //
@@ -78,6 +80,8 @@
 //	                       first use; a replaced log key is pinned with
 //	                       init -replace -log-key, never accepted from a server
 //	-limit-rate RATE       upload at most RATE bytes per second (like 64K or 2M)
+//	-send-superseded       (resume) also upload entries encrypted to a replaced
+//	                       list of reviewers' keys
 //	-since N               (collect) start the bundle at log size N
 //	-o DIR                 bundle directory to collect into
 //
