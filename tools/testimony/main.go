@@ -14,7 +14,7 @@
 //	                 [-consent TEXT] [-allow-empty] [-org-key VKEY] [-log-key VKEY]
 //	                 [-accept-new-recipients] [-token-file FILE] [-limit-rate RATE] [FILE...]
 //	testimony resume [-server URL] [-ca FILE | -pin SHA256] [-token-file FILE]
-//	                 [-limit-rate RATE] [-send-superseded]
+//	                 [-limit-rate RATE]
 //	testimony status
 //	testimony receipts verify -server URL [-ca FILE | -pin SHA256] [-token-file FILE]
 //	                 [-log-key VKEY]
@@ -40,7 +40,8 @@
 // resume finishes every upload left in the outbox (after a lost connection
 // or a killed client) and prints one submission id per line. An entry
 // encrypted to an organisation-signed recipients list older than the
-// newest verified is not uploaded without -send-superseded.
+// newest verified is not uploaded without -send-superseded (testimony
+// resume -send-superseded).
 //
 // status lists the outbox and the saved receipts.
 //

@@ -15,7 +15,6 @@ import (
 
 const resumeUsage = `Usage:
     testimony resume [-server URL] [-ca FILE | -pin SHA256] [-token-file FILE] [-limit-rate RATE]
-                     [-send-superseded]
 
 Finishes every upload left in the outbox: after a lost connection, a
 server outage or a killed client. Uploads continue where they stopped; an
@@ -40,8 +39,8 @@ Options:
     -ca FILE           Trust only this PEM CA or self-signed certificate.
     -pin SHA256        Trust only the certificate with this SHA-256 fingerprint.
     -token-file FILE   Read the submit token from FILE (default: $TESTIMONY_TOKEN).
-    -limit-rate RATE   Upload at most RATE bytes per second on average (like 64K or 2M).
     -send-superseded   Also upload entries encrypted to a replaced list of reviewers' keys.
+    -limit-rate RATE   Upload at most RATE bytes per second on average (like 64K or 2M).
 
 Example:
     $ testimony resume
@@ -52,9 +51,9 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
 	var cf connFlags
 	cf.register(fs)
+	sendSuperseded := fs.Bool("send-superseded", false, "")
 	var rate rateFlag
 	fs.Var(&rate, "limit-rate", "")
-	sendSuperseded := fs.Bool("send-superseded", false, "")
 	if err := c.parseFlags(fs, resumeUsage, args); err != nil {
 		return err
 	}
