@@ -80,9 +80,9 @@
 //	-accept-new-recipients (submit) accept keys that differ from the ones pinned on
 //	                       first use; a replaced log key is pinned with
 //	                       init -replace -log-key, never accepted from a server
-//	-limit-rate RATE       upload at most RATE bytes per second (like 64K or 2M)
 //	-send-superseded       (resume) also upload entries encrypted to a replaced
 //	                       list of reviewers' keys
+//	-limit-rate RATE       upload at most RATE bytes per second (like 64K or 2M)
 //	-since N               (collect) start the bundle at log size N
 //	-o DIR                 bundle directory to collect into
 //
