@@ -14,8 +14,8 @@ import (
 )
 
 const resumeUsage = `Usage:
+    testimony resume [-send-superseded] [options below]
     testimony resume [-server URL] [-ca FILE | -pin SHA256] [-token-file FILE] [-limit-rate RATE]
-    testimony resume -send-superseded [options]
 
 Finishes every upload left in the outbox: after a lost connection, a
 server outage or a killed client. Uploads continue where they stopped; an
