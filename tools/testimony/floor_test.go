@@ -83,3 +83,48 @@ func TestRecipientsFloorAcrossAddresses(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeSuperseded: an entry encrypted before a rotation away from a
+// (perhaps seized) reviewer key is not uploaded by resume without
+// -send-superseded, and status marks it.
+func TestResumeSuperseded(t *testing.T) {
+	d := newDeployment(t)
+	o := newOrg(t, "testimony-org")
+	seized, _ := age.GenerateHybridIdentity()
+	d.setNote(o.sign(t, 1, d.identity, seized))
+	cw := newUser(t, d.submitTok)
+	if _, stderr, code := cw.run("init", "-org-key", o.verifier, "-log-key", d.logKey); code != 0 {
+		t.Fatal(stderr)
+	}
+	file := writeFile(t, filepath.Join(t.TempDir(), "a.bin"), make([]byte, 3<<20))
+	d.cutAfterPuts = 1
+	if _, stderr, code := cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(), file); code != 1 || !strings.Contains(stderr, "testimony resume") {
+		t.Fatalf("interrupted submit: exit %d\n%s", code, stderr)
+	}
+	d.mu.Lock()
+	d.cutAfterPuts = 0
+	d.mu.Unlock()
+
+	// The organisation rotates away from the seized key; this device
+	// verifies version 2.
+	d.setNote(o.sign(t, 2, d.identity))
+	if _, stderr, code := cw.run("init", "-server", d.ts.URL, "-pin", d.pin()); code != 0 || !strings.Contains(stderr, "recipients rotated to version 2 (was 1)") {
+		t.Fatalf("init after the rotation: exit %d\n%s", code, stderr)
+	}
+	stdout, stderr, code := cw.run("status")
+	if code != 0 || !strings.Contains(stdout, "superseded: encrypted to reviewers' keys version 1, now 2; submit the files again") {
+		t.Fatalf("status: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = cw.run("resume")
+	if code != 1 || stdout != "" ||
+		!strings.Contains(stderr, "was encrypted to version 1 of your organisation's list of reviewers' keys, which the organisation has since replaced (version 2 is current), possibly because a key was compromised: not uploading it") ||
+		!strings.Contains(stderr, "testimony: hint: submit the files again") ||
+		!strings.Contains(stderr, "testimony resume -send-superseded") {
+		t.Fatalf("resume of a superseded entry: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = cw.run("resume", "-send-superseded")
+	if code != 0 || strings.Count(stdout, "\n") != 1 || !strings.Contains(stderr, "warning: uploading outbox entry") {
+		t.Fatalf("resume -send-superseded: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
+	outboxEmpty(t, cw)
+}

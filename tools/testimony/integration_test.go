@@ -483,7 +483,9 @@ func TestWrongTokenAndPin(t *testing.T) {
 	}
 
 	_, stderr, code = newUser(t, d.submitTok).run("submit", "-server", d.ts.URL, "-pin", strings.Repeat("0", 64), file)
-	if code != 1 || !strings.Contains(stderr, "does not match the pinned fingerprint") || !strings.Contains(stderr, "hint: check the -pin value") {
+	if code != 1 || !strings.Contains(stderr, "does not match the pinned fingerprint") ||
+		!strings.Contains(stderr, "hint: do not go on: check the -pin value with the operator through another channel than this server") ||
+		strings.Contains(stderr, "presented") || strings.Contains(strings.ToLower(stderr), d.pin()[:16]) {
 		t.Errorf("wrong pin: exit %d\n%s", code, stderr)
 	}
 

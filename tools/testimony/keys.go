@@ -23,6 +23,11 @@ type serverKeys struct {
 	// recipients is nil when only the log key was asked for.
 	recipients *recipients.Set
 	logKey     string
+	// orgKey and version name the organisation-signed list recipients
+	// is, if it is one, so that an outbox entry records what it was
+	// encrypted to.
+	orgKey  string
+	version uint64
 }
 
 // keyID names a note verifier key in messages: its name and key hash. The
@@ -201,9 +206,11 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 		}
 		k.recipients = local
 	case t.OrgKey != "":
-		if k.recipients, err = c.signedRecipients(h, t, hp, p, got); err != nil {
+		ss, err := c.signedRecipients(h, t, hp, p, got)
+		if err != nil {
 			return nil, err
 		}
+		k.recipients, k.orgKey, k.version = ss.Set, t.OrgKey, ss.Version
 	default:
 		c.notef("warning: no organisation key is pinned, so these recipients are trusted only because they match what %s sent the first time", u.Host)
 		c.hintf("ask your organisation for its key (it is printed by 'testimony-review org init') and run 'testimony init -org-key KEY'; a compromised server can then no longer hand out its own recipients")
@@ -214,7 +221,7 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 // signedRecipients verifies the organisation-signed recipients note the
 // server serves, refuses a rollback to a version older than the one
 // verified before, and records the version in the pin p.
-func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got *api.Recipients) (*recipients.Set, error) {
+func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got *api.Recipients) (*recipients.SignedSet, error) {
 	org := keyID(t.OrgKey)
 	if got.SignedRecipients == "" {
 		return nil, errorf("the server offers no recipients signed by your organisation, but you pinned your organisation's key %s: without that signature nothing shows the recipients are your reviewers' keys and not the server's own", org).
@@ -236,38 +243,34 @@ func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got
 	}
 	// The floor is per organisation key, not per server address: the
 	// same list is valid everywhere, and so is the rollback it allows.
-	floors, migrated, err := h.pins().LoadFloors(h.floorsPath())
+	// It is read, compared and raised under one lock, so a command at
+	// another address cannot save a lower version over a higher one.
+	// Every pin (this one included) raises it when it is read.
+	var prior pin.Floor
+	today := c.now().UTC().Format("2006-01-02")
+	err = h.pins().UpdateFloors(h.floorsPath(), func(floors *pin.Floors) (bool, error) {
+		prior = floors.Get(t.OrgKey)
+		switch {
+		case ss.Version < prior.Version:
+			return false, errorf("the server offers recipients version %d, but version %d was already verified: refusing a rollback (an older list may hold keys your organisation retired, perhaps because they were compromised)", ss.Version, prior.Version).
+				hint("do not submit; report this to your organisation: the server may be compromised or restored from an old backup").
+				hint("version %d was verified at %s on %s; it is recorded in %s", prior.Version, api.Sanitize(prior.Server, 200), prior.Verified, h.floorsPath())
+		case ss.Version == prior.Version && (ss.Set.Type != prior.Type || !pin.SameRecipients(ss.Set.Strings, prior.Recipients)):
+			return false, errorf("the server offers recipients version %d that differ from the version %d verified before: two different lists were signed with the same version", ss.Version, prior.Version).
+				hint("do not submit; report this to your organisation: a new list must get a higher version")
+		}
+		return floors.Raise(t.OrgKey, pin.Floor{Version: ss.Version, Type: ss.Set.Type, Recipients: ss.Set.Strings, Server: p.Server, Verified: today}), nil
+	})
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, errorf("%v", err).
-			hint("the file may be damaged or tampered with; restore it from a backup. Deleting it would let a server roll the recipients back")
-	}
-	// A pin above the floor (a pin file restored from a backup made
-	// after the floors file) raises the floor too.
-	dirty := migrated
-	if p.OrgKey == t.OrgKey && floors.Raise(t.OrgKey, pin.Floor{Version: p.RecipientsVersion, Type: p.Type, Recipients: p.Recipients, Server: p.Server, Verified: p.Pinned}) {
-		dirty = true
-	}
-	prior := floors.Get(t.OrgKey)
-	switch {
-	case ss.Version < prior.Version:
-		return nil, errorf("the server offers recipients version %d, but version %d was already verified: refusing a rollback (an older list may hold keys your organisation retired, perhaps because they were compromised)", ss.Version, prior.Version).
-			hint("do not submit; report this to your organisation: the server may be compromised or restored from an old backup").
-			hint("version %d was verified at %s on %s; it is recorded in %s", prior.Version, api.Sanitize(prior.Server, 200), prior.Verified, h.floorsPath())
-	case ss.Version == prior.Version && (ss.Set.Type != prior.Type || !pin.SameRecipients(ss.Set.Strings, prior.Recipients)):
-		return nil, errorf("the server offers recipients version %d that differ from the version %d verified before: two different lists were signed with the same version", ss.Version, prior.Version).
-			hint("do not submit; report this to your organisation: a new list must get a higher version")
-	}
-	today := c.now().UTC().Format("2006-01-02")
-	if floors.Raise(t.OrgKey, pin.Floor{Version: ss.Version, Type: ss.Set.Type, Recipients: ss.Set.Strings, Server: p.Server, Verified: today}) {
-		dirty = true
-	}
-	if dirty {
-		if err := pin.SaveFloors(h.floorsPath(), floors); err != nil {
-			return nil, errorf("%v", err)
-		}
+			hint("the file may be damaged or tampered with; restore it from a backup. Deleting the floors file would let a server roll the recipients back")
 	}
 	if p.OrgKey == t.OrgKey && p.RecipientsVersion == ss.Version {
-		return ss.Set, nil
+		return ss, nil
 	}
 	p.Type, p.Recipients, p.RecipientsVersion, p.OrgKey = ss.Set.Type, ss.Set.Strings, ss.Version, t.OrgKey
 	p.Pinned = today
@@ -282,7 +285,7 @@ func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got
 	default:
 		c.notef("verified recipients version %d: %d %s recipient(s), signed by your organisation's key %s", ss.Version, len(ss.Set.Strings), ss.Set.Type, org)
 	}
-	return ss.Set, nil
+	return ss, nil
 }
 
 // pinnedLogKey returns the log key for u, for resume, which does not fetch

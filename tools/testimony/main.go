@@ -47,7 +47,10 @@
 // last line of standard output.
 //
 // resume finishes every upload left in the outbox (after a lost connection
-// or a killed client) and prints one submission id per line.
+// or a killed client) and prints one submission id per line. An entry
+// encrypted to an organisation-signed recipients list older than the
+// newest verified is not uploaded without -send-superseded (testimony
+// resume -send-superseded).
 //
 // status lists the outbox and the saved receipts.
 //
@@ -86,6 +89,8 @@
 //	-accept-new-recipients (submit) accept keys that differ from the ones pinned on
 //	                       first use; a replaced log key is pinned with
 //	                       init -replace -log-key, never accepted from a server
+//	-send-superseded       (resume) also upload entries encrypted to a replaced
+//	                       list of reviewers' keys
 //	-limit-rate RATE       upload at most RATE bytes per second (like 64K or 2M)
 //	-give-up-after DURATION  stop an upload that made no progress for this long
 //	                       (default 24h; 0: never)

@@ -14,6 +14,7 @@ import (
 )
 
 const resumeUsage = `Usage:
+    testimony resume [-send-superseded] [options below]
     testimony resume [-server URL] [-ca FILE | -pin SHA256] [-token-file FILE] [-limit-rate RATE]
                      [-give-up-after DURATION] [-stall-timeout DURATION]
 
@@ -27,11 +28,20 @@ Each entry goes to the server it was submitted to, with the certificate
 check given by -ca or -pin, else the one remembered for that server, else
 the one it was submitted with.
 
+An entry encrypted to an older version of your organisation's list of
+reviewers' keys than the newest one verified on this device is not
+uploaded: the organisation has since replaced that list, possibly because
+a key was compromised, and whoever holds the retired key could read it.
+Submit those files again instead (they are then encrypted to the current
+list); only if you no longer have them, and your organisation agrees,
+upload the old ciphertext with -send-superseded.
+
 Options:
     -server URL        Only resume entries for this server.
     -ca FILE           Trust only this PEM CA or self-signed certificate.
     -pin SHA256        Trust only the certificate with this SHA-256 fingerprint.
     -token-file FILE   Read the submit token from FILE (default: $TESTIMONY_TOKEN).
+    -send-superseded   Also upload entries encrypted to a replaced list of reviewers' keys.
     -limit-rate RATE   Upload at most RATE bytes per second on average (like 64K or 2M).
     -give-up-after DURATION  Stop an upload that made no progress for this long
                        (default 24h; 0: keep trying while running).
@@ -47,6 +57,7 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
 	var cf connFlags
 	cf.register(fs)
+	sendSuperseded := fs.Bool("send-superseded", false, "")
 	var rate rateFlag
 	fs.Var(&rate, "limit-rate", "")
 	c.link.register(fs)
@@ -102,6 +113,11 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 		c.notef("discarded %d submission(s) whose encryption was interrupted; they were never sent", n)
 		c.hintf("run 'testimony submit' again for the files you were submitting then")
 	}
+	floors, _, err := h.pins().LoadFloors(h.floorsPath())
+	if err != nil {
+		return errorf("%v", err).
+			hint("the file may be damaged or tampered with; restore it from a backup. Without it, resume cannot tell ciphertext encrypted to a replaced list of reviewers' keys")
+	}
 	failed := 0
 	for _, name := range slices.Sorted(maps.Keys(l.Broken)) {
 		c.notef("skipping outbox entry %s: %v", name, l.Broken[name])
@@ -120,6 +136,16 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 		}
 		if only != nil && u.String() != only.String() {
 			continue
+		}
+		if cur, ok := superseded(floors, e.Meta); ok {
+			if !*sendSuperseded {
+				printError(c.stderr, "", errorf("outbox entry %s was encrypted to version %d of your organisation's list of reviewers' keys, which the organisation has since replaced (version %d is current), possibly because a key was compromised: not uploading it", e.Name, e.Meta.RecipientsVersion, cur).
+					hint("submit the files again: they are then encrypted to the current reviewers' keys").
+					hint("only if you no longer have the files and your organisation agrees, upload the old ciphertext with 'testimony resume -send-superseded'"))
+				failed++
+				continue
+			}
+			c.notef("warning: uploading outbox entry %s, encrypted to the replaced version %d of your organisation's list of reviewers' keys (version %d is current), as -send-superseded asks", e.Name, e.Meta.RecipientsVersion, cur)
 		}
 		// The certificate check: the flags' (which must agree with the
 		// one remembered for the server, as for every command), else the
@@ -165,6 +191,18 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 			hint("run 'testimony resume' again once the problem above is solved; 'testimony status' lists them")
 	}
 	return nil
+}
+
+// superseded reports whether m was encrypted to an organisation-signed
+// list older than the floor for its organisation key, and the floor.
+// Entries without a recorded version (encrypted to pinned or local
+// recipients, or written before versions were recorded) cannot be told.
+func superseded(floors *pin.Floors, m outbox.Meta) (current uint64, ok bool) {
+	if m.OrgKey == "" {
+		return 0, false
+	}
+	current = floors.Get(m.OrgKey).Version
+	return current, m.RecipientsVersion < current
 }
 
 func (c *cli) resumeOne(ctx context.Context, h *home, t *pin.Trust, u *url.URL, tok string, ch *tlsChoice, e *outbox.Entry, rate int64) (string, error) {

@@ -316,7 +316,8 @@ func explain(err error, u *url.URL, again string) error {
 		return errorf("%v", err).hint("this token's role does not allow this: submit needs a submit token, collect a collect token").
 			hint("then %s", again)
 	case errors.Is(err, api.ErrPinMismatch):
-		return errorf("%v", err).hint("check the -pin value with the operator; if the server's certificate was replaced, ask for the new fingerprint")
+		return errorf("%v: someone may be intercepting the connection, or the -pin value is wrong", err).
+			hint("do not go on: check the -pin value with the operator through another channel than this server (in person, by phone), and never use a fingerprint from anywhere else")
 	case errors.As(err, &uerr), errors.As(err, &verr) && errors.As(verr.Err, &uerr):
 		return errorf("%v", err).hint("if %s uses its own certificate, pass -ca FILE or -pin SHA256 as given by the operator", host)
 	case errors.As(err, &herr):

@@ -13,7 +13,9 @@ const statusUsage = `Usage:
 
 Lists the submissions waiting in the outbox (encrypted, not yet
 acknowledged by the server) and the receipts of completed submissions.
-It does not contact any server.
+It does not contact any server. An entry encrypted to a list of
+reviewers' keys your organisation has since replaced is marked
+"superseded": resume does not upload it (see 'testimony resume -help').
 
 Example:
     $ testimony status
@@ -39,6 +41,11 @@ func (c *cli) status(args []string) error {
 	if err != nil {
 		return err
 	}
+	floors, _, err := h.pins().LoadFloors(h.floorsPath())
+	if err != nil {
+		return errorf("%v", err).
+			hint("the file may be damaged or tampered with; restore it from a backup")
+	}
 
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	n := len(l.Entries) + len(l.Partial) + len(l.Broken)
@@ -51,6 +58,9 @@ func (c *cli) status(args []string) error {
 			state := "encrypted, not uploaded"
 			if e.Meta.UploadID != "" {
 				state = "upload " + e.Meta.UploadID + " started"
+			}
+			if cur, ok := superseded(floors, e.Meta); ok {
+				state = fmt.Sprintf("superseded: encrypted to reviewers' keys version %d, now %d; submit the files again", e.Meta.RecipientsVersion, cur)
 			}
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", e.Name, formatSize(e.Meta.Size), state, e.Meta.Server)
 		}

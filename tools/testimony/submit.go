@@ -194,7 +194,7 @@ func (c *cli) submitTo(ctx context.Context, o submitOptions, build func(w io.Wri
 		return "", err
 	}
 	ob := h.outbox()
-	e, err := ob.Create(outbox.Meta{Server: u.String(), CAPEM: string(tlsOpt.CAPEM), TLSPin: tlsOpt.Pin}, c.now(), func(w io.Writer) error {
+	e, err := ob.Create(outbox.Meta{Server: u.String(), CAPEM: string(tlsOpt.CAPEM), TLSPin: tlsOpt.Pin, OrgKey: keys.orgKey, RecipientsVersion: keys.version}, c.now(), func(w io.Writer) error {
 		pw := &countWriter{ctx: ctx, w: w, fn: func(n int64) { c.progress("encrypting", n, -1) }}
 		aw, err := age.Encrypt(pw, ageRecipients...)
 		if err != nil {

@@ -61,13 +61,14 @@ type tlsChoice struct {
 func (h *home) tlsStore() pin.TLSStore { return pin.TLSStore{Dir: filepath.Join(h.dir, "tls")} }
 
 // origin is u's scheme://host:port, the unit a certificate check is
-// remembered for.
+// remembered for, in the canonical spelling of api.Canonical, so that
+// messages name the same server the same way whatever the spelling.
 func origin(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = "443"
+	host, port, err := api.Canonical(u)
+	if err != nil {
+		host, port = u.Hostname(), "443"
 	}
-	return u.Scheme + "://" + net.JoinHostPort(u.Hostname(), port)
+	return u.Scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // chooseTLS decides the certificate check for u from -ca, -pin,

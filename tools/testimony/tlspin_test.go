@@ -107,6 +107,12 @@ func TestTLSPinRemembered(t *testing.T) {
 	if _, stderr, code := cw.run("receipts", "verify", "-server", d.ts.URL); code != 0 {
 		t.Fatalf("receipts verify without -pin: exit %d\n%s", code, stderr)
 	}
+	// Another spelling of the same address (a zero-padded port) uses
+	// the remembered check, not a fresh first use.
+	_, port, _ := net.SplitHostPort(d.addr)
+	if _, stderr, code := cw.run("submit", "-server", "https://127.0.0.1:0"+port, file); code != 0 || strings.Contains(stderr, "remembered") || strings.Contains(stderr, "first connection") {
+		t.Fatalf("submit to https://127.0.0.1:0%s: exit %d\n%s", port, code, stderr)
+	}
 	// The same pin again, in any form, is fine and quiet.
 	if _, stderr, code := cw.run("submit", "-server", d.ts.URL, "-pin", strings.ToUpper(d.pin()), file); code != 0 || strings.Contains(stderr, "remembered") {
 		t.Fatalf("submit with the same pin: exit %d\n%s", code, stderr)

@@ -31,6 +31,10 @@ func TestParseServer(t *testing.T) {
 		{"https://intake.example.org/?x=1", ""},
 		{"https://intake.example.org/#frag", ""},
 		{"https://", ""},
+		{"https://xn--intak-dva.example.org", "https://xn--intak-dva.example.org"},
+		{"https://intaké.example.org", ""},
+		{"https://example.org:0", ""},
+		{"https://example.org:65536", ""},
 	} {
 		u, err := ParseServer(tt.in)
 		switch {
@@ -44,12 +48,24 @@ func TestParseServer(t *testing.T) {
 	}
 }
 
+// TestHostPort: every spelling of one server gets the same key, and the
+// key of an ordinary spelling (the first four) is the one used before
+// canonicalisation, so existing pins, tokens and logs keep working.
 func TestHostPort(t *testing.T) {
 	for in, want := range map[string]string{
-		"https://Intake.Example.org":      "intake.example.org_443",
-		"https://intake.example.org:8443": "intake.example.org_8443",
-		"https://abc.onion":               "abc.onion_443",
-		"https://[::1]:8443/x":            "__1_8443",
+		"https://Intake.Example.org":       "intake.example.org_443",
+		"https://intake.example.org:8443":  "intake.example.org_8443",
+		"https://abc.onion":                "abc.onion_443",
+		"https://[::1]:8443/x":             "__1_8443",
+		"https://intake.example.org.":      "intake.example.org_443",
+		"https://INTAKE.example.org.:443":  "intake.example.org_443",
+		"https://intake.example.org:0443":  "intake.example.org_443",
+		"https://intake.example.org:08443": "intake.example.org_8443",
+		"https://[0:0:0::1]:8443":          "__1_8443",
+		"https://[0:0:0:0:0:0:0:1]:08443":  "__1_8443",
+		"https://[2001:DB8::0:1]":          "2001_db8__1_443",
+		"https://[::ffff:127.0.0.1]:8443":  "127.0.0.1_8443",
+		"https://127.0.0.1:8443":           "127.0.0.1_8443",
 	} {
 		u, err := ParseServer(in)
 		if err != nil {
@@ -131,6 +147,11 @@ func TestTLSPin(t *testing.T) {
 	_, err = client(t, ts, TLSOptions{Pin: hex.EncodeToString(sum[:])}, "tm1_test").Recipients(ctx)
 	if !errors.Is(err, ErrPinMismatch) {
 		t.Fatalf("with a wrong pin: %v, want ErrPinMismatch", err)
+	}
+	// The presented fingerprint must not be offered for copying.
+	sum[0] ^= 1
+	if strings.Contains(strings.ToLower(err.Error()), hex.EncodeToString(sum[:])[:16]) {
+		t.Errorf("a pin mismatch shows the presented fingerprint: %v", err)
 	}
 	if Retryable(err) {
 		t.Errorf("a pin mismatch must not be retried")

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,20 +36,63 @@ func ParseServer(s string) (*url.URL, error) {
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		return nil, fmt.Errorf("server %q must not contain a user name, query or fragment", s)
 	}
+	if _, _, err := Canonical(u); err != nil {
+		return nil, fmt.Errorf("server %q: %w", s, err)
+	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	return u, nil
 }
 
-// HostPort returns a file-name-safe "host_port" for u, with the scheme's
-// default port filled in; the CLI keys its pins by it.
+// ErrNonASCIIHost means a server host name is not ASCII. Without an IDNA
+// library (not a dependency) its xn-- form cannot be computed reliably,
+// and a second spelling of the same server would get state of its own.
+var ErrNonASCIIHost = errors.New("the host name is not ASCII; give its ASCII form (xn--…), as the operator gave it")
+
+// Canonical returns u's host and port in the one spelling all per-server
+// state (pins, remembered certificate checks, tokens, logs) is keyed by:
+// lowercase, without the trailing dot of a fully qualified name, IP
+// addresses in their canonical form (IPv4-mapped IPv6 as IPv4), and the
+// port as a decimal number, 443 by default. Without it, example.org.,
+// EXAMPLE.org:0443 or [0:0::1] would each start with no remembered check
+// and no pinned keys, and accept whatever the server presents first.
+func Canonical(u *url.URL) (host, port string, err error) {
+	host = u.Hostname()
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			return "", "", ErrNonASCIIHost
+		}
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "" {
+		return "", "", errors.New("the host name is empty")
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		host = a.Unmap().String()
+	}
+	port = "443"
+	if p := u.Port(); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return "", "", fmt.Errorf("port %q is not a number from 1 to 65535", p)
+		}
+		port = strconv.FormatUint(n, 10)
+	}
+	return host, port, nil
+}
+
+// HostPort returns a file-name-safe "host_port" for u from its Canonical
+// host and port; the CLI keys all per-server files by it. For an ordinary
+// name (lowercase, no trailing dot, default or plain port) it is the same
+// as before canonicalisation, so existing files keep working.
 func HostPort(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = "443"
+	host, port, err := Canonical(u)
+	if err != nil {
+		// ParseServer refused such a URL; keep a usable key for other callers.
+		host, port = strings.ToLower(u.Hostname()), "443"
 	}
 	var b strings.Builder
-	for _, r := range strings.ToLower(u.Hostname()) + "_" + port {
+	for _, r := range host + "_" + port {
 		if 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '.' || r == '-' || r == '_' {
 			b.WriteRune(r)
 		} else {
@@ -104,7 +149,10 @@ func TLSConfig(opt TLSOptions) (*tls.Config, error) {
 			}
 			got := sha256.Sum256(cs.PeerCertificates[0].Raw)
 			if subtle.ConstantTimeCompare(got[:], want) != 1 {
-				return fmt.Errorf("%w (server presented %x)", ErrPinMismatch, got)
+				// The presented fingerprint is left out on purpose: shown
+				// to someone whose pin did not match, it invites copying
+				// the interceptor's fingerprint, which is then remembered.
+				return ErrPinMismatch
 			}
 			return nil
 		}

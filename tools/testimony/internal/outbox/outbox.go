@@ -62,6 +62,13 @@ type Meta struct {
 	// the same server the same way without the flags being repeated.
 	CAPEM  string `json:"ca_pem,omitempty"`
 	TLSPin string `json:"tls_pin,omitempty"`
+	// OrgKey and RecipientsVersion name the organisation-signed list of
+	// recipients the entry was encrypted to, so that resume can tell
+	// ciphertext encrypted before a rotation (perhaps away from a seized
+	// reviewer key). Both are empty for entries encrypted to pinned or
+	// local recipients, and for entries written before they existed.
+	OrgKey            string `json:"org_key,omitempty"`
+	RecipientsVersion uint64 `json:"recipients_version,omitempty"`
 }
 
 // Entry is one complete ciphertext waiting for its receipt.
@@ -276,7 +283,7 @@ func (o Outbox) load(name string) (*Entry, error) {
 		return nil, fmt.Errorf("%w: metadata of %s: %v", ErrCorrupt, name, err)
 	}
 	if m.Version != MetaVersion || m.Server == "" || m.Size <= 0 || !isHex(m.SHA256, 64) ||
-		(m.UploadID != "" && !isHex(m.UploadID, 32)) {
+		(m.UploadID != "" && !isHex(m.UploadID, 32)) || (m.OrgKey == "") != (m.RecipientsVersion == 0) {
 		return nil, fmt.Errorf("%w: metadata of %s is incomplete or of an unknown version", ErrCorrupt, name)
 	}
 	fi, err := os.Stat(o.path(name, ageSuffix))

@@ -150,6 +150,8 @@ func TestBadMetadata(t *testing.T) {
 		`{"version":2,"server":"https://h","size":1,"sha256":"` + e.Meta.SHA256 + `","created":"x"}`,
 		`{"version":1,"server":"https://h","size":1,"sha256":"` + e.Meta.SHA256 + `","created":"x","upload_id":"../x"}`,
 		`{"version":1,"server":"https://h","size":1,"sha256":"` + e.Meta.SHA256 + `","created":"x","other":1}`,
+		`{"version":1,"server":"https://h","size":1,"sha256":"` + e.Meta.SHA256 + `","created":"x","org_key":"k"}`,
+		`{"version":1,"server":"https://h","size":1,"sha256":"` + e.Meta.SHA256 + `","created":"x","recipients_version":3}`,
 	} {
 		if err := os.WriteFile(filepath.Join(o.Dir, e.Name+".json"), []byte(bad), 0o600); err != nil {
 			t.Fatal(err)
@@ -181,5 +183,31 @@ func TestLock(t *testing.T) {
 	unlock2()
 	if l, err := o.List(); err != nil || len(l.Entries)+len(l.Partial)+len(l.Broken) != 0 {
 		t.Errorf("the lock file shows up in List: %+v, %v", l, err)
+	}
+}
+
+// TestRecipientsVersion: the organisation key and recipients version an
+// entry was encrypted to are kept, and an entry written before they were
+// recorded still loads, without them.
+func TestRecipientsVersion(t *testing.T) {
+	o := Outbox{Dir: t.TempDir()}
+	e, err := o.Create(Meta{Server: "https://h", OrgKey: "org+1+k", RecipientsVersion: 3}, time.Now(), func(w io.Writer) error {
+		_, err := w.Write([]byte("x"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := o.List()
+	if err != nil || len(l.Entries) != 1 || l.Entries[0].Meta.OrgKey != "org+1+k" || l.Entries[0].Meta.RecipientsVersion != 3 {
+		t.Fatalf("List = %+v, %v", l, err)
+	}
+	old := `{"version":1,"server":"https://h","size":1,"sha256":"` + e.Meta.SHA256 + `","created":"2026-11-27"}`
+	if err := os.WriteFile(filepath.Join(o.Dir, e.Name+".json"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err = o.List()
+	if err != nil || len(l.Entries) != 1 || l.Entries[0].Meta.OrgKey != "" || l.Entries[0].Meta.RecipientsVersion != 0 {
+		t.Fatalf("List of an old entry = %+v, %v", l, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -37,21 +38,25 @@ type Floors struct {
 	OrgKeys map[string]Floor `json:"org_keys"`
 }
 
-// LoadFloors reads the floors file name. If it does not exist yet, the
-// floors are taken from the highest version in the pin files of s (which
-// held the versions per server before), and migrated reports it; the
-// caller saves them. A pin file that cannot be read stops the migration:
-// skipping it could lower a floor.
-func (s Store) LoadFloors(name string) (f *Floors, migrated bool, err error) {
+// LoadFloors reads the floors file name and raises each floor to the
+// highest version in the pin files of s, and raised reports whether that
+// (or a missing floors file) changed anything; the caller saves them.
+// Every pin counts, not only when the floors file is missing (the pins
+// held the versions per server before it existed): a pin file restored
+// from a later backup, or saved by a command that lost a race for the
+// floors file, must still raise the floor. A pin file that cannot be
+// read is an error: skipping it could lower a floor.
+func (s Store) LoadFloors(name string) (f *Floors, raised bool, err error) {
 	f = &Floors{Version: FloorsVersion, OrgKeys: map[string]Floor{}}
 	err = readJSON(name, f)
-	if err == nil {
+	switch {
+	case err == nil:
 		if err := f.check(); err != nil {
 			return nil, false, fmt.Errorf("floors file %s: %v", name, err)
 		}
-		return f, false, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
+	case errors.Is(err, os.ErrNotExist):
+		raised = true
+	default:
 		return nil, false, err
 	}
 	des, err := os.ReadDir(s.Dir)
@@ -67,11 +72,42 @@ func (s Store) LoadFloors(name string) (f *Floors, migrated bool, err error) {
 		if err != nil {
 			return nil, false, err
 		}
-		if p.OrgKey != "" {
-			f.Raise(p.OrgKey, Floor{Version: p.RecipientsVersion, Type: p.Type, Recipients: p.Recipients, Server: p.Server, Verified: p.Pinned})
+		if p.OrgKey != "" && f.Raise(p.OrgKey, Floor{Version: p.RecipientsVersion, Type: p.Type, Recipients: p.Recipients, Server: p.Server, Verified: p.Pinned}) {
+			raised = true
 		}
 	}
-	return f, true, nil
+	return f, raised, nil
+}
+
+// UpdateFloors loads the floors file name (as LoadFloors), calls fn, and
+// saves the floors if fn reports a change or the pins raised them. An
+// exclusive lock on name+".lock" is held from reading to writing: without
+// it, two commands verifying at once (a submit at one address, an init
+// at another that a server stalled) could each save what they read plus
+// their own version, and the floor would end at the lower one, allowing a
+// rollback to a superseded list. An error from fn is returned as it is,
+// and nothing is saved.
+func (s Store) UpdateFloors(name string, fn func(f *Floors) (changed bool, err error)) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		return fmt.Errorf("failed to create %s: %w", filepath.Dir(name), err)
+	}
+	unlock, err := lock(name + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	f, dirty, err := s.LoadFloors(name)
+	if err != nil {
+		return err
+	}
+	changed, err := fn(f)
+	if err != nil {
+		return err
+	}
+	if changed || dirty {
+		return SaveFloors(name, f)
+	}
+	return nil
 }
 
 // SaveFloors writes the floors file name.

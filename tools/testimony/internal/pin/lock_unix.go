@@ -1,0 +1,25 @@
+//go:build unix
+
+package pin
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// lock waits for an exclusive lock on the file name (the floors lock).
+// The operating system drops it when the process dies, so a killed
+// command leaves no stale lock.
+func lock(name string) (unlock func(), err error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("failed to lock %s: %w", name, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("failed to lock %s: %w", name, err)
+	}
+	return func() { f.Close() }, nil
+}
