@@ -16,6 +16,7 @@ import (
 const serveUsage = `Usage: testimony-server serve -data DIR -addr HOST:PORT
            (-tls-cert FILE -tls-key FILE | -tls-self-signed)
            [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
+           [-compact-at-start]
 
 Serves the HTTPS API (docs/api.md) until SIGINT or SIGTERM, then lets
 requests in flight finish. Also listens on DIR/admin.sock for the token and
@@ -38,6 +39,10 @@ Flags:
     -stall-timeout DURATION  close a chunk upload that moved no byte either
                              way for this long, keeping what arrived
                              (default 60s)
+    -compact-at-start        before serving, compact the database (as
+                             "testimony-server compact") when more than 10%
+                             of it, and at least 1 MiB, is free pages left by
+                             deleted data
 
 Example:
     testimony-server serve -data /var/lib/testimony -addr 0.0.0.0:443 \
@@ -54,6 +59,7 @@ func (c *cli) serve(args []string) error {
 	maxSize := fs.String("max-size", "16GiB", "")
 	expiry := fs.String("upload-expiry", "168h", "")
 	stall := fs.Duration("stall-timeout", server.DefaultStallTimeout, "")
+	compactAtStart := fs.Bool("compact-at-start", false, "")
 	rest, err := c.parseFlags(fs, serveUsage, args)
 	if err != nil {
 		return err
@@ -78,6 +84,15 @@ func (c *cli) serve(args []string) error {
 	}
 	if *stall < time.Second || *stall > time.Hour {
 		return withHint(fmt.Errorf("invalid -stall-timeout %s: want 1s to 1h", *stall), "a slow link needs a minute or more, e.g. -stall-timeout 60s")
+	}
+	if *compactAtStart {
+		did, res, err := server.CompactIfFree(*data, server.DefaultCompactFree)
+		if err != nil {
+			return explain(err, *data)
+		}
+		if did {
+			fmt.Fprintf(c.stdout, "compacted %s: %d bytes before, %d after\n", server.DBPath(*data), res.Before, res.After)
+		}
 	}
 	return c.runServer(server.RunConfig{
 		StallTimeout: *stall,
