@@ -6,7 +6,8 @@
 //	testimony-server init -data DIR -recipients FILE [-origin NAME] [-org-key VKEY]
 //	testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
 //	                       [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
-//	                       [-compact-at-start]
+//	                       [-compact-at-start] [-max-open-uploads N] [-max-bytes-per-day BYTES]
+//	                       [-max-unreviewed BYTES]
 //	testimony-server token create -data DIR -role submit|collect -name NAME
 //	                              [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
 //	testimony-server token list -data DIR
@@ -59,7 +60,8 @@ const usage = `Usage:
     testimony-server init -data DIR -recipients FILE [-origin NAME] [-org-key VKEY]
     testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
                            [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
-                           [-compact-at-start]
+                           [-compact-at-start] [-max-open-uploads N] [-max-bytes-per-day BYTES]
+                           [-max-unreviewed BYTES]
     testimony-server token create -data DIR -role submit|collect -name NAME
                                   [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
     testimony-server token list -data DIR
