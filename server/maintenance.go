@@ -242,10 +242,14 @@ const (
 
 // handleBackup streams a copy of the database. It is a plain handler, not
 // an apiFunc: the body is the file, with its length, and the summary goes in
-// headers before it.
+// headers before it. The write deadline moves along with the data
+// (deadlineWriter), so the admin server's WriteTimeout does not cut off the
+// backup of a large database; a failure half way leaves the body shorter
+// than Content-Length, which the client refuses.
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	setRoute(r, "admin /admin/backup")
-	_, err := s.db.Backup(w, func(sum store.Summary) error {
+	dw := &deadlineWriter{w: w, rc: http.NewResponseController(w)}
+	_, err := s.db.Backup(dw, func(sum store.Summary) error {
 		h := w.Header()
 		h.Set("Content-Type", "application/octet-stream")
 		h.Set("Content-Length", strconv.FormatInt(sum.FileSize, 10))

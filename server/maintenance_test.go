@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -304,4 +305,29 @@ func randBytes(t *testing.T, n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
 	return b
+}
+
+// TestBackupRefusesShortStream: a server that fails half way through a
+// backup sends fewer bytes than it announced; the client must not keep
+// the partial file.
+func TestBackupRefusesShortStream(t *testing.T) {
+	dir, _ := initDir(t)
+	ln, err := net.Listen("unix", AdminSocketPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		w.WriteHeader(http.StatusOK)
+		w.Write(make([]byte, 5000))
+	})}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	out := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := Backup(dir, out); err == nil || !strings.Contains(err.Error(), "failed to copy the backup from the server") {
+		t.Fatalf("a truncated backup: %v, want a failed copy", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the partial backup was left behind: %v", err)
+	}
 }

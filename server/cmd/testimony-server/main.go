@@ -40,6 +40,9 @@
 //	testimony.db    submissions, intake log, uploads, token hashes, recipients
 //	                (and the signed recipients note), log key
 //	admin.sock      the admin socket while serve runs
+//	testimony.db.compact, testimony.db.old
+//	                only while compact runs (or after it crashed; the next
+//	                compact removes them)
 //	tls/cert.pem    the -tls-self-signed certificate (clients: -ca or -pin)
 //	tls/key.pem     its key
 //
