@@ -67,6 +67,11 @@ func Compact(dataDir string) (CompactResult, error) {
 		return CompactResult{}, err
 	}
 	lock.Close()
+	unlock, err := holdShared(path)
+	if err != nil {
+		return CompactResult{}, err
+	}
+	defer unlock()
 	newPath, oldPath := path+compactNewSuffix, path+compactOldSuffix
 	if err := shred(oldPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return CompactResult{}, err

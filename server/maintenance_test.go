@@ -331,3 +331,25 @@ func TestBackupRefusesShortStream(t *testing.T) {
 		t.Errorf("the partial backup was left behind: %v", err)
 	}
 }
+
+// TestCompactLockKeepsServerOut: while compaction holds its lock, a server
+// starting cannot open the database it is about to replace.
+func TestCompactLockKeepsServerOut(t *testing.T) {
+	dir, _ := initDir(t)
+	unlock, err := holdShared(DBPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db, err := openStore(dir, false); !errors.Is(err, ErrLocked) {
+		if err == nil {
+			db.Close()
+		}
+		t.Errorf("opening the database during compaction: %v, want ErrLocked", err)
+	}
+	unlock()
+	db, err := openStore(dir, false)
+	if err != nil {
+		t.Fatalf("after compaction: %v", err)
+	}
+	db.Close()
+}
