@@ -73,7 +73,18 @@ func (a *localAdmin) CreateToken(role, name string) (string, TokenInfo, error) {
 	return createToken(a.db, role, name, time.Now())
 }
 
-func (a *localAdmin) Tokens() ([]TokenInfo, error) { return listTokens(a.db) }
+func (a *localAdmin) Tokens() ([]TokenInfo, error) {
+	ts, err := listTokens(a.db)
+	if err != nil || a.srv == nil {
+		return ts, err
+	}
+	for i := range ts {
+		if ts[i].Role == RoleSubmit {
+			ts[i].Usage = a.srv.quota.usage(ts[i].ID, a.srv.now())
+		}
+	}
+	return ts, nil
+}
 
 func (a *localAdmin) RevokeToken(idOrName string) error { return revokeToken(a.db, idOrName) }
 

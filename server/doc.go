@@ -44,4 +44,16 @@
 // because recording client addresses is not an option. It slows down
 // guessing and keeps logs quiet; it never locks out a valid token, so an
 // attacker cannot use it to stop caseworkers from submitting.
+//
+// The limits per submit token (quota.go) are counted in memory too: nothing
+// on disk may link a submission to its token, so they start from zero at
+// each start.
+//
+// # Maintenance
+//
+// maintenance.go compacts a stopped server's database (swapping the copy in
+// and overwriting the old file), streams a backup over the admin socket
+// while the server runs (GET /admin/backup, a plain handler because its
+// body is the file), and checks a database or backup: bbolt's page check
+// and the intake log's tree recomputed from its leaves.
 package server

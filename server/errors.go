@@ -75,6 +75,10 @@ func errorStatus(err error) (int, string) {
 		return http.StatusUnsupportedMediaType, msg
 	case errors.Is(err, errUnprocessable):
 		return http.StatusUnprocessableEntity, msg
+	case errors.Is(err, errQuota):
+		return http.StatusTooManyRequests, msg
+	case errors.Is(err, errStorageQuota):
+		return http.StatusInsufficientStorage, msg
 	case errors.Is(err, errTooManyRequests):
 		return http.StatusTooManyRequests, msg
 	case errors.Is(err, errBusy):

@@ -13,12 +13,15 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/testimony-ngo/testimony/store"
 )
 
 // call is one request as a route's function sees it.
 type call struct {
-	r  *http.Request
-	rc *http.ResponseController
+	r   *http.Request
+	rc  *http.ResponseController
+	tok store.Token // the authenticated token; zero on routes without one
 }
 
 func (c *call) vars() map[string]string { return mux.Vars(c.r) }
@@ -65,8 +68,10 @@ func (s *Server) endpoint(route, role string, bodyLimit int64, fn apiFunc) http.
 }
 
 func (s *Server) call(w http.ResponseWriter, r *http.Request, role string, bodyLimit int64, fn apiFunc) (any, int, error) {
+	var tok store.Token
 	if role != roleNone {
-		if err := s.authenticate(r, role); err != nil {
+		var err error
+		if tok, err = s.authenticate(r, role); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -77,7 +82,7 @@ func (s *Server) call(w http.ResponseWriter, r *http.Request, role string, bodyL
 	// server close the connection instead of reading the rest of an
 	// oversized body.
 	r.Body = http.MaxBytesReader(innermost(w), r.Body, bodyLimit)
-	return fn(&call{r: r, rc: http.NewResponseController(w)})
+	return fn(&call{r: r, rc: http.NewResponseController(w), tok: tok})
 }
 
 func innermost(w http.ResponseWriter) http.ResponseWriter {
@@ -93,6 +98,11 @@ func innermost(w http.ResponseWriter) http.ResponseWriter {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := errorStatus(err)
 	switch {
+	case errors.Is(err, errQuota) || errors.Is(err, errStorageQuota):
+		s.log.Info("request refused: token limit", "method", r.Method, "route", routeOf(r), "status", status)
+		if ra := retryAfterOf(err); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
 	case status == http.StatusServiceUnavailable:
 		s.log.Warn("request refused: server busy", "method", r.Method, "route", routeOf(r))
 		w.Header().Set("Retry-After", busyRetryAfter)

@@ -115,7 +115,7 @@ func (w *statusWriter) code() int {
 // spend the server-wide failure budget; once it is exhausted they get 429
 // instead of 401. A valid token is never refused for lack of budget, so
 // flooding the server with bad tokens cannot lock caseworkers out.
-func (s *Server) authenticate(r *http.Request, role string) error {
+func (s *Server) authenticate(r *http.Request, role string) (store.Token, error) {
 	token, err := bearerToken(r.Header.Get("Authorization"))
 	var t store.Token
 	if err == nil {
@@ -123,14 +123,14 @@ func (s *Server) authenticate(r *http.Request, role string) error {
 	}
 	if err != nil {
 		if isAuthError(err) && !s.limiter.allow() {
-			return fail(errTooManyRequests, "too many failed authentication attempts on this server; wait a few seconds and try again")
+			return store.Token{}, fail(errTooManyRequests, "too many failed authentication attempts on this server; wait a few seconds and try again")
 		}
-		return err
+		return store.Token{}, err
 	}
 	if role != roleAny && t.Role != role {
-		return fail(errForbidden, "this route needs a %s token, and this is a %s token", role, t.Role)
+		return store.Token{}, fail(errForbidden, "this route needs a %s token, and this is a %s token", role, t.Role)
 	}
-	return nil
+	return t, nil
 }
 
 func isAuthError(err error) bool {

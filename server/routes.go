@@ -67,6 +67,7 @@ func (s *Server) AdminHandler() http.Handler {
 	s.adminRoute(r, "GET", "/admin/tokens", noBody, a.handleTokens)
 	s.adminRoute(r, "POST", "/admin/tokens", maxJSONBody, a.handleCreateToken)
 	s.adminRoute(r, "POST", "/admin/tokens/revoke", maxJSONBody, a.handleRevokeToken)
+	r.HandleFunc("/admin/backup", s.handleBackup).Methods("GET")
 	s.fallbacks(r)
 	return s.common(r)
 }

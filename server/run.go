@@ -54,6 +54,8 @@ type RunConfig struct {
 	UploadExpiry time.Duration
 	// StallTimeout: see Config.
 	StallTimeout time.Duration
+	// Limits: see Config.
+	Limits Limits
 	// ReadHeaderTimeout is how long a client may take for the TLS
 	// handshake, and then for each request's headers; zero means 20 s.
 	// Tests shorten it.
@@ -94,7 +96,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	srv, err := New(Config{DB: db, MaxSize: cfg.MaxSize, UploadExpiry: cfg.UploadExpiry, StallTimeout: cfg.StallTimeout, Logger: logger})
+	srv, err := New(Config{DB: db, MaxSize: cfg.MaxSize, UploadExpiry: cfg.UploadExpiry, StallTimeout: cfg.StallTimeout, Limits: cfg.Limits, Logger: logger})
 	if err != nil {
 		return err
 	}

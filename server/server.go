@@ -54,6 +54,9 @@ type Config struct {
 	// (per second, and the burst); zero means the defaults.
 	AuthFailureRate  float64
 	AuthFailureBurst int
+	// Limits bound what each submit token may use; zero fields mean the
+	// defaults.
+	Limits Limits
 	// Now returns the current time; nil means time.Now. Tests set it.
 	Now func() time.Time
 }
@@ -74,6 +77,7 @@ type Server struct {
 	now     func() time.Time
 	limiter *failureLimiter
 	buffers *bufferPool
+	quota   *quotas
 	// testHookCommitted, if set, is called after a submission is committed
 	// and before its checkpoint is signed; crash tests kill the process
 	// there.
@@ -99,6 +103,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		buffers: newBufferPool(MaxChunksInFlight, bufferWait),
+		quota:   newQuotas(cfg.Limits),
 	}
 	if s.maxSize <= 0 {
 		s.maxSize = DefaultMaxSize

@@ -50,22 +50,30 @@ func (s *Server) submitOneShot(c *call) (any, int, error) {
 	}
 	now := s.now()
 	id := newID()
-	if err := s.db.CreateUpload(store.Upload{ID: id, Size: -1, Created: now, Expires: now.Add(s.expiry)}); err != nil {
+	if err := s.quota.open(c.tok.ID, id, -1, now, s.uploadExists); err != nil {
 		return nil, 0, err
 	}
-	resp, status, err := s.storeOneShot(c, id)
+	if err := s.db.CreateUpload(store.Upload{ID: id, Size: -1, Created: now, Expires: now.Add(s.expiry)}); err != nil {
+		s.quota.closed(id)
+		return nil, 0, err
+	}
+	resp, status, size, err := s.storeOneShot(c, id)
 	if err != nil {
 		if derr := s.db.DeleteUpload(id); derr != nil && !errors.Is(derr, store.ErrNotFound) {
 			s.log.Error("failed to delete a failed one-shot submission; upload expiry will remove it", "error", derr)
 		}
+		s.quota.closed(id)
+	} else {
+		s.quota.finished(id, size)
 	}
 	return resp, status, err
 }
 
-func (s *Server) storeOneShot(c *call, id string) (any, int, error) {
+// storeOneShot also returns the size of the stored submission.
+func (s *Server) storeOneShot(c *call, id string) (any, int, int64, error) {
 	bufp, err := s.buffers.get(c.r.Context())
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	defer s.buffers.put(bufp)
 	buf := (*bufp)[:ChunkSize]
@@ -81,19 +89,25 @@ func (s *Server) storeOneShot(c *call, id string) (any, int, error) {
 		last := errors.Is(readErr, io.EOF) || errors.Is(readErr, io.ErrUnexpectedEOF)
 		if readErr != nil && !last {
 			// A partial chunk followed by a failure is not stored.
-			return nil, 0, s.oneShotBodyError(readErr)
+			return nil, 0, 0, s.oneShotBodyError(readErr)
 		}
 		if n > 0 {
 			chunk := buf[:n]
 			if index == 0 {
 				var err error
 				if headerLen, err = s.checkHeader(chunk); err != nil {
-					return nil, 0, err
+					return nil, 0, 0, err
 				}
+			}
+			if err := s.quota.receive(c.tok.ID, int64(n), s.now()); err != nil {
+				return nil, 0, 0, err
+			}
+			if err := s.quota.unreviewedWith(c.tok.ID, size+int64(n)); err != nil {
+				return nil, 0, 0, err
 			}
 			h.Write(chunk)
 			if err := s.db.PutChunk(id, index, chunk); err != nil {
-				return nil, 0, err
+				return nil, 0, 0, err
 			}
 			size += int64(n)
 			index++
@@ -103,12 +117,13 @@ func (s *Server) storeOneShot(c *call, id string) (any, int, error) {
 		}
 	}
 	if size == 0 {
-		return nil, 0, fail(errBadRequest, "request body is empty; send the age file as the body")
+		return nil, 0, 0, fail(errBadRequest, "request body is empty; send the age file as the body")
 	}
 	if err := checkPayload(headerLen, size); err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	return s.complete(id, size, [32]byte(h.Sum(nil)), index)
+	resp, status, err := s.complete(id, size, [32]byte(h.Sum(nil)), index)
+	return resp, status, size, err
 }
 
 func (s *Server) oneShotBodyError(err error) error {
@@ -171,6 +186,7 @@ func (s *Server) markCollected(c *call) (any, int, error) {
 	if err := s.db.MarkCollected(id); err != nil {
 		return nil, 0, noSubmission(err, id)
 	}
+	s.quota.collected(id)
 	return nil, http.StatusNoContent, nil
 }
 

@@ -55,6 +55,10 @@ type TokenInfo struct {
 	Role    string    `json:"role"`
 	Created time.Time `json:"created"`
 	Revoked bool      `json:"revoked"`
+	// Usage is what a submit token uses now, counted by the running server
+	// since it started; nil when no server runs (the counters live in its
+	// memory only: see quotas).
+	Usage *TokenUsage `json:"usage,omitempty"`
 }
 
 func tokenInfo(t store.Token) TokenInfo {

@@ -81,7 +81,11 @@ func (s *Server) createUpload(c *call) (any, int, error) {
 	}
 	now := s.now()
 	u := store.Upload{ID: newID(), Size: *req.Size, SHA256: req.SHA256, Created: now, Expires: store.UploadExpiry(now.Add(s.expiry))}
+	if err := s.quota.open(c.tok.ID, u.ID, u.Size, now, s.uploadExists); err != nil {
+		return nil, 0, err
+	}
 	if err := s.db.CreateUpload(u); err != nil {
+		s.quota.closed(u.ID)
 		return nil, 0, err
 	}
 	return &uploadCreated{
@@ -201,6 +205,10 @@ func (s *Server) putChunk(c *call) (any, int, error) {
 	end := int(wantLen)
 	if complete {
 		stored = end
+	}
+	// The token's bytes of the day count what this request may add.
+	if err := s.quota.receive(c.tok.ID, int64(max(0, end-max(int(offset), stored))), s.now()); err != nil {
+		return nil, 0, err
 	}
 	cr := chunkReader{s: s, c: c, w: w, id: id, index: index, buf: buf, pos: int(offset), stored: stored, committed: stored, keep: resumable}
 	if err := cr.read(end); err != nil {
@@ -471,11 +479,16 @@ func (s *Server) finishUpload(c *call) (any, int, error) {
 		if err := s.db.DeleteUpload(id); err != nil {
 			s.log.Error("failed to delete a rejected upload; upload expiry will remove it", "error", err)
 		}
+		s.quota.closed(id)
 	}
 	if err != nil {
 		return nil, 0, err
 	}
-	return s.complete(id, u.Size, sum, n)
+	resp, status, err := s.complete(id, u.Size, sum, n)
+	if err == nil {
+		s.quota.finished(id, u.Size)
+	}
+	return resp, status, err
 }
 
 // DELETE /v1/uploads/{id}
@@ -487,6 +500,7 @@ func (s *Server) deleteUpload(c *call) (any, int, error) {
 	if err := s.db.DeleteUpload(id); err != nil {
 		return nil, 0, finishedIsConflict(err, id)
 	}
+	s.quota.closed(id)
 	return nil, http.StatusNoContent, nil
 }
 

@@ -61,10 +61,11 @@
 // reuses those pages. To physically drop deleted data, stop the server,
 // copy the file into a new one without the freed pages, then replace the old
 // file (and remember that on flash storage even that does not guarantee the
-// old blocks are erased). Compact makes that copy, but no command runs it
-// yet: until testimony-server has a compact command, docs/operator.md
-// (section 7) has operators use the bbolt tool's compact, which makes the
-// same copy.
+// old blocks are erased). Compact makes that copy; the server package's
+// Compact (testimony-server compact) swaps it in and overwrites the old
+// file. Backup streams a consistent copy while the server runs, and
+// CheckLog recomputes the intake log's tree from its leaves
+// (testimony-server backup and check).
 //
 // Chunks are at most ChunkSize (1 MiB) because bbolt builds a whole value
 // in memory when it commits; one value per file would make memory grow with

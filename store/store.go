@@ -87,6 +87,10 @@ type Options struct {
 	// to wait forever: a server that hangs at start-up because another
 	// process holds the file is harder to diagnose than one that says so.
 	Timeout time.Duration
+	// ReadOnly opens the file without write access (a shared lock, no
+	// bucket is created), for checking a database or a backup without
+	// changing a byte of it. Write methods then fail.
+	ReadOnly bool
 }
 
 // DB is an open store. Create it with Open and release it with Close.
@@ -110,6 +114,7 @@ func boltOptions(opt Options) *bolt.Options {
 		Timeout:        timeout,
 		FreelistType:   bolt.FreelistMapType,
 		NoFreelistSync: true,
+		ReadOnly:       opt.ReadOnly,
 	}
 }
 
@@ -122,6 +127,9 @@ func Open(path string, opt Options) (*DB, error) {
 			return nil, fmt.Errorf("failed to open %s: %w: %w", path, ErrTimeout, err)
 		}
 		return nil, fmt.Errorf("failed to open %s: %w", path, err)
+	}
+	if opt.ReadOnly {
+		return openReadOnly(bdb, path)
 	}
 	if err := restrictMode(bdb.Path()); err != nil {
 		bdb.Close()
@@ -207,9 +215,8 @@ func (db *DB) Check() error {
 // pages freed by deletions, so deleted ciphertext is no longer in the new
 // file. dst must not exist. src is opened read-only, which fails with
 // ErrTimeout while a server has it open: stop the server first. Replacing src
-// with dst is left to the caller. No command calls it yet: until
-// testimony-server has a compact command built on it, operators use the
-// bbolt tool (docs/operator.md, section 7).
+// with dst is left to the caller (server.Compact, testimony-server
+// compact).
 func Compact(dst, src string, opt Options) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return fmt.Errorf("failed to compact into %s: %w", dst, ErrExists)

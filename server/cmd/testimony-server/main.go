@@ -6,12 +6,17 @@
 //	testimony-server init -data DIR -recipients FILE [-origin NAME] [-org-key VKEY]
 //	testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
 //	                       [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
+//	                       [-compact-at-start] [-max-open-uploads N] [-max-bytes-per-day BYTES]
+//	                       [-max-unreviewed BYTES]
 //	testimony-server token create -data DIR -role submit|collect -name NAME
 //	                              [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
 //	testimony-server token list -data DIR
 //	testimony-server token revoke -data DIR ID|NAME
 //	testimony-server recipients show -data DIR
 //	testimony-server recipients set -data DIR NOTEFILE
+//	testimony-server compact -data DIR
+//	testimony-server backup -data DIR -o FILE
+//	testimony-server check (-data DIR | -file BACKUP)
 //
 // init creates DIR (mode 0700) with the reviewers' age recipients (public
 // keys only: a file holding a private key is refused) and a new intake log
@@ -20,7 +25,10 @@
 // when it does. token create -enrol writes the new token into an enrolment
 // file (internal/enrol) for "testimony init -enrol" instead of printing it.
 // recipients set replaces the served recipients with an
-// organisation-signed recipients note of a higher version.
+// organisation-signed recipients note of a higher version. compact
+// rewrites a stopped server's database without the pages of deleted data;
+// backup copies the database, also while serve runs; check verifies a
+// database or a backup (docs/operator.md).
 //
 // The throw-away demo deployment is the separate command testimony-dev
 // (server/cmd/testimony-dev): it makes a reviewer's private key, and this
@@ -32,6 +40,9 @@
 //	testimony.db    submissions, intake log, uploads, token hashes, recipients
 //	                (and the signed recipients note), log key
 //	admin.sock      the admin socket while serve runs
+//	testimony.db.compact, testimony.db.old
+//	                only while compact runs (or after it crashed; the next
+//	                compact removes them)
 //	tls/cert.pem    the -tls-self-signed certificate (clients: -ca or -pin)
 //	tls/key.pem     its key
 //
@@ -52,12 +63,17 @@ const usage = `Usage:
     testimony-server init -data DIR -recipients FILE [-origin NAME] [-org-key VKEY]
     testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
                            [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
+                           [-compact-at-start] [-max-open-uploads N] [-max-bytes-per-day BYTES]
+                           [-max-unreviewed BYTES]
     testimony-server token create -data DIR -role submit|collect -name NAME
                                   [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
     testimony-server token list -data DIR
     testimony-server token revoke -data DIR ID|NAME
     testimony-server recipients show -data DIR
     testimony-server recipients set -data DIR NOTEFILE
+    testimony-server compact -data DIR
+    testimony-server backup -data DIR -o FILE
+    testimony-server check (-data DIR | -file BACKUP)
 
 Run "testimony-server COMMAND -h" for a command's flags. For a throw-away
 demo on one machine, run "go run ./server/cmd/testimony-dev" from a checkout.
@@ -103,6 +119,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = c.token(rest)
 	case "recipients":
 		err = c.recipients(rest)
+	case "compact":
+		err = c.compact(rest)
+	case "backup":
+		err = c.backup(rest)
+	case "check":
+		err = c.check(rest)
 	case "dev":
 		err = errDevMoved
 	case "-h", "-help", "--help", "help":

@@ -16,6 +16,8 @@ import (
 const serveUsage = `Usage: testimony-server serve -data DIR -addr HOST:PORT
            (-tls-cert FILE -tls-key FILE | -tls-self-signed)
            [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
+           [-compact-at-start] [-max-open-uploads N] [-max-bytes-per-day BYTES]
+           [-max-unreviewed BYTES]
 
 Serves the HTTPS API (docs/api.md) until SIGINT or SIGTERM, then lets
 requests in flight finish. Also listens on DIR/admin.sock for the token and
@@ -38,6 +40,19 @@ Flags:
     -stall-timeout DURATION  close a chunk upload that moved no byte either
                              way for this long, keeping what arrived
                              (default 60s)
+    -compact-at-start        before serving, compact the database (as
+                             "testimony-server compact") when more than 10%
+                             of it, and at least 1 MiB, is free pages left by
+                             deleted data
+    -max-open-uploads N      unfinished uploads one submit token may have at
+                             once (default 8; then 429)
+    -max-bytes-per-day BYTES bytes one submit token may send per UTC day
+                             (default 64GiB; then 429 with Retry-After)
+    -max-unreviewed BYTES    bytes of one submit token's submissions not yet
+                             collected (default 256GiB; then 507)
+
+The limits per token are counted in memory and start from zero when the
+server starts: nothing on disk links a submission to its token.
 
 Example:
     testimony-server serve -data /var/lib/testimony -addr 0.0.0.0:443 \
@@ -54,6 +69,10 @@ func (c *cli) serve(args []string) error {
 	maxSize := fs.String("max-size", "16GiB", "")
 	expiry := fs.String("upload-expiry", "168h", "")
 	stall := fs.Duration("stall-timeout", server.DefaultStallTimeout, "")
+	compactAtStart := fs.Bool("compact-at-start", false, "")
+	maxOpen := fs.Int("max-open-uploads", server.DefaultOpenUploads, "")
+	maxDay := fs.String("max-bytes-per-day", "64GiB", "")
+	maxUnreviewed := fs.String("max-unreviewed", "256GiB", "")
 	rest, err := c.parseFlags(fs, serveUsage, args)
 	if err != nil {
 		return err
@@ -79,6 +98,26 @@ func (c *cli) serve(args []string) error {
 	if *stall < time.Second || *stall > time.Hour {
 		return withHint(fmt.Errorf("invalid -stall-timeout %s: want 1s to 1h", *stall), "a slow link needs a minute or more, e.g. -stall-timeout 60s")
 	}
+	if *maxOpen < 1 || *maxOpen > 10000 {
+		return withHint(fmt.Errorf("invalid -max-open-uploads %d: want 1 to 10000", *maxOpen), "a caseworker needs one upload per interview in flight, e.g. -max-open-uploads 8")
+	}
+	perDay, err := parseSize(*maxDay)
+	if err != nil {
+		return withHint(fmt.Errorf("invalid -max-bytes-per-day: %w", err), "use bytes, or a number with KiB, MiB, GiB or TiB, e.g. -max-bytes-per-day 64GiB")
+	}
+	unreviewed, err := parseSize(*maxUnreviewed)
+	if err != nil {
+		return withHint(fmt.Errorf("invalid -max-unreviewed: %w", err), "use bytes, or a number with KiB, MiB, GiB or TiB, e.g. -max-unreviewed 256GiB")
+	}
+	if *compactAtStart {
+		did, res, err := server.CompactIfFree(*data, server.DefaultCompactFree)
+		if err != nil {
+			return explain(err, *data)
+		}
+		if did {
+			fmt.Fprintf(c.stdout, "compacted %s: %d bytes before, %d after\n", server.DBPath(*data), res.Before, res.After)
+		}
+	}
 	return c.runServer(server.RunConfig{
 		StallTimeout: *stall,
 		DataDir:      *data,
@@ -88,6 +127,7 @@ func (c *cli) serve(args []string) error {
 		SelfSigned:   *selfSigned,
 		MaxSize:      size,
 		UploadExpiry: exp,
+		Limits:       server.Limits{OpenUploads: *maxOpen, BytesPerDay: perDay, UnreviewedBytes: unreviewed},
 	}, nil)
 }
 

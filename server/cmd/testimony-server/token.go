@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -18,8 +19,11 @@ const tokenUsage = `Usage:
 create prints the new token, and nothing else, on stdout; it is shown only
 this once and only its hash is stored. A submit token uploads, a collect
 token downloads; neither can do the other's job. list shows id, name, role,
-creation time and whether a token is revoked, never the token. revoke takes
-a token's id or name.
+creation time and whether a token is revoked, never the token, and, while
+serve runs, what each submit token uses against its limits (serve -h): its
+unfinished uploads (OPEN), the bytes it sent today, UTC (TODAY) and the
+bytes of its submissions not yet collected (UNREVIEWED), counted since the
+server started. revoke takes a token's id or name.
 
 With -enrol, create writes the token into a new enrolment file (mode 0600,
 never overwriting a file) instead of printing it: the one file a
@@ -130,15 +134,27 @@ func (c *cli) tokenList(args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tREVOKED")
+	fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tREVOKED\tOPEN\tTODAY\tUNREVIEWED")
+	running := false
 	for _, t := range tokens {
 		revoked := "no"
 		if t.Revoked {
 			revoked = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, t.Created.UTC().Format(time.RFC3339), revoked)
+		open, today, unreviewed := "-", "-", "-"
+		if t.Usage != nil {
+			running = true
+			open, today, unreviewed = strconv.Itoa(t.Usage.OpenUploads), strconv.FormatInt(t.Usage.BytesToday, 10), strconv.FormatInt(t.Usage.UnreviewedBytes, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, t.Created.UTC().Format(time.RFC3339), revoked, open, today, unreviewed)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !running {
+		c.note("OPEN, TODAY and UNREVIEWED (a submit token's unfinished uploads, bytes sent today and bytes not yet collected) are counted by the running server; no server runs")
+	}
+	return nil
 }
 
 func (c *cli) tokenRevoke(args []string) error {
