@@ -195,7 +195,11 @@ func (c *cli) runServer(cfg server.RunConfig, ready func(server.ReadyInfo)) erro
 		if info.Unix != "" {
 			fmt.Fprintf(c.stdout, "listening on unix socket %s\n", info.Unix)
 		}
-		fmt.Fprintf(c.stdout, "listening on https://%s (admin socket %s)\n", info.Addr, server.AdminSocketPath(cfg.DataDir))
+		if info.Addr.Network() == "tcp" {
+			fmt.Fprintf(c.stdout, "listening on https://%s (admin socket %s)\n", info.Addr, server.AdminSocketPath(cfg.DataDir))
+		} else {
+			fmt.Fprintf(c.stdout, "admin socket %s\n", server.AdminSocketPath(cfg.DataDir))
+		}
 		if ready != nil {
 			ready(info)
 		}
