@@ -42,13 +42,21 @@ const (
 type RunConfig struct {
 	// DataDir is an initialized data directory. Required.
 	DataDir string
-	// Addr is the HOST:PORT to listen on. Required.
+	// Addr is the HOST:PORT to listen on for TCP. At least one of Addr,
+	// UnixPath and Listeners is required; each one given is served.
 	Addr string
+	// UnixPath is a unix socket to listen on, for a Tor onion service.
+	UnixPath string
+	// Listeners are sockets already listening, as passed by systemd's
+	// socket activation (ActivationListeners). Run closes them.
+	Listeners []net.Listener
 	// CertFile and KeyFile are the PEM certificate chain and key to serve,
 	// unless SelfSigned is set; then the data directory's self-signed
-	// certificate is used, and created on first use.
+	// certificate is used, and created on first use. Unless ACME is set;
+	// then certificates come from an ACME CA.
 	CertFile, KeyFile string
 	SelfSigned        bool
+	ACME              *ACMEConfig
 	// MaxSize and UploadExpiry: see Config.
 	MaxSize      int64
 	UploadExpiry time.Duration
@@ -69,8 +77,12 @@ type RunConfig struct {
 // ReadyInfo tells the operator how to reach a running server.
 type ReadyInfo struct {
 	Addr net.Addr
+	// Unix is the unix socket listened on, if any, and Activated the
+	// number of sockets passed by systemd.
+	Unix      string
+	Activated int
 	// Fingerprint is the SHA-256 of the certificate, the value of the
-	// clients' -pin.
+	// clients' -pin; empty with ACME, whose certificates change.
 	Fingerprint string
 }
 
@@ -78,16 +90,31 @@ type ReadyInfo struct {
 // down gracefully: it stops accepting, lets requests in flight finish (for
 // up to 30 s), removes the admin socket and closes the store.
 func Run(ctx context.Context, cfg RunConfig) error {
-	if cfg.DataDir == "" || cfg.Addr == "" {
+	lns := cfg.Listeners
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	if cfg.DataDir == "" || (cfg.Addr == "" && cfg.UnixPath == "" && len(lns) == 0) {
+		closeAll()
 		return errors.New("failed to start: a data directory and an address are required")
 	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if (cfg.CertFile == "") == !cfg.SelfSigned || (cfg.CertFile == "") != (cfg.KeyFile == "") {
-		return errors.New("failed to start: give either a certificate and its key, or self-signed, not both")
+	sources := 0
+	for _, set := range []bool{cfg.CertFile != "" || cfg.KeyFile != "", cfg.SelfSigned, cfg.ACME != nil} {
+		if set {
+			sources++
+		}
 	}
+	if sources != 1 || (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		closeAll()
+		return errors.New("failed to start: give one of a certificate and its key, self-signed, or ACME")
+	}
+	defer closeAll()
 	db, err := openStore(cfg.DataDir, false)
 	if err != nil {
 		return err
@@ -101,27 +128,51 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		return err
 	}
 
-	var cert tls.Certificate
-	if cfg.SelfSigned {
-		host, _, err := net.SplitHostPort(cfg.Addr)
-		if err != nil {
-			return fmt.Errorf("failed to parse the address %q: %w", cfg.Addr, err)
+	var (
+		tlsConfig   *tls.Config
+		fingerprint string
+	)
+	switch {
+	case cfg.ACME != nil:
+		if tlsConfig, err = acmeTLSConfig(cfg.DataDir, *cfg.ACME); err != nil {
+			return err
 		}
-		cert, err = SelfSignedCertificate(cfg.DataDir, host)
+	default:
+		var cert tls.Certificate
+		if cfg.SelfSigned {
+			var host string
+			if cfg.Addr != "" {
+				if host, _, err = net.SplitHostPort(cfg.Addr); err != nil {
+					return fmt.Errorf("failed to parse the address %q: %w", cfg.Addr, err)
+				}
+			}
+			if cert, err = SelfSignedCertificate(cfg.DataDir, host); err != nil {
+				return err
+			}
+		} else if cert, err = LoadCertificate(cfg.CertFile, cfg.KeyFile); err != nil {
+			return err
+		}
+		tlsConfig, fingerprint = TLSConfig(cert), Fingerprint(cert.Certificate[0])
+	}
+
+	activated := len(lns)
+	if cfg.Addr != "" {
+		ln, err := net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("failed to listen on %s: %w", cfg.Addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	if cfg.UnixPath != "" {
+		ln, err := listenUnix(cfg.UnixPath)
 		if err != nil {
 			return err
 		}
-	} else if cert, err = LoadCertificate(cfg.CertFile, cfg.KeyFile); err != nil {
-		return err
-	}
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("failed to listen on %s: %w", cfg.Addr, err)
+		lns = append(lns, ln)
+		// Go removes the socket file when the listener closes.
 	}
 	adminLn, err := listenAdmin(cfg.DataDir)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 
@@ -132,7 +183,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	errorLog := log.New(&redactingWriter{log: logger}, "", 0)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		TLSConfig:         TLSConfig(cert),
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: headerTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -150,15 +201,24 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	}
 
 	var wg sync.WaitGroup
-	serveErr := make(chan error, 2)
-	wg.Go(func() { serveErr <- hs.ServeTLS(ln, "", "") })
+	serveErr := make(chan error, len(lns)+1)
+	for _, ln := range lns {
+		wg.Go(func() { serveErr <- hs.ServeTLS(ln, "", "") })
+	}
 	wg.Go(func() { serveErr <- as.Serve(adminLn) })
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	wg.Go(func() { srv.expireLoop(loopCtx) })
 
-	logger.Info("serving", "addr", ln.Addr().String(), "admin_socket", AdminSocketPath(cfg.DataDir))
+	info := ReadyInfo{Addr: lns[len(lns)-1].Addr(), Unix: cfg.UnixPath, Activated: activated, Fingerprint: fingerprint}
+	for _, ln := range lns {
+		if ln.Addr().Network() == "tcp" {
+			info.Addr = ln.Addr()
+			break
+		}
+	}
+	logger.Info("serving", "addr", info.Addr.String(), "unix", cfg.UnixPath, "activated", activated, "acme", cfg.ACME != nil, "admin_socket", AdminSocketPath(cfg.DataDir))
 	if cfg.Ready != nil {
-		cfg.Ready(ReadyInfo{Addr: ln.Addr(), Fingerprint: Fingerprint(cert.Certificate[0])})
+		cfg.Ready(info)
 	}
 
 	select {

@@ -48,19 +48,20 @@ type running struct {
 // test ends or stop is called.
 func start(t *testing.T, dir string) *running {
 	t.Helper()
+	return startConfig(t, RunConfig{DataDir: dir, Addr: "127.0.0.1:0", SelfSigned: true})
+}
+
+// startConfig runs the server with cfg until the test ends or stop is
+// called.
+func startConfig(t *testing.T, cfg RunConfig) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan ReadyInfo, 1)
 	done := make(chan error, 1)
 	logs := &syncBuffer{}
-	go func() {
-		done <- Run(ctx, RunConfig{
-			DataDir:    dir,
-			Addr:       "127.0.0.1:0",
-			SelfSigned: true,
-			Logger:     slog.New(slog.NewTextHandler(logs, nil)),
-			Ready:      func(i ReadyInfo) { ready <- i },
-		})
-	}()
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	cfg.Ready = func(i ReadyInfo) { ready <- i }
+	go func() { done <- Run(ctx, cfg) }()
 	r := &running{logs: logs}
 	select {
 	case r.info = <-ready:
@@ -449,6 +450,7 @@ func TestRunNeedsOneCertificateSource(t *testing.T) {
 		{DataDir: dir, Addr: "127.0.0.1:0"},
 		{DataDir: dir, Addr: "127.0.0.1:0", SelfSigned: true, CertFile: "c", KeyFile: "k"},
 		{DataDir: dir, Addr: "127.0.0.1:0", CertFile: "c"},
+		{DataDir: dir, Addr: "127.0.0.1:0", SelfSigned: true, ACME: &ACMEConfig{Domain: "intake.example.org", Email: "ops@example.org"}},
 	} {
 		if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "self-signed") {
 			t.Errorf("%+v: %v", cfg, err)

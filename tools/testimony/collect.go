@@ -51,6 +51,8 @@ Options:
                              after the operator confirmed the new certificate
                              out of band.
     -token-file FILE         Read the collect token from FILE (default: $TESTIMONY_TOKEN).
+    -proxy URL               Connect through this SOCKS5 proxy, e.g. socks5h://127.0.0.1:9050
+                             for Tor and .onion servers (default: $TESTIMONY_PROXY).
     -o DIR                   The bundle directory; created if missing.
     -since N                 Start at log size N instead of where the last bundle
                              ended: 0 (everything), or the size at which an earlier

@@ -50,6 +50,8 @@ Options:
     -replace-pin       Replace the -pin or -ca remembered for this server, after
                        the operator confirmed the new certificate out of band.
     -token-file FILE   Read the access token from FILE (default: $TESTIMONY_TOKEN).
+    -proxy URL         Connect through this SOCKS5 proxy, e.g. socks5h://127.0.0.1:9050
+                       for Tor and .onion servers (default: $TESTIMONY_PROXY).
     -enrol FILE        Take the server, certificate, log key and token from this
                        enrolment file (testimony-server token create -enrol).
     -delete-enrol      Delete the enrolment file once it was imported.

@@ -71,6 +71,8 @@
 //	                       colons and either case accepted, as browsers and openssl print it)
 //	-replace-pin           replace the -pin or -ca remembered for the server
 //	-token-file FILE       read the access token from FILE instead of $TESTIMONY_TOKEN
+//	-proxy URL             connect through a SOCKS5 proxy (socks5h://127.0.0.1:9050 for
+//	                       Tor); the proxy resolves the server's name, so .onion works
 //	-enrol FILE            (init) take server, pin or CA, log key and token from an enrolment file
 //	-delete-enrol          (init) delete the enrolment file once imported
 //	-org-key VKEY          the organisation's note verifier key (pinned in trust.json)
@@ -104,6 +106,7 @@
 //	TESTIMONY_TOKEN   the access token (a submit token, or a collect token for collect);
 //	                  without it and -token-file, the token init -enrol stored for the server
 //	TESTIMONY_HOME    the state directory; default os.UserConfigDir()/testimony
+//	TESTIMONY_PROXY   the SOCKS5 proxy when -proxy is not given
 //
 // Files, inside the state directory (mode 0700):
 //
@@ -193,7 +196,8 @@ The access token is read from $TESTIMONY_TOKEN or from -token-file FILE,
 or else is the one 'init -enrol' kept for the server; it is never
 accepted as a command-line argument, where other users of the machine
 could see it. State lives in $TESTIMONY_HOME, by default in
-testimony/ under your configuration directory.
+testimony/ under your configuration directory. To reach an onion service,
+run Tor and add -proxy socks5h://127.0.0.1:9050 (or set TESTIMONY_PROXY).
 
 Examples:
     $ export TESTIMONY_TOKEN="$(cat ~/token.txt)"

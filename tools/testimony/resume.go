@@ -42,6 +42,8 @@ Options:
     -pin SHA256        Trust only the certificate with this SHA-256 fingerprint.
     -token-file FILE   Read the submit token from FILE (default: $TESTIMONY_TOKEN).
     -send-superseded   Also upload entries encrypted to a replaced list of reviewers' keys.
+    -proxy URL         Connect through this SOCKS5 proxy, e.g. socks5h://127.0.0.1:9050
+                       for Tor and .onion servers (default: $TESTIMONY_PROXY).
     -limit-rate RATE   Upload at most RATE bytes per second on average (like 64K or 2M).
     -give-up-after DURATION  Stop an upload that made no progress for this long
                        (default 24h; 0: keep trying while running).

@@ -29,6 +29,8 @@ type connFlags struct {
 	ca        string
 	pin       string
 	tokenFile string
+	// proxy is -proxy, a SOCKS5 proxy URL (proxy.go).
+	proxy string
 	// replacePin replaces a remembered certificate check with -pin or -ca.
 	replacePin bool
 	// caPEM is a CA certificate given otherwise than by -ca (init -enrol),
@@ -42,6 +44,7 @@ func (cf *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&cf.ca, "ca", "", "")
 	fs.StringVar(&cf.pin, "pin", "", "")
 	fs.StringVar(&cf.tokenFile, "token-file", "", "")
+	fs.StringVar(&cf.proxy, "proxy", "", "")
 	fs.BoolVar(&cf.replacePin, "replace-pin", false, "")
 }
 
@@ -181,6 +184,9 @@ func (c *cli) connect(cf connFlags, tf trustFlags) (*session, error) {
 	if _, _, err := cf.tlsOptions(); err != nil {
 		return nil, err
 	}
+	if _, err := c.proxyURL(cf); err != nil {
+		return nil, err
+	}
 	tok, err := c.token(cf.tokenFile, u)
 	if err != nil {
 		return nil, err
@@ -214,7 +220,13 @@ func newClientTLS(u *url.URL, tok string, ch *tlsChoice) (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return api.New(u, tok, api.NewHTTPClient(cfg)), nil
+	hc := api.NewHTTPClient(cfg)
+	if ch.proxy != nil {
+		if err := api.UseProxy(hc, ch.proxy); err != nil {
+			return nil, err
+		}
+	}
+	return api.New(u, tok, hc), nil
 }
 
 // home is the state directory.

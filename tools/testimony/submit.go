@@ -45,6 +45,8 @@ Options:
                              after the operator confirmed the new certificate
                              out of band.
     -token-file FILE         Read the submit token from FILE (default: $TESTIMONY_TOKEN).
+    -proxy URL               Connect through this SOCKS5 proxy, e.g. socks5h://127.0.0.1:9050
+                             for Tor and .onion servers (default: $TESTIMONY_PROXY).
     -recipients FILE         Encrypt to the age recipients in FILE, not the server's list.
     -meta FILE               Read the metadata and the file names from FILE, which
                              only you may read (mode 0600); - reads standard input.

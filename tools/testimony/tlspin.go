@@ -56,6 +56,8 @@ type tlsChoice struct {
 	origin   string
 	path     string
 	since    string
+	// proxy is the SOCKS5 proxy to connect through, or nil.
+	proxy *url.URL
 }
 
 func (h *home) tlsStore() pin.TLSStore { return pin.TLSStore{Dir: filepath.Join(h.dir, "tls")} }
@@ -83,6 +85,9 @@ func (c *cli) chooseTLS(h *home, u *url.URL, cf connFlags) (*tlsChoice, error) {
 	}
 	hp := api.HostPort(u)
 	ch := &tlsChoice{opt: opt, hp: hp, origin: origin(u), path: h.tlsStore().Path(hp)}
+	if ch.proxy, err = c.proxyURL(cf); err != nil {
+		return nil, err
+	}
 	rem, err := h.tlsStore().Load(hp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, errorf("%v", err).

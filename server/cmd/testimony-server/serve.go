@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -13,8 +15,10 @@ import (
 	"github.com/testimony-ngo/testimony/server"
 )
 
-const serveUsage = `Usage: testimony-server serve -data DIR -addr HOST:PORT
-           (-tls-cert FILE -tls-key FILE | -tls-self-signed)
+const serveUsage = `Usage: testimony-server serve -data DIR
+           (-addr HOST:PORT | -listen-unix PATH | sockets from systemd)...
+           (-tls-cert FILE -tls-key FILE | -tls-self-signed |
+            -acme-domain NAME -acme-email ADDR [-acme-directory URL])
            [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
            [-compact-at-start] [-max-open-uploads N] [-max-bytes-per-day BYTES]
            [-max-unreviewed BYTES]
@@ -26,13 +30,23 @@ User-Agents, tokens or bodies.
 
 Flags:
     -data DIR                initialized data directory
-    -addr HOST:PORT          address to listen on, e.g. 0.0.0.0:443
+    -addr HOST:PORT          TCP address to listen on, e.g. 0.0.0.0:443
+    -listen-unix PATH        also (or only) listen on this unix socket, for
+                             a Tor onion service (HiddenServicePort 443
+                             unix:PATH); TLS stays on
     -tls-cert FILE           PEM certificate chain
     -tls-key FILE            PEM private key of -tls-cert
     -tls-self-signed         use DIR/tls/cert.pem, creating it on first use
                              (ECDSA P-256, for 127.0.0.1, ::1, localhost and
                              the host of -addr); clients use -ca or -pin with
                              the fingerprint printed at start
+    -acme-domain NAME        get and renew the certificate for NAME from an
+                             ACME CA (Let's Encrypt by default), which checks
+                             that NAME's port 443 reaches this server
+                             (TLS-ALPN-01); kept in DIR/acme
+    -acme-email ADDR         where the CA writes about the certificate
+    -acme-directory URL      the CA's ACME directory URL (default Let's
+                             Encrypt's)
     -max-size BYTES          largest submission (default 16GiB; suffixes
                              KiB, MiB, GiB, TiB)
     -upload-expiry DURATION  how long an unfinished upload is kept
@@ -54,9 +68,14 @@ Flags:
 The limits per token are counted in memory and start from zero when the
 server starts: nothing on disk links a submission to its token.
 
-Example:
+Started by systemd with socket activation (LISTEN_FDS), serve also serves
+the sockets it was given, and then needs neither -addr nor -listen-unix.
+
+Examples:
     testimony-server serve -data /var/lib/testimony -addr 0.0.0.0:443 \
-        -tls-cert /etc/testimony/cert.pem -tls-key /etc/testimony/key.pem
+        -acme-domain intake.example.org -acme-email ops@example.org
+    testimony-server serve -data /var/lib/testimony -tls-self-signed \
+        -listen-unix /run/testimony/https.sock
 `
 
 func (c *cli) serve(args []string) error {
@@ -73,6 +92,10 @@ func (c *cli) serve(args []string) error {
 	maxOpen := fs.Int("max-open-uploads", server.DefaultOpenUploads, "")
 	maxDay := fs.String("max-bytes-per-day", "64GiB", "")
 	maxUnreviewed := fs.String("max-unreviewed", "256GiB", "")
+	unixPath := fs.String("listen-unix", "", "")
+	acmeDomain := fs.String("acme-domain", "", "")
+	acmeEmail := fs.String("acme-email", "", "")
+	acmeDirectory := fs.String("acme-directory", "", "")
 	rest, err := c.parseFlags(fs, serveUsage, args)
 	if err != nil {
 		return err
@@ -80,12 +103,34 @@ func (c *cli) serve(args []string) error {
 	if err := noArgs(fs, rest); err != nil {
 		return err
 	}
-	if err := required(fs, "data", "addr"); err != nil {
+	if err := required(fs, "data"); err != nil {
 		return err
 	}
-	if (*certFile == "") != (*keyFile == "") || (*certFile == "") == !*selfSigned {
-		return withHint(errors.New("give either -tls-cert and -tls-key, or -tls-self-signed"),
-			"with a certificate from your CA: -tls-cert cert.pem -tls-key key.pem; without one: -tls-self-signed")
+	acme, err := acmeFlags(*acmeDomain, *acmeEmail, *acmeDirectory)
+	if err != nil {
+		return err
+	}
+	sources := 0
+	for _, set := range []bool{*certFile != "" || *keyFile != "", *selfSigned, acme != nil} {
+		if set {
+			sources++
+		}
+	}
+	if (*certFile == "") != (*keyFile == "") || sources != 1 {
+		return withHint(errors.New("give one of -tls-cert and -tls-key, -tls-self-signed, or -acme-domain"),
+			"with a public name: -acme-domain intake.example.org -acme-email you@example.org; with a certificate from your CA: -tls-cert cert.pem -tls-key key.pem; for an onion service or without a name: -tls-self-signed")
+	}
+	if *unixPath != "" && !filepath.IsAbs(*unixPath) {
+		return withHint(fmt.Errorf("-listen-unix %q is not an absolute path", *unixPath), "give the path Tor's HiddenServicePort names, e.g. -listen-unix /run/testimony/https.sock")
+	}
+	// Sockets from systemd are taken before anything else can open a
+	// descriptor, and only when no address is given would they be missing.
+	activated, err := server.ActivationListeners()
+	if err != nil && !errors.Is(err, server.ErrNoActivation) {
+		return withHint(err, "check the ListenStream= lines of testimony-server.socket")
+	}
+	if *addr == "" && *unixPath == "" && len(activated) == 0 {
+		return withHint(errors.New("missing -addr HOST:PORT or -listen-unix PATH"), "e.g. -addr 0.0.0.0:443, or -listen-unix /run/testimony/https.sock for an onion service")
 	}
 	size, err := parseSize(*maxSize)
 	if err != nil {
@@ -122,6 +167,9 @@ func (c *cli) serve(args []string) error {
 		StallTimeout: *stall,
 		DataDir:      *data,
 		Addr:         *addr,
+		UnixPath:     *unixPath,
+		Listeners:    activated,
+		ACME:         acme,
 		CertFile:     *certFile,
 		KeyFile:      *keyFile,
 		SelfSigned:   *selfSigned,
@@ -129,6 +177,33 @@ func (c *cli) serve(args []string) error {
 		UploadExpiry: exp,
 		Limits:       server.Limits{OpenUploads: *maxOpen, BytesPerDay: perDay, UnreviewedBytes: unreviewed},
 	}, nil)
+}
+
+// acmeFlags checks -acme-domain, -acme-email and -acme-directory; nil
+// means ACME is not used.
+func acmeFlags(domain, email, directory string) (*server.ACMEConfig, error) {
+	if domain == "" {
+		if email != "" || directory != "" {
+			return nil, withHint(errors.New("-acme-email and -acme-directory need -acme-domain"), "add -acme-domain with the server's public DNS name")
+		}
+		return nil, nil
+	}
+	if strings.HasSuffix(strings.TrimSuffix(strings.ToLower(domain), "."), ".onion") {
+		return nil, withHint(fmt.Errorf("-acme-domain %s: ACME CAs do not issue certificates for onion services", domain), "for an onion service use -tls-self-signed and give caseworkers its -pin")
+	}
+	if !strings.Contains(domain, ".") || strings.ContainsAny(domain, "/:* ") {
+		return nil, withHint(fmt.Errorf("-acme-domain %q is not a DNS name", domain), "give the server's public name only, e.g. -acme-domain intake.example.org")
+	}
+	if email == "" || !strings.Contains(email, "@") {
+		return nil, withHint(fmt.Errorf("-acme-email %q is not an email address", email), "the CA writes there about expiring or revoked certificates, e.g. -acme-email ops@example.org")
+	}
+	if directory != "" {
+		u, err := url.Parse(directory)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, withHint(fmt.Errorf("-acme-directory %q is not an https:// URL", directory), "leave it out for Let's Encrypt, or give the CA's directory, e.g. https://acme-staging-v02.api.letsencrypt.org/directory")
+		}
+	}
+	return &server.ACMEConfig{Domain: domain, Email: email, DirectoryURL: directory}, nil
 }
 
 // defaultMemoryLimit is the Go runtime's soft memory limit while serving.
@@ -146,11 +221,25 @@ func (c *cli) runServer(cfg server.RunConfig, ready func(server.ReadyInfo)) erro
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, nil))
 	cfg.Ready = func(info server.ReadyInfo) {
-		fmt.Fprintf(c.stdout, "TLS certificate SHA-256 fingerprint: %s\n", info.Fingerprint)
+		if cfg.ACME != nil {
+			fmt.Fprintf(c.stdout, "TLS certificate for %s from the ACME CA, fetched on the first connection; clients need neither -ca nor -pin\n", cfg.ACME.Domain)
+		} else {
+			fmt.Fprintf(c.stdout, "TLS certificate SHA-256 fingerprint: %s\n", info.Fingerprint)
+		}
 		if cfg.SelfSigned {
 			fmt.Fprintf(c.stdout, "clients: -ca %s or -pin %s\n", server.SelfSignedCertPath(cfg.DataDir), info.Fingerprint)
 		}
-		fmt.Fprintf(c.stdout, "listening on https://%s (admin socket %s)\n", info.Addr, server.AdminSocketPath(cfg.DataDir))
+		if info.Activated > 0 {
+			fmt.Fprintf(c.stdout, "serving %d socket(s) from systemd\n", info.Activated)
+		}
+		if info.Unix != "" {
+			fmt.Fprintf(c.stdout, "listening on unix socket %s\n", info.Unix)
+		}
+		if info.Addr.Network() == "tcp" {
+			fmt.Fprintf(c.stdout, "listening on https://%s (admin socket %s)\n", info.Addr, server.AdminSocketPath(cfg.DataDir))
+		} else {
+			fmt.Fprintf(c.stdout, "admin socket %s\n", server.AdminSocketPath(cfg.DataDir))
+		}
 		if ready != nil {
 			ready(info)
 		}
