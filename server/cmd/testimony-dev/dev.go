@@ -130,6 +130,8 @@ func (c *cli) dev(addr, data string) error {
 		fmt.Fprintf(c.stdout, "  go run ./tools/testimony-review open -log-key %s -i %s -o out bundle\n\n",
 			shellQuote(res.LogKey), shellQuote(demo(devIdentityFile)))
 		fmt.Fprintf(c.stdout, "Stop with Ctrl-C. Afterwards: rm -r %s %s\n", shellQuote(dataDir), shellQuote(demoDir))
+		fmt.Fprintf(c.stdout, "\nTo send from the caseworker's app in your browser instead of the submit line,\n")
+		fmt.Fprintf(c.stdout, "run after the export and init lines: go run ./tools/testimony app\n")
 	}
 	return c.runServer(server.RunConfig{DataDir: dataDir, Addr: addr, SelfSigned: true}, ready)
 }

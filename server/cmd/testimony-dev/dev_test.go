@@ -44,7 +44,7 @@ func TestDev(t *testing.T) {
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-data", data}, &stdout, &stderr) }()
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stdout.String(), "Stop with Ctrl-C") {
+	for !strings.Contains(stdout.String(), "go run ./tools/testimony app\n") {
 		select {
 		case code := <-done:
 			cancel()
@@ -79,6 +79,7 @@ func TestDev(t *testing.T) {
 		"go run ./tools/testimony-review open -log-key testimony-log-",
 		" -i " + filepath.Join(demo, "reviewer.key") + " -o out bundle\n",
 		"TLS certificate SHA-256 fingerprint: ",
+		"run after the export and init lines: go run ./tools/testimony app\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
