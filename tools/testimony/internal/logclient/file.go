@@ -11,6 +11,8 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+
+	"github.com/testimony-ngo/testimony/tools/internal/filelock"
 )
 
 // File is an intakelog.Store in one file (logs/<host_port> in the state
@@ -60,7 +62,7 @@ func (f *File) Swap(old, new []byte) error {
 	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
 		return fmt.Errorf("failed to save checkpoint: %w", err)
 	}
-	unlock, err := lock(f.Path + ".lock")
+	unlock, err := filelock.Lock(f.Path + ".lock")
 	if err != nil {
 		return err
 	}

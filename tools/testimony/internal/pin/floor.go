@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+
+	"github.com/testimony-ngo/testimony/tools/internal/filelock"
 )
 
 // FloorsVersion is the schema version of the floors file.
@@ -91,7 +93,7 @@ func (s Store) UpdateFloors(name string, fn func(f *Floors) (changed bool, err e
 	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
 		return fmt.Errorf("failed to create %s: %w", filepath.Dir(name), err)
 	}
-	unlock, err := lock(name + ".lock")
+	unlock, err := filelock.Lock(name + ".lock")
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,6 @@
 //go:build windows
 
-package pin
+package filelock
 
 import (
 	"fmt"
@@ -9,10 +9,9 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// lock waits for an exclusive lock on the file name (the floors lock).
-// The operating system drops it when the process dies, so a killed
-// command leaves no stale lock.
-func lock(name string) (unlock func(), err error) {
+// Lock waits for an exclusive lock on the file name. The operating system
+// drops it when the process dies, so a killed command leaves no stale lock.
+func Lock(name string) (unlock func(), err error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("failed to lock %s: %w", name, err)
