@@ -10,9 +10,8 @@ import (
 	"path/filepath"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
-
 	"github.com/testimony-ngo/testimony/tools/internal/filelock"
+	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
 // File is an intakelog.Store in one file (logs/<host_port> in the state
