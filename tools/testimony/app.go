@@ -317,6 +317,23 @@ func (b *appBackend) Enrol(ctx context.Context, e app.Enrolment) []app.Check {
 	if e.Pin != "" {
 		args = append(args, "-pin", e.Pin)
 	}
+	if e.CA != "" && e.Pin == "" {
+		// A CA certificate from an enrolment file: init -ca reads it
+		// from a file and remembers it; it is not secret.
+		f, err := os.CreateTemp(b.home, "enrol-ca-*.pem")
+		if err != nil {
+			return append(checks, app.Check{Step: app.StepServer, Detail: err.Error()})
+		}
+		defer os.Remove(f.Name())
+		_, err = f.WriteString(e.CA)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return append(checks, app.Check{Step: app.StepServer, Detail: err.Error()})
+		}
+		args = append(args, "-ca", f.Name())
+	}
 	c, _ = b.cli(app.Events{})
 	if err := c.init(ctx, args); err != nil {
 		return append(checks, app.Check{Step: app.StepServer, Detail: message(err)})

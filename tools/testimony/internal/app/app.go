@@ -199,6 +199,7 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("POST /wipe", a.handleWipe)
 	mux.HandleFunc("GET /enrol", a.handleEnrolPage)
 	mux.HandleFunc("POST /enrol", a.handleEnrol)
+	mux.HandleFunc("POST /enrol/import", a.handleEnrolImport)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { a.notFound(w, r) })
 	return a.guard(mux)
 }

@@ -67,6 +67,8 @@ type Setup struct {
 // Enrolment is what the operator and the organisation give a caseworker.
 type Enrolment struct {
 	Server, Pin, Token, OrgKey, LogKey string
+	// CA is a PEM CA certificate from an enrolment file, instead of Pin.
+	CA string
 }
 
 // Check is one step of enrolment.

@@ -2,15 +2,16 @@ package app
 
 import (
 	"context"
-
-	"golang.org/x/text/message"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/testimony-ngo/testimony/internal/enrol"
+	"golang.org/x/text/message"
 )
 
-// Enrolment: the caseworker enters (or, once enrolment files exist,
-// imports) the server, its certificate pin, the access token and the
+// Enrolment: the caseworker enters (or imports from an enrolment file,
+// enrolimport.go) the server, its certificate pin, the access token and the
 // organisation's and log's keys; confirms the organisation key against
 // the card they were given in person; then the app pins the keys, checks
 // the server and shows each step as a line in plain words, and finally the
@@ -22,6 +23,9 @@ type enrolData struct {
 	Checks  []checkLine
 	Device  string
 	Done    bool
+	// FileOrg is the organisation key's name from an imported enrolment
+	// file, "" for manual entry.
+	FileOrg string
 }
 
 type checkLine struct {
@@ -40,19 +44,39 @@ func (a *App) handleEnrolPage(w http.ResponseWriter, r *http.Request) {
 
 func formEnrolment(r *http.Request) Enrolment {
 	f := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
-	return Enrolment{Server: f("server"), Pin: f("pin"), Token: f("token"), OrgKey: f("org_key"), LogKey: f("log_key")}
+	return Enrolment{Server: f("server"), Pin: f("pin"), CA: f("ca"), Token: f("token"), OrgKey: f("org_key"), LogKey: f("log_key")}
 }
 
 func (a *App) handleEnrol(w http.ResponseWriter, r *http.Request) {
 	p := a.printer(r)
 	e := formEnrolment(r)
-	d := enrolData{E: e, OrgName: keyName(e.OrgKey)}
+	d := enrolData{E: e, OrgName: keyName(e.OrgKey), FileOrg: strings.TrimSpace(r.PostFormValue("file_org"))}
+	if d.FileOrg != "" && e.OrgKey == "" {
+		a.render(w, r, http.StatusBadRequest, "enrol", view{Nav: "enrol", Title: "Set up this laptop",
+			Error: tr(p, "Type or paste the organisation key from the card your organisation gave you in person."), Data: d})
+		return
+	}
 	if e.Server == "" || e.Token == "" || e.OrgKey == "" {
 		a.render(w, r, http.StatusBadRequest, "enrol", view{Nav: "enrol", Title: "Set up this laptop",
 			Error: tr(p, "Fill in the server address, the access token and the organisation key. Your organisation gave you all three."), Data: d})
 		return
 	}
-	if r.PostFormValue("step") != "confirm" {
+	if d.FileOrg != "" {
+		// The organisation key never comes in the file: the one typed
+		// from the card must have the name the file names, or the file
+		// was made for another organisation (or changed on its way).
+		name, err := enrol.KeyName(e.OrgKey)
+		if err != nil {
+			a.render(w, r, http.StatusBadRequest, "enrol", view{Nav: "enrol", Title: "Set up this laptop",
+				Error: tr(p, "The organisation key you typed is not well formed. Type or paste it again from your card, character by character."), Data: d})
+			return
+		}
+		if name != d.FileOrg {
+			a.render(w, r, http.StatusBadRequest, "enrol", view{Nav: "enrol", Title: "Set up this laptop",
+				Error: tr(p, "The enrolment file names the organisation key %s, but the key you typed is %s. The file was made for another organisation, or changed on its way: do not use it. Compare the key with the card you were given in person, and ask your operator for a new enrolment file.", d.FileOrg, name), Data: d})
+			return
+		}
+	} else if r.PostFormValue("step") != "confirm" {
 		// First the organisation key, compared with the card.
 		a.render(w, r, http.StatusOK, "confirm", view{Nav: "enrol", Title: "Set up this laptop", Data: d})
 		return
@@ -71,7 +95,7 @@ func (a *App) handleEnrol(w http.ResponseWriter, r *http.Request) {
 		a.state.update(func(s *appState) { s.Server = e.Server })
 		s, _ := a.cfg.Backend.Setup(e.Server)
 		d.Device, d.Done = s.DeviceKey, true
-		d.E.Token = ""
+		d.E.Token, d.E.CA = "", ""
 		a.poke()
 	}
 	a.render(w, r, http.StatusOK, "enrolled", view{Nav: "enrol", Title: "Set up this laptop", Data: d})

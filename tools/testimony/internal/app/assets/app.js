@@ -1,6 +1,6 @@
-// The caseworker's app: the one script. It adds files by picker or drag
-// and drop, sends the testimony as one multipart request (metadata first,
-// then notes, then each file in order) and shows the progress the app
+// The caseworker's app: the one script. It imports an enrolment file,
+// adds files by picker or drag and drop, sends the testimony as one
+// multipart request (metadata first, then notes, then each file in order) and shows the progress the app
 // reports. Every text it shows comes from the page (data- attributes) or
 // from the app's answers, already translated.
 "use strict";
@@ -24,6 +24,62 @@
   // The outbox refreshes itself while something is being sent or checked.
   if (document.getElementById("refresh")) {
     setTimeout(function () { location.reload(); }, 2000);
+  }
+
+  // Enrolment: an enrolment file, chosen or dropped, is posted to the app,
+  // which reads it and answers with the values for the form; the
+  // organisation key is then typed from the card.
+  var imp = document.getElementById("enrol-import");
+  if (imp) {
+    var enrolInput = document.getElementById("enrol-file");
+    var enrolDrop = document.getElementById("enrol-drop");
+    var enrolErr = document.getElementById("enrol-error");
+    var importFile = function (f) {
+      if (!f) { return; }
+      enrolErr.hidden = true;
+      var fd = new FormData();
+      fd.append("file", f, "enrolment");
+      var x = new XMLHttpRequest();
+      x.open("POST", "/enrol/import");
+      x.setRequestHeader("X-CSRF-Token", csrf);
+      x.onload = function () {
+        var r = {};
+        try { r = JSON.parse(x.responseText); } catch (err) { r = {}; }
+        if (x.status !== 200) {
+          enrolErr.textContent = r.error || imp.getAttribute("data-failed");
+          enrolErr.hidden = false;
+          return;
+        }
+        document.getElementById("f-server").value = r.server;
+        document.getElementById("f-pin").value = r.pin;
+        document.getElementById("f-ca").value = r.ca;
+        document.getElementById("f-log-key").value = r.log_key;
+        document.getElementById("f-token").value = r.token;
+        document.getElementById("f-file-org").value = r.org_key_name;
+        document.getElementById("f-org-name").textContent = r.org_key_name;
+        var org = document.getElementById("f-org-key");
+        org.value = "";
+        document.getElementById("imported").hidden = false;
+        org.focus();
+      };
+      x.onerror = function () {
+        enrolErr.textContent = imp.getAttribute("data-failed");
+        enrolErr.hidden = false;
+      };
+      x.send(fd);
+    };
+    enrolInput.addEventListener("change", function () { importFile(enrolInput.files[0]); enrolInput.value = ""; });
+    ["dragenter", "dragover"].forEach(function (t) {
+      enrolDrop.addEventListener(t, function (e) { e.preventDefault(); enrolDrop.classList.add("over"); });
+    });
+    enrolDrop.addEventListener("dragleave", function () { enrolDrop.classList.remove("over"); });
+    enrolDrop.addEventListener("drop", function (e) {
+      e.preventDefault();
+      enrolDrop.classList.remove("over");
+      importFile(e.dataTransfer.files[0]);
+    });
+    window.addEventListener("dragover", function (e) { e.preventDefault(); });
+    window.addEventListener("drop", function (e) { e.preventDefault(); });
   }
 
   var form = document.getElementById("testimony");
