@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/store"
 )
 
@@ -56,7 +57,7 @@ func checkAnswer(t *testing.T, what string, w *httptest.ResponseRecorder) {
 // chunkState is what the store holds for an upload: chunk index -> bytes.
 func chunkState(t *testing.T, db *store.DB, id string) map[int]string {
 	t.Helper()
-	if len(id) != 32 || !isLowerHex(id) {
+	if !ids.ValidSubmission(id) {
 		return nil // not an id the store could hold
 	}
 	idx, err := db.ChunkIndexes(id)

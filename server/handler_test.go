@@ -12,6 +12,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/testimony-ngo/testimony/crypto/receipt"
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/store"
 )
 
@@ -151,7 +152,7 @@ func TestCreateUpload(t *testing.T) {
 			if err := dec.Decode(&resp); err != nil {
 				t.Fatal(err)
 			}
-			if len(resp.ID) != 32 || !isLowerHex(resp.ID) || resp.ChunkSize != ChunkSize ||
+			if !ids.ValidSubmission(resp.ID) || resp.ChunkSize != ChunkSize ||
 				resp.Expires != store.UploadExpiry(testNow.Add(DefaultUploadExpiry)).Format(time.RFC3339) {
 				t.Fatalf("response %+v", resp)
 			}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/store"
 )
 
@@ -73,7 +74,7 @@ func validTokenName(name string) bool {
 	if name == "" || len(name) > maxTokenName {
 		return false
 	}
-	if len(name) == 16 && isLowerHex(name) {
+	if ids.ValidToken(name) {
 		return false
 	}
 	for _, c := range name {
@@ -178,14 +179,4 @@ func lookupToken(db *store.DB, token string) (store.Token, error) {
 		return store.Token{}, errRevokedToken
 	}
 	return t, nil
-}
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

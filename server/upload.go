@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/store"
 )
 
@@ -646,7 +647,7 @@ func missingChunks(have []int, n int) []int {
 }
 
 func checkSHA256(s, what string) error {
-	if len(s) != 64 || !isLowerHex(s) {
+	if !ids.ValidSHA256(s) {
 		return fail(errBadRequest, "%s must be 64 lowercase hex characters (a SHA-256)", what)
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 // ChunkSize is the largest chunk of ciphertext stored under one key. Every
@@ -271,24 +273,9 @@ func has(b *bolt.Bucket, key []byte) bool {
 // chunk keys. Uppercase is refused so that one id has one spelling.
 func parseID(id string) ([16]byte, error) {
 	var raw [16]byte
-	if len(id) != 32 || !isLowerHex(id) {
+	if !ids.ValidSubmission(id) {
 		return raw, fmt.Errorf("id must be 32 lowercase hex characters: %w", ErrInvalid)
 	}
 	hex.Decode(raw[:], []byte(id))
 	return raw, nil
-}
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// validSHA256 reports whether s is a lowercase hex SHA-256 digest.
-func validSHA256(s string) bool {
-	return len(s) == 64 && isLowerHex(s)
 }

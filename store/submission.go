@@ -11,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 // Submission is a finished upload: complete ciphertext that the server has
@@ -63,7 +65,7 @@ func (db *DB) FinishUpload(id string, s Submission, leaf []byte) (int64, error) 
 		return 0, fmt.Errorf("failed to finish upload %s: submission id %q differs: %w", id, s.ID, ErrInvalid)
 	case s.Size < 0 || s.Chunks < 0 || int64(s.Chunks) != chunkCount(s.Size):
 		return 0, fmt.Errorf("failed to finish upload %s: %d chunks cannot hold %d bytes: %w", id, s.Chunks, s.Size, ErrInvalid)
-	case !validSHA256(s.SHA256):
+	case !ids.ValidSHA256(s.SHA256):
 		return 0, fmt.Errorf("failed to finish upload %s: sha256 must be 64 lowercase hex characters: %w", id, ErrInvalid)
 	case s.Received.IsZero():
 		return 0, fmt.Errorf("failed to finish upload %s: no received time: %w", id, ErrInvalid)

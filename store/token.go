@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 // maxTokenField bounds a token's name and role, which come from the
@@ -45,7 +47,7 @@ func (r *tokenRecord) token(hash []byte) Token {
 // namespace, so RevokeToken can never match two tokens), and ErrInvalid for
 // a malformed id, an empty role, an all-zero hash or over-long fields.
 func (db *DB) AddToken(t Token) error {
-	if len(t.ID) != 16 || !isLowerHex(t.ID) {
+	if !ids.ValidToken(t.ID) {
 		return fmt.Errorf("failed to add token: id must be 16 lowercase hex characters: %w", ErrInvalid)
 	}
 	if t.Role == "" || len(t.Role) > maxTokenField || len(t.Name) > maxTokenField {

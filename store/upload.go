@@ -10,6 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 // deleteBatch is the most chunks one transaction deletes. Deleting a 16 GiB
@@ -103,7 +105,7 @@ func (db *DB) CreateUpload(u Upload) error {
 	switch {
 	case u.Size < -1 || chunkCount(u.Size) > maxChunks:
 		return fmt.Errorf("failed to create upload: size %d out of range: %w", u.Size, ErrInvalid)
-	case u.SHA256 != "" && !validSHA256(u.SHA256):
+	case u.SHA256 != "" && !ids.ValidSHA256(u.SHA256):
 		return fmt.Errorf("failed to create upload: sha256 must be 64 lowercase hex characters: %w", ErrInvalid)
 	case u.Expires.IsZero():
 		return fmt.Errorf("failed to create upload: no expiry time: %w", ErrInvalid)

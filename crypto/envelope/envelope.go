@@ -29,17 +29,16 @@
 package envelope
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
-	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/testimony-ngo/testimony/crypto/internal/strictjson"
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 // ManifestName is the name of the first tar entry of an envelope.
@@ -169,7 +168,7 @@ func (m *Manifest) validate(lim Limits) error {
 		if total > lim.MaxTotalSize {
 			return invalidf("manifest.json: files total more than the limit of %d bytes", lim.MaxTotalSize)
 		}
-		if !isLowerHex(f.SHA256, 64) {
+		if !ids.ValidSHA256(f.SHA256) {
 			return invalidf("manifest.json: file %s: sha256 must be 64 lowercase hex characters", q)
 		}
 		if len(f.MediaType) > MaxMediaTypeLength {
@@ -203,14 +202,6 @@ func checkText(s string) error {
 func isDate(s string) bool {
 	t, err := time.Parse(DateFormat, s)
 	return err == nil && t.Format(DateFormat) == s
-}
-
-func isLowerHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil && strings.ToLower(s) == s
 }
 
 // invalidError is an error about envelope content; it matches ErrInvalid.

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 func deviceKey(seed byte) ed25519.PrivateKey {
@@ -221,7 +223,7 @@ func TestDeviceKey(t *testing.T) {
 		}
 	}
 	fp := Fingerprint(pub)
-	if len(fp) != 16 || !isLowerHex(fp, 16) {
+	if !ids.LowerHex(fp, 16) {
 		t.Errorf("Fingerprint = %q", fp)
 	}
 	if fp == Fingerprint(deviceKey(2).Public().(ed25519.PublicKey)) {

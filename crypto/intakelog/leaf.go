@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 // LeafVersion is the first line of every leaf; it binds leaf hashes to this
@@ -74,10 +76,10 @@ func ParseLeaf(b []byte) (Leaf, error) {
 
 // check reports whether every field of l is well-formed.
 func (l Leaf) check() error {
-	if !isLowerHex(l.ID, 32) {
+	if !ids.ValidSubmission(l.ID) {
 		return fmt.Errorf("%w: id must be 32 lowercase hex characters", ErrMalformed)
 	}
-	if !isLowerHex(l.SHA256, 64) {
+	if !ids.ValidSHA256(l.SHA256) {
 		return fmt.Errorf("%w: sha256 must be 64 lowercase hex characters", ErrMalformed)
 	}
 	if l.Size < 0 {
@@ -102,17 +104,4 @@ func parseDecimal(s string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	return n, err == nil
-}
-
-func isLowerHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }

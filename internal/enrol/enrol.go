@@ -40,6 +40,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 // Format is the value of the "format" field, so that another JSON file
@@ -190,7 +192,7 @@ func (e *Enrolment) check() error {
 	case e.Pin != "" && e.CA != "":
 		return errors.New("pin and ca are mutually exclusive")
 	case e.Pin != "":
-		if b, err := hex.DecodeString(e.Pin); err != nil || len(b) != sha256.Size || strings.ToLower(e.Pin) != e.Pin {
+		if !ids.ValidSHA256(e.Pin) {
 			return errors.New("pin is not 64 lowercase hex digits")
 		}
 	case e.CA != "":
@@ -230,11 +232,7 @@ func (e *Enrolment) check() error {
 // NAME a note key may have.
 func validKeyName(s string) bool {
 	name, hash, ok := strings.Cut(s, "+")
-	if !ok || name == "" || len(s) > maxKey || !printable(name) || len(hash) != 8 || strings.ToLower(hash) != hash {
-		return false
-	}
-	_, err := hex.DecodeString(hash)
-	return err == nil
+	return ok && name != "" && len(s) <= maxKey && printable(name) && ids.LowerHex(hash, 8)
 }
 
 // printable reports whether s is printable ASCII without spaces.

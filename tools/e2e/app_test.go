@@ -16,8 +16,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/tools/internal/browsertest"
-	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 )
 
 // appProc is the real 'testimony app' binary running.
@@ -122,7 +122,7 @@ func TestAppWithRealBinaries(t *testing.T) {
 	b.Wait(t, `document.getElementById('progress').getAttribute('data-phase') === 'sent'`)
 	b.Do(t, chromedp.Click(`#p-receipt`), chromedp.WaitVisible(`dd.mono`))
 	id1 := strings.TrimSpace(b.Text(t, "dd.mono"))
-	if !bundle.ValidID(id1) {
+	if !ids.ValidSubmission(id1) {
 		t.Fatalf("receipt page shows %q", id1)
 	}
 

@@ -26,8 +26,8 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/tools/internal/browsertest"
-	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/app"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
 )
@@ -338,7 +338,7 @@ func testAppSubmit(t *testing.T, lang string) {
 	shot(t, b, "sent-"+lang)
 	b.Do(t, chromedp.Click(`#p-receipt`), chromedp.WaitVisible(`dl`))
 	id := strings.TrimSpace(b.Text(t, "dd.mono"))
-	if !bundle.ValidID(id) {
+	if !ids.ValidSubmission(id) {
 		t.Fatalf("receipt page shows id %q", id)
 	}
 	shot(t, b, "receipt-"+lang)

@@ -28,6 +28,7 @@ import (
 	"github.com/testimony-ngo/testimony/crypto/envelope"
 	"github.com/testimony-ngo/testimony/crypto/receipt"
 	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/server"
 	"github.com/testimony-ngo/testimony/store"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
@@ -326,7 +327,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("resume: exit %d\n%s", code, stderr)
 	}
 	id := lastLine(stdout)
-	if !bundle.ValidID(id) || strings.Count(stdout, "\n") != 1 {
+	if !ids.ValidSubmission(id) || strings.Count(stdout, "\n") != 1 {
 		t.Fatalf("resume printed %q, want one submission id", stdout)
 	}
 	rec, err := os.ReadFile(filepath.Join(cw.home, "receipts", id+".json"))
@@ -352,7 +353,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// A second, uninterrupted submission prints its id as the last line.
 	stdout, stderr, code = cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(), notesPath)
-	if code != 0 || !bundle.ValidID(lastLine(stdout)) {
+	if code != 0 || !ids.ValidSubmission(lastLine(stdout)) {
 		t.Fatalf("submit: exit %d, stdout %q\n%s", code, stdout, stderr)
 	}
 	id2 := lastLine(stdout)
@@ -463,7 +464,7 @@ func TestChangedKeysRefused(t *testing.T) {
 	}
 
 	stdout, stderr, code = cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(), "-accept-new-recipients", file)
-	if code != 0 || !bundle.ValidID(lastLine(stdout)) || !strings.Contains(stderr, "accepted new keys") {
+	if code != 0 || !ids.ValidSubmission(lastLine(stdout)) || !strings.Contains(stderr, "accepted new keys") {
 		t.Fatalf("submit -accept-new-recipients: exit %d, stdout %q\n%s", code, stdout, stderr)
 	}
 }
@@ -502,7 +503,7 @@ func TestLocalRecipientsFile(t *testing.T) {
 	file := writeFile(t, filepath.Join(dir, "a.txt"), []byte("testimony"))
 	recips := writeFile(t, filepath.Join(dir, "recipients.txt"), []byte("# org key\n"+d.identity.Recipient().String()+"\n"))
 	stdout, stderr, code := cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(), "-recipients", recips, file)
-	if code != 0 || !bundle.ValidID(lastLine(stdout)) {
+	if code != 0 || !ids.ValidSubmission(lastLine(stdout)) {
 		t.Fatalf("submit -recipients: exit %d\n%s", code, stderr)
 	}
 	x, _ := age.GenerateX25519Identity()

@@ -41,6 +41,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
@@ -61,10 +62,8 @@ const (
 	// MaxNoteSize caps a signed checkpoint and the log key.
 	MaxNoteSize = 8 << 10
 
-	idLen        = 32 // 128 random bits as lowercase hex
-	sha256HexLen = 64
-	hashSize     = 32
-	dateLayout   = "2006-01-02"
+	hashSize   = 32
+	dateLayout = "2006-01-02"
 )
 
 // ErrInvalid is returned (wrapped, with detail) when bundle.json or a Bundle
@@ -156,22 +155,6 @@ func (b *Bundle) Lookup(id string) (Entry, bool) {
 		}
 	}
 	return Entry{}, false
-}
-
-// ValidID reports whether s is a well-formed submission id: 32 lowercase hex
-// characters. A valid id is also a safe file name component.
-func ValidID(s string) bool {
-	return len(s) == idLen && isLowerHex(s)
-}
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Validate checks the form of every field of b (see the package comment for
@@ -273,7 +256,7 @@ func checkProof(p []string) error {
 }
 
 func checkHash(sum string) error {
-	if len(sum) != sha256HexLen || !isLowerHex(sum) {
+	if !ids.ValidSHA256(sum) {
 		return fmt.Errorf("sha256 %q is not 64 lowercase hex characters", sum)
 	}
 	return nil
@@ -283,7 +266,7 @@ func (l *Leaf) validate() error {
 	if l.Index < 0 {
 		return fmt.Errorf("index %d is negative", l.Index)
 	}
-	if !ValidID(l.ID) {
+	if !ids.ValidSubmission(l.ID) {
 		return fmt.Errorf("id %q is not 32 lowercase hex characters", l.ID)
 	}
 	if err := checkHash(l.SHA256); err != nil {
@@ -305,7 +288,7 @@ func (l *Leaf) validate() error {
 }
 
 func (e *Entry) validate() error {
-	if !ValidID(e.ID) {
+	if !ids.ValidSubmission(e.ID) {
 		return fmt.Errorf("id %q is not 32 lowercase hex characters", e.ID)
 	}
 	if e.Size <= 0 {

@@ -248,21 +248,6 @@ func TestWriteRefusesInvalid(t *testing.T) {
 	}
 }
 
-func TestValidID(t *testing.T) {
-	for s, want := range map[string]bool{
-		testID:                             true,
-		strings.ToUpper(testID):            false,
-		testID[:31]:                        false,
-		testID + "0":                       false,
-		"../" + testID[3:]:                 false,
-		"0123456789abcdef0123456789abcdeg": false,
-	} {
-		if got := ValidID(s); got != want {
-			t.Errorf("ValidID(%q) = %v, want %v", s, got, want)
-		}
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	names, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil || len(names) == 0 {

@@ -19,7 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
-	"github.com/testimony-ngo/testimony/tools/internal/bundle"
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/review"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
@@ -433,11 +433,11 @@ func listSubmissions(outDir string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to list %s: %w", outDir, err)
 	}
-	var ids []string
+	var list []string
 	for _, e := range entries {
-		if e.Type().IsDir() && bundle.ValidID(e.Name()) {
-			ids = append(ids, e.Name())
+		if e.Type().IsDir() && ids.ValidSubmission(e.Name()) {
+			list = append(list, e.Name())
 		}
 	}
-	return ids, nil
+	return list, nil
 }

@@ -35,7 +35,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/testimony-ngo/testimony/tools/internal/bundle"
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
@@ -203,7 +203,7 @@ func (s *Store) Opened() (*Opened, error) {
 		}
 	}
 	for id, e := range o.Entries {
-		if !bundle.ValidID(id) || e.Index < 0 || (version > 1 && e.LeafHash != "" && !validLeafHash(e.LeafHash)) {
+		if !ids.ValidSubmission(id) || e.Index < 0 || (version > 1 && e.LeafHash != "" && !validLeafHash(e.LeafHash)) {
 			return nil, fmt.Errorf("%w: %s: bad entry %q: %d", ErrCorrupt, path, id, e.Index)
 		}
 	}
@@ -287,7 +287,7 @@ func (s *Store) Failed() ([]Failed, error) {
 	}
 	seen := make(map[string]bool, len(f.Failed))
 	for _, e := range f.Failed {
-		if !bundle.ValidID(e.ID) || e.Index < 0 || e.LeafHash == "" || seen[e.ID] || (version == 1 && e.LogKey != "") {
+		if !ids.ValidSubmission(e.ID) || e.Index < 0 || e.LeafHash == "" || seen[e.ID] || (version == 1 && e.LogKey != "") {
 			return nil, fmt.Errorf("%w: %s: bad entry %q at %d", ErrCorrupt, s.Path(FailedFile), e.ID, e.Index)
 		}
 		seen[e.ID] = true

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 // ErrPinMismatch means the server presented a certificate whose SHA-256
@@ -116,7 +118,7 @@ type TLSOptions struct {
 // ParsePin checks a -pin value and returns it in lowercase.
 func ParsePin(s string) (string, error) {
 	p := strings.ToLower(s)
-	if b, err := hex.DecodeString(p); err != nil || len(b) != sha256.Size {
+	if !ids.ValidSHA256(p) {
 		return "", fmt.Errorf("pin %q is not 64 hex characters (the SHA-256 of the server certificate)", s)
 	}
 	return p, nil

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/testimony-ngo/testimony/tools/internal/bundle"
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 func (a *App) handleHome(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +131,7 @@ type receiptData struct {
 
 func (a *App) handleReceipt(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
-	if !bundle.ValidID(id) {
+	if !ids.ValidSubmission(id) {
 		a.notFound(w, r)
 		return
 	}
@@ -195,7 +195,7 @@ func (a *App) handleLabel(w http.ResponseWriter, r *http.Request) {
 	if len(label) > 200 {
 		label = label[:200]
 	}
-	if !bundle.ValidID(key) && !isOutboxName(key) {
+	if !ids.ValidSubmission(key) && !isOutboxName(key) {
 		a.notFound(w, r)
 		return
 	}
@@ -207,16 +207,7 @@ func (a *App) handleLabel(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/outbox", http.StatusSeeOther)
 }
 
-func isOutboxName(s string) bool { return len(s) == 16 && isHex(s) }
-
-func isHex(s string) bool {
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func isOutboxName(s string) bool { return ids.LowerHex(s, 16) }
 
 type settingsData struct {
 	Setup     Setup

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/text/message"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 type jobPhase int
@@ -128,7 +129,7 @@ func (a *App) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get("X-Job")
-	if len(key) != 32 || !isHex(key) {
+	if !ids.LowerHex(key, 32) {
 		key = randomHex(16)
 	}
 	j := &job{key: key, phase: jobReceiving}

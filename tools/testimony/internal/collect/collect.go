@@ -40,6 +40,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
@@ -351,7 +352,7 @@ func checkBundleDir(dir string) error {
 		name := e.Name()
 		id := strings.TrimSuffix(strings.TrimSuffix(name, ".part"), ".age")
 		ours := e.Type().IsRegular() && (safefile.IsTemp(name) ||
-			bundle.ValidID(id) && (name == bundle.CiphertextName(id) || name == bundle.CiphertextName(id)+".part"))
+			ids.ValidSubmission(id) && (name == bundle.CiphertextName(id) || name == bundle.CiphertextName(id)+".part"))
 		if !ours {
 			foreign = append(foreign, name)
 		}

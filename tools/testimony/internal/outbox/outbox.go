@@ -31,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
@@ -282,8 +283,8 @@ func (o Outbox) load(name string) (*Entry, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%w: metadata of %s: %v", ErrCorrupt, name, err)
 	}
-	if m.Version != MetaVersion || m.Server == "" || m.Size <= 0 || !isHex(m.SHA256, 64) ||
-		(m.UploadID != "" && !isHex(m.UploadID, 32)) || (m.OrgKey == "") != (m.RecipientsVersion == 0) {
+	if m.Version != MetaVersion || m.Server == "" || m.Size <= 0 || !ids.ValidSHA256(m.SHA256) ||
+		(m.UploadID != "" && !ids.ValidSubmission(m.UploadID)) || (m.OrgKey == "") != (m.RecipientsVersion == 0) {
 		return nil, fmt.Errorf("%w: metadata of %s is incomplete or of an unknown version", ErrCorrupt, name)
 	}
 	fi, err := os.Stat(o.path(name, ageSuffix))
@@ -291,19 +292,6 @@ func (o Outbox) load(name string) (*Entry, error) {
 		return nil, err
 	}
 	return &Entry{Name: name, Meta: m, ModTime: fi.ModTime()}, nil
-}
-
-func isHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Discard removes the partial entries of l. Their ciphertext was never

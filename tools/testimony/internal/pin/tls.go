@@ -1,13 +1,13 @@
 package pin
 
 import (
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/testimony-ngo/testimony/internal/ids"
 )
 
 // TLSVersion is the schema version of a remembered certificate check.
@@ -50,7 +50,7 @@ func (s TLSStore) Load(hostPort string) (*TLS, error) {
 		return nil, fmt.Errorf("certificate file %s is incomplete or of an unknown version", s.Path(hostPort))
 	}
 	if t.Pin != "" {
-		if b, err := hex.DecodeString(t.Pin); err != nil || len(b) != 32 || strings.ToLower(t.Pin) != t.Pin {
+		if !ids.ValidSHA256(t.Pin) {
 			return nil, fmt.Errorf("certificate file %s: malformed pin", s.Path(hostPort))
 		}
 	}

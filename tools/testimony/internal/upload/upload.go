@@ -23,7 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/testimony-ngo/testimony/tools/internal/bundle"
+	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
 )
@@ -252,7 +252,7 @@ func (r *run) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !bundle.ValidID(up.ID) {
+	if !ids.ValidSubmission(up.ID) {
 		return fmt.Errorf("%w: malformed upload id", ErrBadServerState)
 	}
 	if err := r.setGeometry(up); err != nil {
