@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
+	"github.com/testimony-ngo/testimony/internal/safefile"
 	"github.com/testimony-ngo/testimony/store"
 )
 
@@ -105,7 +106,7 @@ func Compact(dataDir string) (CompactResult, error) {
 		os.Remove(newPath)
 		return CompactResult{}, fmt.Errorf("failed to replace the database with its compacted copy: %w", err)
 	}
-	if err := fsyncDir(dataDir); err != nil {
+	if err := safefile.SyncDir(dataDir); err != nil {
 		return CompactResult{}, err
 	}
 	if err := shred(oldPath); err != nil {
@@ -165,7 +166,7 @@ func shred(path string) error {
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("failed to remove the old database: %w", err)
 	}
-	return fsyncDir(filepath.Dir(path))
+	return safefile.SyncDir(filepath.Dir(path))
 }
 
 func fsyncFile(path string) error {
@@ -176,18 +177,6 @@ func fsyncFile(path string) error {
 	defer f.Close()
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("failed to sync %s: %w", path, err)
-	}
-	return nil
-}
-
-func fsyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("failed to sync the directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("failed to sync the directory %s: %w", dir, err)
 	}
 	return nil
 }
@@ -213,7 +202,7 @@ func Backup(dataDir, out string) (BackupSummary, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = fsyncDir(filepath.Dir(out))
+		err = safefile.SyncDir(filepath.Dir(out))
 	}
 	if err != nil {
 		os.Remove(out)

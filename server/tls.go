@@ -18,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/testimony-ngo/testimony/internal/safefile"
 )
 
 // selfSignedValidity is how long a self-signed certificate lasts. Clients
@@ -86,10 +88,10 @@ func SelfSignedCertificate(dataDir, host string) (tls.Certificate, error) {
 	}
 	// The key goes first and the certificate last: a certificate on disk
 	// always has its key, and a lone key from a crash is replaced.
-	if err := writeFileAtomic(keyPath, keyPEM); err != nil {
+	if err := safefile.Write(keyPath, keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := writeFileAtomic(certPath, certPEM); err != nil {
+	if err := safefile.Write(certPath, certPEM, 0o600); err != nil {
 		return tls.Certificate{}, err
 	}
 	return tls.X509KeyPair(certPEM, keyPEM)
@@ -137,29 +139,4 @@ func newSelfSigned(host string, now time.Time) (certPEM, keyPEM []byte, err erro
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	return certPEM, keyPEM, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file, so path is
-// either absent or complete. os.CreateTemp makes the file with mode 0600.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("failed to write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("failed to write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("failed to write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("failed to write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("failed to write %s: %w", path, err)
-	}
-	return nil
 }

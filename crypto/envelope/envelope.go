@@ -37,8 +37,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/testimony-ngo/testimony/crypto/internal/strictjson"
 	"github.com/testimony-ngo/testimony/internal/ids"
+	"github.com/testimony-ngo/testimony/internal/strictjson"
 )
 
 // ManifestName is the name of the first tar entry of an envelope.

@@ -12,7 +12,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/testimony-ngo/testimony/crypto/internal/strictjson"
+	"github.com/testimony-ngo/testimony/internal/strictjson"
 )
 
 // The caseworker's device signs manifest.json, which holds the metadata and

@@ -20,7 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
-	"github.com/testimony-ngo/testimony/crypto/internal/strictjson"
+	"github.com/testimony-ngo/testimony/internal/strictjson"
 )
 
 // Version is the only receipt format version this package produces and accepts.

@@ -21,6 +21,8 @@ import (
 	"unicode/utf8"
 
 	"filippo.io/age"
+
+	"github.com/testimony-ngo/testimony/internal/bounded"
 )
 
 // Recipient (stanza) types a deployment can use.
@@ -86,12 +88,12 @@ type Set struct {
 // MaxRecipients with ErrTooManyRecipients; and duplicates. Errors name the
 // line number.
 func Parse(r io.Reader) (*Set, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	data, err := bounded.ReadAll(r, MaxFileSize)
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return nil, fmt.Errorf("failed to parse recipients file: larger than %d bytes", MaxFileSize)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to read recipients file: %w", err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("failed to parse recipients file: larger than %d bytes", MaxFileSize)
 	}
 	s := &Set{}
 	firstLine := make(map[string]int)

@@ -42,6 +42,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/testimony-ngo/testimony/internal/ids"
+	"github.com/testimony-ngo/testimony/internal/strictjson"
 )
 
 // Format is the value of the "format" field, so that another JSON file
@@ -291,7 +292,7 @@ func Parse(data []byte) (*Enrolment, error) {
 		return nil, fmt.Errorf("%w %s (this program reads version %d)", ErrVersion, head.Version, Version)
 	}
 	var f file
-	if err := strictUnmarshal(data, &f); err != nil {
+	if err := strictjson.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if f.Format != Format || f.Version != Version {

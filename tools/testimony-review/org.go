@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/internal/bounded"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/keyfile"
 )
 
@@ -108,13 +108,13 @@ func (u *ui) readOrgKey(path string) (string, error) {
 		return "", errorf("", "recipients sign: %v", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxOrgKeyFile+1))
+	data, err := bounded.ReadAll(f, maxOrgKeyFile)
+	const hint = "-org takes the file made by \"" + prog + " org init -o FILE\""
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return "", errorf(hint, "recipients sign: %s is not an organisation key: too large", path)
+	}
 	if err != nil {
 		return "", errorf("", "recipients sign: failed to read %s: %v", path, err)
-	}
-	const hint = "-org takes the file made by \"" + prog + " org init -o FILE\""
-	if len(data) > maxOrgKeyFile {
-		return "", errorf(hint, "recipients sign: %s is not an organisation key: too large", path)
 	}
 	if keyfile.IsProtected(data) {
 		var passErr error

@@ -18,7 +18,7 @@ import (
 	"strings"
 
 	"github.com/testimony-ngo/testimony/internal/enrol"
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
 )

@@ -21,7 +21,7 @@ import (
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/crypto/receipt"
 	"github.com/testimony-ngo/testimony/internal/ids"
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/logclient"
 )

@@ -3,10 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/internal/bounded"
 	"github.com/testimony-ngo/testimony/server"
 )
 
@@ -117,12 +117,12 @@ func readNote(path string) ([]byte, error) {
 		return nil, fmt.Errorf("failed to open the recipients note: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, recipients.MaxNoteSize+1))
+	data, err := bounded.ReadAll(f, recipients.MaxNoteSize)
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return nil, withHint(fmt.Errorf("%s is larger than a recipients note can be (%d bytes)", path, recipients.MaxNoteSize), "give the file that \"testimony-review recipients sign\" printed")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the recipients note: %w", err)
-	}
-	if len(data) > recipients.MaxNoteSize {
-		return nil, withHint(fmt.Errorf("%s is larger than a recipients note can be (%d bytes)", path, recipients.MaxNoteSize), "give the file that \"testimony-review recipients sign\" printed")
 	}
 	return data, nil
 }

@@ -42,7 +42,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/testimony-ngo/testimony/internal/ids"
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/safefile"
 )
 
 const (

@@ -1,12 +1,10 @@
 package casebook
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,7 +17,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/internal/bounded"
 	"github.com/testimony-ngo/testimony/internal/ids"
+	"github.com/testimony-ngo/testimony/internal/strictjson"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/review"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
@@ -115,9 +115,7 @@ func readSubmission(root *os.Root, id string, opened *state.Opened) (*submission
 		return nil, err
 	}
 	var c review.Custody
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := strictjson.Decode(data, &c); err != nil {
 		return nil, fmt.Errorf("failed to parse %s: %w", review.CustodyJSONName, err)
 	}
 	if c.Version != review.CustodyVersion || c.ID != id {
@@ -373,12 +371,9 @@ func readRegular(root *os.Root, name string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("failed to read %s: %w", name, err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	data, err := bounded.ReadAll(f, max)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %s: %w", name, err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("failed to read %s: larger than %d bytes", name, max)
 	}
 	return data, nil
 }

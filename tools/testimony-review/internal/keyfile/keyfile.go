@@ -21,6 +21,8 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
+
+	"github.com/testimony-ngo/testimony/internal/bounded"
 )
 
 // MaxFileSize caps how much of an identity file is read. A hybrid identity
@@ -151,12 +153,12 @@ func Read(path string) ([]byte, error) {
 		return nil, fmt.Errorf("failed to open identity file: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	data, err := bounded.ReadAll(f, MaxFileSize)
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return nil, ErrTooLarge
+	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to read identity file: %w", err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, ErrTooLarge
 	}
 	return data, nil
 }
@@ -236,12 +238,12 @@ func Unprotect(contents []byte, passphrase func() (string, error)) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("failed to decrypt key file: %w", err)
 	}
-	plain, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	plain, err := bounded.ReadAll(r, MaxFileSize)
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return nil, ErrTooLarge
+	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to decrypt key file: %w", err)
-	}
-	if len(plain) > MaxFileSize {
-		return nil, ErrTooLarge
 	}
 	return plain, nil
 }

@@ -17,6 +17,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/internal/bounded"
 )
 
 // Names inside an opened submission's directory besides the submitted files.
@@ -306,12 +307,9 @@ func readCustody(dir string) (*Custody, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxCustodyFile+1))
+	data, err := bounded.ReadAll(f, maxCustodyFile)
 	if err != nil {
 		return nil, err
-	}
-	if len(data) > maxCustodyFile {
-		return nil, fmt.Errorf("larger than %d bytes", maxCustodyFile)
 	}
 	var c Custody
 	if err := json.Unmarshal(data, &c); err != nil {

@@ -23,20 +23,20 @@
 package state
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 
+	"github.com/testimony-ngo/testimony/internal/bounded"
 	"github.com/testimony-ngo/testimony/internal/ids"
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/strictjson"
 )
 
 // EnvHome names the environment variable that overrides the state directory.
@@ -347,20 +347,15 @@ func (s *Store) read(name string, max int64, v any) (ok bool, err error) {
 // if the file does not exist.
 func (s *Store) load(name string, max int64, versions ...int) (data []byte, version int, err error) {
 	path := s.Path(name)
-	f, err := os.Open(path)
+	data, err = bounded.ReadFile(path, max)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, nil
 	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("failed to read %s: %w", path, err)
-	}
-	defer f.Close()
-	data, err = io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, 0, fmt.Errorf("failed to read %s: %w", path, err)
-	}
-	if int64(len(data)) > max {
+	if errors.Is(err, bounded.ErrTooLarge) {
 		return nil, 0, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, max)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("failed to read %s: %w", path, err)
 	}
 	var ver struct {
 		Version int `json:"version"`
@@ -377,13 +372,8 @@ func (s *Store) load(name string, max int64, versions ...int) (data []byte, vers
 // decode decodes a state file strictly: no unknown fields, no trailing
 // data.
 func decode(path string, data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Decode(data, v); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%w: %s: trailing data", ErrCorrupt, path)
 	}
 	return nil
 }

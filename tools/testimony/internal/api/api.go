@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/testimony-ngo/testimony/internal/bounded"
 )
 
 // Limits on what the client reads from the server.
@@ -271,12 +273,12 @@ func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("failed to get checkpoint: %w", statusError(resp))
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxCheckpoint+1))
+	data, err := bounded.ReadAll(resp.Body, maxCheckpoint)
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return nil, fmt.Errorf("failed to get checkpoint: response larger than %d bytes", maxCheckpoint)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to get checkpoint: %w", netError(err))
-	}
-	if len(data) > maxCheckpoint {
-		return nil, fmt.Errorf("failed to get checkpoint: response larger than %d bytes", maxCheckpoint)
 	}
 	return data, nil
 }
@@ -389,12 +391,12 @@ func (c *Client) doJSON(ctx context.Context, method, path string, in any, wantCo
 	if resp.StatusCode != wantCode {
 		return statusError(resp)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	data, err := bounded.ReadAll(resp.Body, limit)
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return fmt.Errorf("response larger than %d bytes", limit)
+	}
 	if err != nil {
 		return fmt.Errorf("failed to read response: %w", err)
-	}
-	if int64(len(data)) > limit {
-		return fmt.Errorf("response larger than %d bytes", limit)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("malformed response from server: %v", err)

@@ -2,9 +2,9 @@ package app
 
 import (
 	"errors"
-	"io"
 	"net/http"
 
+	"github.com/testimony-ngo/testimony/internal/bounded"
 	"github.com/testimony-ngo/testimony/internal/enrol"
 )
 
@@ -42,10 +42,10 @@ func (a *App) handleEnrolImport(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, tr(p, "The enrolment file could not be read. Choose the file again."))
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(part, enrol.MaxSize+1))
+	data, err := bounded.ReadAll(part, enrol.MaxSize)
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe) || len(data) > enrol.MaxSize:
+	case errors.As(err, &mbe) || errors.Is(err, bounded.ErrTooLarge):
 		fail(http.StatusRequestEntityTooLarge, tr(p, "This file is too large to be an enrolment file. Choose the file your operator gave you (its name ends in .enrol)."))
 		return
 	case err != nil:

@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"filippo.io/age"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/internal/bounded"
+	"github.com/testimony-ngo/testimony/internal/strictjson"
 )
 
 // The browser sends a testimony as one multipart request: a "meta" part
@@ -69,26 +70,24 @@ func (a *App) receive(mr *multipart.Reader, j *job) error {
 	if err != nil || part.FormName() != "meta" {
 		return &inputError{"The page sent an incomplete testimony. Reload the page and add the files again."}
 	}
-	data, err := io.ReadAll(io.LimitReader(part, maxMetaPart+1))
-	if err != nil || len(data) > maxMetaPart {
+	data, err := bounded.ReadAll(part, maxMetaPart)
+	if err != nil {
 		return &inputError{"The page sent an incomplete testimony. Reload the page and add the files again."}
 	}
 	var m submitMeta
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
+	if err := strictjson.Decode(data, &m); err != nil {
 		return &inputError{"The page sent an incomplete testimony. Reload the page and add the files again."}
 	}
 	part, err = mr.NextPart()
 	if err != nil || part.FormName() != "notes" {
 		return &inputError{"The page sent an incomplete testimony. Reload the page and add the files again."}
 	}
-	notes, err := io.ReadAll(io.LimitReader(part, maxNotes+1))
+	notes, err := bounded.ReadAll(part, maxNotes)
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return &inputError{"The notes are too long. Save long notes as a file and add the file instead."}
+	}
 	if err != nil {
 		return &inputError{"The page sent an incomplete testimony. Reload the page and add the files again."}
-	}
-	if len(notes) > maxNotes {
-		return &inputError{"The notes are too long. Save long notes as a file and add the file instead."}
 	}
 	if len(m.Files) == 0 && len(bytes.TrimSpace(notes)) == 0 {
 		return &inputError{"Add at least one file or write notes."}

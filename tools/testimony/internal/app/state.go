@@ -8,7 +8,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/safefile"
 )
 
 // stateName is the app's own file in the state directory. It holds no

@@ -1,19 +1,20 @@
 package collect
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"os"
+	"io/fs"
 	"strconv"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
+	"github.com/testimony-ngo/testimony/internal/bounded"
+	"github.com/testimony-ngo/testimony/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/strictjson"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
 // StateVersion is the collector state file schema version.
@@ -79,25 +80,18 @@ func LoadState(name, logKey string) (*State, error) {
 // readState reads and checks a state file of any log key; nil if there is
 // none.
 func readState(name string) (*State, error) {
-	f, err := os.Open(name)
-	if os.IsNotExist(err) {
+	data, err := bounded.ReadFile(name, maxStateFile)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("failed to read collector state: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("failed to read collector state: %w", err)
-	}
-	if len(data) > maxStateFile {
+	if errors.Is(err, bounded.ErrTooLarge) {
 		return nil, fmt.Errorf("collector state %s is too large", name)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read collector state: %w", err)
+	}
 	var s State
-	if err := dec.Decode(&s); err != nil || s.Version != StateVersion || s.Checkpoints == nil {
+	if err := strictjson.Decode(data, &s); err != nil || s.Version != StateVersion || s.Checkpoints == nil {
 		return nil, fmt.Errorf("collector state %s is damaged or of an unknown version", name)
 	}
 	if _, err := decodeSeen(s.Seen); err != nil {

@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
+	"github.com/testimony-ngo/testimony/internal/bounded"
+	"github.com/testimony-ngo/testimony/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/internal/filelock"
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
 // File is an intakelog.Store in one file (logs/<host_port> in the state
@@ -41,12 +41,12 @@ func (f *File) Latest() ([]byte, error) {
 		return nil, fmt.Errorf("failed to read the saved checkpoint: %w", err)
 	}
 	defer fh.Close()
-	msg, err := io.ReadAll(io.LimitReader(fh, intakelog.MaxCheckpointSize+1))
+	msg, err := bounded.ReadAll(fh, intakelog.MaxCheckpointSize)
+	if errors.Is(err, bounded.ErrTooLarge) {
+		return nil, fmt.Errorf("the saved checkpoint %s is larger than %d bytes", f.Path, intakelog.MaxCheckpointSize)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the saved checkpoint: %w", err)
-	}
-	if len(msg) > intakelog.MaxCheckpointSize {
-		return nil, fmt.Errorf("the saved checkpoint %s is larger than %d bytes", f.Path, intakelog.MaxCheckpointSize)
 	}
 	if f.ReplaceOtherKey {
 		if _, err := intakelog.OpenCheckpoint(msg, f.LogKey); err != nil {

@@ -15,7 +15,6 @@
 package outbox
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,8 +30,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/testimony-ngo/testimony/internal/bounded"
 	"github.com/testimony-ngo/testimony/internal/ids"
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/strictjson"
 )
 
 // MetaVersion is the version of the N.json schema.
@@ -265,22 +266,15 @@ func (o Outbox) List() (*Listing, error) {
 }
 
 func (o Outbox) load(name string) (*Entry, error) {
-	f, err := os.Open(o.path(name, metaSuffix))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxMeta+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxMeta {
+	data, err := bounded.ReadFile(o.path(name, metaSuffix), maxMeta)
+	if errors.Is(err, bounded.ErrTooLarge) {
 		return nil, fmt.Errorf("%w: metadata of %s is too large", ErrCorrupt, name)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	if err != nil {
+		return nil, err
+	}
 	var m Meta
-	if err := dec.Decode(&m); err != nil {
+	if err := strictjson.Decode(data, &m); err != nil {
 		return nil, fmt.Errorf("%w: metadata of %s: %v", ErrCorrupt, name, err)
 	}
 	if m.Version != MetaVersion || m.Server == "" || m.Size <= 0 || !ids.ValidSHA256(m.SHA256) ||

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/testimony-ngo/testimony/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/internal/filelock"
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
 )
 
 // FloorsVersion is the schema version of the floors file.

@@ -15,11 +15,9 @@
 package pin
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,7 +26,9 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/bounded"
+	"github.com/testimony-ngo/testimony/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/strictjson"
 )
 
 // Version is the pin file schema version.
@@ -272,25 +272,15 @@ func truncate(s string, n int) string {
 }
 
 func readJSON(name string, v any) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return fmt.Errorf("failed to read %s: %w", name, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPinFile+1))
-	if err != nil {
-		return fmt.Errorf("failed to read %s: %w", name, err)
-	}
-	if len(data) > maxPinFile {
+	data, err := bounded.ReadFile(name, maxPinFile)
+	if errors.Is(err, bounded.ErrTooLarge) {
 		return fmt.Errorf("%s is too large", name)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("failed to parse %s: %v", name, err)
+	if err != nil {
+		return fmt.Errorf("failed to read %s: %w", name, err)
 	}
-	if dec.More() {
-		return fmt.Errorf("failed to parse %s: trailing data", name)
+	if err := strictjson.Decode(data, v); err != nil {
+		return fmt.Errorf("failed to parse %s: %v", name, err)
 	}
 	return nil
 }

@@ -19,6 +19,40 @@ type doc struct {
 	Plain   string
 }
 
+func TestDecode(t *testing.T) {
+	type state struct {
+		Version int            `json:"version"`
+		Seen    map[string]int `json:"seen"`
+	}
+	tests := []struct {
+		in      string
+		wantErr string
+	}{
+		{`{"version":1,"seen":{"a":1}}`, ""},
+		{"{\"version\":1}\n", ""},
+		{`{"Version":1}`, ""}, // encoding/json's case folding stays
+		{`{"version":1,"extra":2}`, `unknown field "extra"`},
+		{`{"version":1}{}`, "unexpected data after"},
+		{`{"version":1}}`, "unexpected data after"},
+		{`{"version":1} x`, "unexpected data after"},
+		{`{"version":1`, "unexpected EOF"},
+		{``, "EOF"},
+	}
+	for _, tt := range tests {
+		var s state
+		err := Decode([]byte(tt.in), &s)
+		if tt.wantErr == "" {
+			if err != nil {
+				t.Errorf("Decode(%s): %v", tt.in, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("Decode(%s) = %v, want an error containing %q", tt.in, err, tt.wantErr)
+		}
+	}
+}
+
 func TestUnmarshal(t *testing.T) {
 	tests := []struct {
 		in      string

@@ -7,6 +7,14 @@
 // data. Unmarshal refuses all of these before it hands the document to
 // encoding/json with DisallowUnknownFields, so a document that decodes has
 // exactly one reading.
+//
+// Decode is the lighter rule for files a program wrote itself and reads
+// back (state files, outbox metadata, bundle.json after its own checks),
+// whose types may hold maps and raw messages: unknown fields and anything
+// after the document are refused, the rest is encoding/json's.
+//
+// Both take the document as bytes: read it with a size bound first
+// (internal/bounded), so a decoder never sees more than its format allows.
 package strictjson
 
 import (
@@ -40,6 +48,20 @@ func Unmarshal(data []byte, v any) error {
 	dec = json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+// Decode decodes one JSON document into v, refusing unknown fields and
+// anything but white space after the document.
+func Decode(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON document")
+	}
+	return nil
 }
 
 // walk consumes one JSON value from dec and checks it against t. The
