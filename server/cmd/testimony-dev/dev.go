@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/internal/enrol"
 	"github.com/testimony-ngo/testimony/server"
 )
@@ -42,7 +43,7 @@ const (
 func (c *cli) dev(addr, data string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		return withHint(fmt.Errorf("testimony-dev listens only on a loopback address, not %q", addr), "use -addr 127.0.0.1:8443; for a real deployment use testimony-server init and serve")
+		return cmdline.Errorf("testimony-dev listens only on a loopback address, not %q", addr).Hint("use -addr 127.0.0.1:8443; for a real deployment use testimony-server init and serve")
 	}
 
 	dataDir, err := devDataDir(data)
@@ -151,7 +152,7 @@ func devDataDir(dir string) (string, error) {
 		return "", fmt.Errorf("failed to read %s: %w", dir, err)
 	}
 	if len(entries) > 0 {
-		return "", withHint(fmt.Errorf("testimony-dev needs a fresh data directory, and %s is not empty", dir), "leave out -data to use a new temporary directory")
+		return "", cmdline.Errorf("testimony-dev needs a fresh data directory, and %s is not empty", dir).Hint("leave out -data to use a new temporary directory")
 	}
 	return filepath.Abs(dir)
 }

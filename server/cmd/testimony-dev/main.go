@@ -42,6 +42,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/server"
 )
 
@@ -74,8 +75,8 @@ func main() {
 }
 
 // cli is what the command writes to: errors and hints go to stderr as
-// "testimony-dev: error: …" and "testimony-dev: hint: …", the demo's
-// addresses and commands to stdout.
+// "testimony-dev: error: …" and "testimony-dev: hint: …" (internal/cmdline),
+// the demo's addresses and commands to stdout.
 type cli struct {
 	ctx            context.Context
 	stdout, stderr io.Writer
@@ -84,20 +85,17 @@ type cli struct {
 // run runs one command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr}
-	fs := flag.NewFlagSet(progName, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
+	fs := cmdline.NewFlagSet("")
 	addr := fs.String("addr", "127.0.0.1:8443", "")
 	data := fs.String("data", "", "")
-	err := fs.Parse(args)
+	err := cmdline.Parse(fs, args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fmt.Fprint(stdout, usage)
 		return 0
 	case err != nil:
-		err = withHint(err, `run "testimony-dev -h" for its usage`)
 	case fs.NArg() > 0:
-		err = withHint(fmt.Errorf("unexpected argument %q", fs.Arg(0)), `run "testimony-dev -h" for its usage`)
+		err = cmdline.Errorf("unexpected argument %q", fs.Arg(0)).Usage("")
 	default:
 		err = c.dev(*addr, *data)
 	}
@@ -108,24 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// hintError attaches the command that fixes an error.
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e *hintError) Error() string { return e.err.Error() }
-func (e *hintError) Unwrap() error { return e.err }
-
-func withHint(err error, hint string) error { return &hintError{err: err, hint: hint} }
-
-func (c *cli) report(err error) {
-	fmt.Fprintf(c.stderr, "%s: error: %v\n", progName, err)
-	var he *hintError
-	if errors.As(err, &he) {
-		fmt.Fprintf(c.stderr, "%s: hint: %s\n", progName, he.hint)
-	}
-}
+func (c *cli) report(err error) { cmdline.Print(c.stderr, progName, "", err) }
 
 // memoryLimit is the Go runtime's soft memory limit while serving, as
 // testimony-server serve sets it, so the demo behaves like a deployment.

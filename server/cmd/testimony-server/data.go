@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/server"
 )
 
@@ -46,7 +47,7 @@ Example:
 `
 
 func (c *cli) compact(args []string) error {
-	fs := newFlags("compact")
+	fs := cmdline.NewFlagSet("compact")
 	data := fs.String("data", "", "")
 	rest, err := c.parseFlags(fs, compactUsage, args)
 	if err != nil {
@@ -60,7 +61,7 @@ func (c *cli) compact(args []string) error {
 	}
 	res, err := server.Compact(*data)
 	if errors.Is(err, server.ErrServerRunning) {
-		return withHint(err, "stop testimony-server serve, run compact, then start it again (or use serve -compact-at-start)")
+		return cmdline.Errorf("%w", err).Hint("stop testimony-server serve, run compact, then start it again (or use serve -compact-at-start)")
 	}
 	if err != nil {
 		return explain(err, *data)
@@ -70,7 +71,7 @@ func (c *cli) compact(args []string) error {
 }
 
 func (c *cli) backup(args []string) error {
-	fs := newFlags("backup")
+	fs := cmdline.NewFlagSet("backup")
 	data := fs.String("data", "", "")
 	out := fs.String("o", "", "")
 	rest, err := c.parseFlags(fs, backupUsage, args)
@@ -98,7 +99,7 @@ func printSummary(c *cli, sum server.BackupSummary) {
 }
 
 func (c *cli) check(args []string) error {
-	fs := newFlags("check")
+	fs := cmdline.NewFlagSet("check")
 	data := fs.String("data", "", "")
 	file := fs.String("file", "", "")
 	rest, err := c.parseFlags(fs, checkUsage, args)
@@ -109,7 +110,7 @@ func (c *cli) check(args []string) error {
 		return err
 	}
 	if (*data == "") == (*file == "") {
-		return withHint(errors.New("give either -data or -file"), "check a data directory with -data DIR, a backup with -file FILE")
+		return cmdline.Errorf("give either -data or -file").Hint("check a data directory with -data DIR, a backup with -file FILE")
 	}
 	path := *file
 	if *data != "" {
@@ -117,7 +118,7 @@ func (c *cli) check(args []string) error {
 	}
 	res, err := server.Check(path)
 	if errors.Is(err, server.ErrCheckFailed) {
-		return withHint(err, "do not serve from this file; restore the newest backup that passes check (docs/operator.md)")
+		return cmdline.Errorf("%w", err).Hint("do not serve from this file; restore the newest backup that passes check (docs/operator.md)")
 	}
 	if err != nil {
 		return explain(err, *data)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/internal/enrol"
 	"github.com/testimony-ngo/testimony/server"
 )
@@ -30,26 +31,26 @@ type enrolPlan struct {
 // key and the certificate from the data directory.
 func planEnrolment(dataDir string, ef enrolFlags) (*enrolPlan, error) {
 	if ef.url == "" {
-		return nil, withHint(errors.New("-enrol needs -url, the server's address as caseworkers reach it"),
-			"add e.g. -url https://intake.example.org (the port too, if not 443)")
+		return nil, cmdline.Errorf("-enrol needs -url, the server's address as caseworkers reach it").
+			Hint("add e.g. -url https://intake.example.org (the port too, if not 443)")
 	}
 	u, err := enrol.ParseServer(ef.url)
 	if err != nil {
-		return nil, withHint(fmt.Errorf("-url: %v", err), "give the address caseworkers connect to, e.g. -url https://intake.example.org:8443")
+		return nil, cmdline.Errorf("-url: %v", err).Hint("give the address caseworkers connect to, e.g. -url https://intake.example.org:8443")
 	}
 	if _, err := os.Lstat(ef.file); err == nil {
-		return nil, withHint(fmt.Errorf("enrolment file %s already exists", ef.file), "choose a new file name; an enrolment file is never overwritten")
+		return nil, cmdline.Errorf("enrolment file %s already exists", ef.file).Hint("choose a new file name; an enrolment file is never overwritten")
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("failed to check the enrolment file: %w", err)
 	}
 	p := &enrolPlan{e: &enrol.Enrolment{Server: u}}
 	switch {
 	case ef.pin != "" && ef.ca != "":
-		return nil, withHint(errors.New("-pin and -ca are mutually exclusive"), "give the certificate's fingerprint with -pin or its CA with -ca, not both")
+		return nil, cmdline.Errorf("-pin and -ca are mutually exclusive").Hint("give the certificate's fingerprint with -pin or its CA with -ca, not both")
 	case ef.pin != "":
 		pin := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(ef.pin), ":", ""))
 		if len(pin) != 64 || strings.Trim(pin, "0123456789abcdef") != "" {
-			return nil, withHint(fmt.Errorf("-pin %q is not a certificate fingerprint", ef.pin), "give the SHA-256 of the server certificate: 64 hex digits, colons allowed")
+			return nil, cmdline.Errorf("-pin %q is not a certificate fingerprint", ef.pin).Hint("give the SHA-256 of the server certificate: 64 hex digits, colons allowed")
 		}
 		p.e.Pin, p.tlsSource = pin, "-pin"
 	case ef.ca != "":
@@ -59,7 +60,7 @@ func planEnrolment(dataDir string, ef enrolFlags) (*enrolPlan, error) {
 		}
 		ca, err := enrol.CanonicalCA(data)
 		if err != nil {
-			return nil, withHint(fmt.Errorf("-ca %s: %v", ef.ca, err), "give the PEM certificate of the CA that signed the server's certificate, never a key")
+			return nil, cmdline.Errorf("-ca %s: %v", ef.ca, err).Hint("give the PEM certificate of the CA that signed the server's certificate, never a key")
 		}
 		p.e.CA, p.tlsSource = string(ca), "the CA certificate "+ef.ca
 	default:
@@ -84,8 +85,8 @@ func planEnrolment(dataDir string, ef enrolFlags) (*enrolPlan, error) {
 		return nil, err
 	}
 	if info.OrgKey == "" {
-		return nil, withHint(errors.New("this deployment has no organisation key, and an enrolment file must name it"),
-			"the organisation key is given at init (testimony-server init -org-key); without it, hand out the token, URL, pin and log key separately (docs/operator.md)")
+		return nil, cmdline.Errorf("this deployment has no organisation key, and an enrolment file must name it").
+			Hint("the organisation key is given at init (testimony-server init -org-key); without it, hand out the token, URL, pin and log key separately (docs/operator.md)")
 	}
 	if p.e.OrgKeyName, err = enrol.KeyName(info.OrgKey); err != nil {
 		return nil, fmt.Errorf("failed to read the stored organisation key: %w", err)
@@ -98,7 +99,7 @@ func planEnrolment(dataDir string, ef enrolFlags) (*enrolPlan, error) {
 func (c *cli) writeEnrolment(dataDir, file string, p *enrolPlan, token string, info server.TokenInfo) error {
 	p.e.Token, p.e.Role, p.e.Name = token, info.Role, info.Name
 	if err := enrol.WriteFile(file, p.e); err != nil {
-		return withHint(err, "the token %s was created but not handed out; revoke it with: testimony-server token revoke -data %s %s", info.Name, dataDir, info.Name)
+		return cmdline.Errorf("%w", err).Hint("the token %s was created but not handed out; revoke it with: testimony-server token revoke -data %s %s", info.Name, dataDir, info.Name)
 	}
 	c.note("created %s token %s (%s) and wrote it to the enrolment file %s (mode 0600)", info.Role, info.ID, info.Name, file)
 	c.note("the file names the server %s, the log key %s and the organisation key %s", p.e.Server, keyName(p.e.LogKey), p.e.OrgKeyName)

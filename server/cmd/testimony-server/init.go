@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/server"
 )
 
@@ -30,7 +31,7 @@ Example:
 `
 
 func (c *cli) init(args []string) error {
-	fs := newFlags("init")
+	fs := cmdline.NewFlagSet("init")
 	data := fs.String("data", "", "")
 	recipientsFile := fs.String("recipients", "", "")
 	origin := fs.String("origin", "", "")

@@ -30,6 +30,9 @@
 // backup copies the database, also while serve runs; check verifies a
 // database or a backup (docs/operator.md).
 //
+// Flags come before the arguments; COMMAND -h prints a command's page;
+// errors and hints follow internal/cmdline.
+//
 // The throw-away demo deployment is the separate command testimony-dev
 // (server/cmd/testimony-dev): it makes a reviewer's private key, and this
 // binary, which runs on an exposed server, links no key generation
@@ -57,6 +60,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 )
 
 const usage = `Usage:
@@ -107,6 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
+		c.report(cmdline.Errorf("missing command").Usage(""))
 		return 1
 	}
 	var err error
@@ -130,7 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = withHint(fmt.Errorf("unknown command %q", cmd), `run "testimony-server -h" for the list of commands`)
+		err = cmdline.Errorf("unknown command %q", cmd).Hint(`run "testimony-server -h" for the list of commands`)
 	}
 	if errors.Is(err, errHelpShown) {
 		return 0

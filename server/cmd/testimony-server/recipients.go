@@ -7,6 +7,7 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/internal/bounded"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/server"
 )
 
@@ -33,10 +34,10 @@ Example:
 `
 
 func (c *cli) recipients(args []string) error {
-	usageHint := "use: testimony-server recipients show -data DIR, or recipients set -data DIR NOTEFILE"
+	const usageHint = "use: testimony-server recipients show -data DIR, or recipients set -data DIR NOTEFILE"
 	switch {
 	case len(args) == 0:
-		return withHint(errors.New("missing recipients subcommand"), "%s", usageHint)
+		return cmdline.Errorf("missing recipients subcommand").Hint(usageHint)
 	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
 		fmt.Fprint(c.stdout, recipientsUsage)
 		return errHelpShown
@@ -45,11 +46,11 @@ func (c *cli) recipients(args []string) error {
 	case args[0] == "set":
 		return c.recipientsSet(args[1:])
 	}
-	return withHint(fmt.Errorf("unknown recipients subcommand %q", args[0]), "%s", usageHint)
+	return cmdline.Errorf("unknown recipients subcommand %q", args[0]).Hint(usageHint)
 }
 
 func (c *cli) recipientsShow(args []string) error {
-	fs := newFlags("recipients show")
+	fs := cmdline.NewFlagSet("recipients show")
 	data := fs.String("data", "", "")
 	rest, err := c.parseFlags(fs, recipientsUsage, args)
 	if err != nil {
@@ -82,7 +83,7 @@ func (c *cli) recipientsShow(args []string) error {
 }
 
 func (c *cli) recipientsSet(args []string) error {
-	fs := newFlags("recipients set")
+	fs := cmdline.NewFlagSet("recipients set")
 	data := fs.String("data", "", "")
 	rest, err := c.parseFlags(fs, recipientsUsage, args)
 	if err != nil {
@@ -92,7 +93,7 @@ func (c *cli) recipientsSet(args []string) error {
 		return err
 	}
 	if len(rest) != 1 {
-		return withHint(errors.New("recipients set takes exactly one NOTEFILE"), "run \"testimony-server recipients set -h\" for its usage")
+		return cmdline.Errorf("recipients set takes exactly one NOTEFILE").Usage(fs.Name())
 	}
 	note, err := readNote(rest[0])
 	if err != nil {
@@ -119,7 +120,7 @@ func readNote(path string) ([]byte, error) {
 	defer f.Close()
 	data, err := bounded.ReadAll(f, recipients.MaxNoteSize)
 	if errors.Is(err, bounded.ErrTooLarge) {
-		return nil, withHint(fmt.Errorf("%s is larger than a recipients note can be (%d bytes)", path, recipients.MaxNoteSize), "give the file that \"testimony-review recipients sign\" printed")
+		return nil, cmdline.Errorf("%s is larger than a recipients note can be (%d bytes)", path, recipients.MaxNoteSize).Hint("give the file that \"testimony-review recipients sign\" printed")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the recipients note: %w", err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/server"
 )
 
@@ -79,7 +80,7 @@ Examples:
 `
 
 func (c *cli) serve(args []string) error {
-	fs := newFlags("serve")
+	fs := cmdline.NewFlagSet("serve")
 	data := fs.String("data", "", "")
 	addr := fs.String("addr", "", "")
 	certFile := fs.String("tls-cert", "", "")
@@ -117,42 +118,42 @@ func (c *cli) serve(args []string) error {
 		}
 	}
 	if (*certFile == "") != (*keyFile == "") || sources != 1 {
-		return withHint(errors.New("give one of -tls-cert and -tls-key, -tls-self-signed, or -acme-domain"),
-			"with a public name: -acme-domain intake.example.org -acme-email you@example.org; with a certificate from your CA: -tls-cert cert.pem -tls-key key.pem; for an onion service or without a name: -tls-self-signed")
+		return cmdline.Errorf("give one of -tls-cert and -tls-key, -tls-self-signed, or -acme-domain").
+			Hint("with a public name: -acme-domain intake.example.org -acme-email you@example.org; with a certificate from your CA: -tls-cert cert.pem -tls-key key.pem; for an onion service or without a name: -tls-self-signed")
 	}
 	if *unixPath != "" && !filepath.IsAbs(*unixPath) {
-		return withHint(fmt.Errorf("-listen-unix %q is not an absolute path", *unixPath), "give the path Tor's HiddenServicePort names, e.g. -listen-unix /run/testimony/https.sock")
+		return cmdline.Errorf("-listen-unix %q is not an absolute path", *unixPath).Hint("give the path Tor's HiddenServicePort names, e.g. -listen-unix /run/testimony/https.sock")
 	}
 	// Sockets from systemd are taken before anything else can open a
 	// descriptor, and only when no address is given would they be missing.
 	activated, err := server.ActivationListeners()
 	if err != nil && !errors.Is(err, server.ErrNoActivation) {
-		return withHint(err, "check the ListenStream= lines of testimony-server.socket")
+		return cmdline.Errorf("%w", err).Hint("check the ListenStream= lines of testimony-server.socket")
 	}
 	if *addr == "" && *unixPath == "" && len(activated) == 0 {
-		return withHint(errors.New("missing -addr HOST:PORT or -listen-unix PATH"), "e.g. -addr 0.0.0.0:443, or -listen-unix /run/testimony/https.sock for an onion service")
+		return cmdline.Errorf("missing -addr HOST:PORT or -listen-unix PATH").Hint("e.g. -addr 0.0.0.0:443, or -listen-unix /run/testimony/https.sock for an onion service")
 	}
 	size, err := parseSize(*maxSize)
 	if err != nil {
-		return withHint(fmt.Errorf("invalid -max-size: %w", err), "use bytes, or a number with KiB, MiB, GiB or TiB, e.g. -max-size 16GiB")
+		return cmdline.Errorf("invalid -max-size: %w", err).Hint("use bytes, or a number with KiB, MiB, GiB or TiB, e.g. -max-size 16GiB")
 	}
 	exp, err := parseExpiry(*expiry)
 	if err != nil {
-		return withHint(fmt.Errorf("invalid -upload-expiry: %w", err), "use a Go duration or days, e.g. -upload-expiry 168h or 7d")
+		return cmdline.Errorf("invalid -upload-expiry: %w", err).Hint("use a Go duration or days, e.g. -upload-expiry 168h or 7d")
 	}
 	if *stall < time.Second || *stall > time.Hour {
-		return withHint(fmt.Errorf("invalid -stall-timeout %s: want 1s to 1h", *stall), "a slow link needs a minute or more, e.g. -stall-timeout 60s")
+		return cmdline.Errorf("invalid -stall-timeout %s: want 1s to 1h", *stall).Hint("a slow link needs a minute or more, e.g. -stall-timeout 60s")
 	}
 	if *maxOpen < 1 || *maxOpen > 10000 {
-		return withHint(fmt.Errorf("invalid -max-open-uploads %d: want 1 to 10000", *maxOpen), "a caseworker needs one upload per interview in flight, e.g. -max-open-uploads 8")
+		return cmdline.Errorf("invalid -max-open-uploads %d: want 1 to 10000", *maxOpen).Hint("a caseworker needs one upload per interview in flight, e.g. -max-open-uploads 8")
 	}
 	perDay, err := parseSize(*maxDay)
 	if err != nil {
-		return withHint(fmt.Errorf("invalid -max-bytes-per-day: %w", err), "use bytes, or a number with KiB, MiB, GiB or TiB, e.g. -max-bytes-per-day 64GiB")
+		return cmdline.Errorf("invalid -max-bytes-per-day: %w", err).Hint("use bytes, or a number with KiB, MiB, GiB or TiB, e.g. -max-bytes-per-day 64GiB")
 	}
 	unreviewed, err := parseSize(*maxUnreviewed)
 	if err != nil {
-		return withHint(fmt.Errorf("invalid -max-unreviewed: %w", err), "use bytes, or a number with KiB, MiB, GiB or TiB, e.g. -max-unreviewed 256GiB")
+		return cmdline.Errorf("invalid -max-unreviewed: %w", err).Hint("use bytes, or a number with KiB, MiB, GiB or TiB, e.g. -max-unreviewed 256GiB")
 	}
 	if *compactAtStart {
 		did, res, err := server.CompactIfFree(*data, server.DefaultCompactFree)
@@ -184,23 +185,23 @@ func (c *cli) serve(args []string) error {
 func acmeFlags(domain, email, directory string) (*server.ACMEConfig, error) {
 	if domain == "" {
 		if email != "" || directory != "" {
-			return nil, withHint(errors.New("-acme-email and -acme-directory need -acme-domain"), "add -acme-domain with the server's public DNS name")
+			return nil, cmdline.Errorf("-acme-email and -acme-directory need -acme-domain").Hint("add -acme-domain with the server's public DNS name")
 		}
 		return nil, nil
 	}
 	if strings.HasSuffix(strings.TrimSuffix(strings.ToLower(domain), "."), ".onion") {
-		return nil, withHint(fmt.Errorf("-acme-domain %s: ACME CAs do not issue certificates for onion services", domain), "for an onion service use -tls-self-signed and give caseworkers its -pin")
+		return nil, cmdline.Errorf("-acme-domain %s: ACME CAs do not issue certificates for onion services", domain).Hint("for an onion service use -tls-self-signed and give caseworkers its -pin")
 	}
 	if !strings.Contains(domain, ".") || strings.ContainsAny(domain, "/:* ") {
-		return nil, withHint(fmt.Errorf("-acme-domain %q is not a DNS name", domain), "give the server's public name only, e.g. -acme-domain intake.example.org")
+		return nil, cmdline.Errorf("-acme-domain %q is not a DNS name", domain).Hint("give the server's public name only, e.g. -acme-domain intake.example.org")
 	}
 	if email == "" || !strings.Contains(email, "@") {
-		return nil, withHint(fmt.Errorf("-acme-email %q is not an email address", email), "the CA writes there about expiring or revoked certificates, e.g. -acme-email ops@example.org")
+		return nil, cmdline.Errorf("-acme-email %q is not an email address", email).Hint("the CA writes there about expiring or revoked certificates, e.g. -acme-email ops@example.org")
 	}
 	if directory != "" {
 		u, err := url.Parse(directory)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return nil, withHint(fmt.Errorf("-acme-directory %q is not an https:// URL", directory), "leave it out for Let's Encrypt, or give the CA's directory, e.g. https://acme-staging-v02.api.letsencrypt.org/directory")
+			return nil, cmdline.Errorf("-acme-directory %q is not an https:// URL", directory).Hint("leave it out for Let's Encrypt, or give the CA's directory, e.g. https://acme-staging-v02.api.letsencrypt.org/directory")
 		}
 	}
 	return &server.ACMEConfig{Domain: domain, Email: email, DirectoryURL: directory}, nil

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/server"
 )
 
@@ -48,7 +48,7 @@ Example:
 
 func (c *cli) token(args []string) error {
 	if len(args) == 0 {
-		return withHint(errors.New("missing token subcommand"), "use token create, token list or token revoke")
+		return cmdline.Errorf("missing token subcommand").Hint("use token create, token list or token revoke")
 	}
 	switch sub, rest := args[0], args[1:]; sub {
 	case "create":
@@ -61,12 +61,12 @@ func (c *cli) token(args []string) error {
 		fmt.Fprint(c.stdout, tokenUsage)
 		return errHelpShown
 	default:
-		return withHint(fmt.Errorf("unknown token subcommand %q", sub), "use token create, token list or token revoke")
+		return cmdline.Errorf("unknown token subcommand %q", sub).Hint("use token create, token list or token revoke")
 	}
 }
 
 func (c *cli) tokenCreate(args []string) error {
-	fs := newFlags("token create")
+	fs := cmdline.NewFlagSet("token create")
 	data := fs.String("data", "", "")
 	role := fs.String("role", "", "")
 	name := fs.String("name", "", "")
@@ -91,7 +91,7 @@ func (c *cli) tokenCreate(args []string) error {
 			return err
 		}
 	} else if ef.url != "" || ef.pin != "" || ef.ca != "" {
-		return withHint(errors.New("-url, -pin and -ca need -enrol FILE"), "add -enrol FILE to write an enrolment file for the new token")
+		return cmdline.Errorf("-url, -pin and -ca need -enrol FILE").Hint("add -enrol FILE to write an enrolment file for the new token")
 	}
 	type created struct {
 		token string
@@ -113,7 +113,7 @@ func (c *cli) tokenCreate(args []string) error {
 }
 
 func (c *cli) tokenList(args []string) error {
-	fs := newFlags("token list")
+	fs := cmdline.NewFlagSet("token list")
 	data := fs.String("data", "", "")
 	rest, err := c.parseFlags(fs, tokenUsage, args)
 	if err != nil {
@@ -158,7 +158,7 @@ func (c *cli) tokenList(args []string) error {
 }
 
 func (c *cli) tokenRevoke(args []string) error {
-	fs := newFlags("token revoke")
+	fs := cmdline.NewFlagSet("token revoke")
 	data := fs.String("data", "", "")
 	rest, err := c.parseFlags(fs, tokenUsage, args)
 	if err != nil {
@@ -168,7 +168,7 @@ func (c *cli) tokenRevoke(args []string) error {
 		return err
 	}
 	if len(rest) != 1 {
-		return withHint(errors.New("token revoke takes exactly one token id or name"), "list the tokens with: testimony-server token list -data %s", *data)
+		return cmdline.Errorf("token revoke takes exactly one token id or name").Hint("list the tokens with: testimony-server token list -data %s", *data)
 	}
 	_, err = withAdmin(*data, func(a server.Admin) (struct{}, error) { return struct{}{}, a.RevokeToken(rest[0]) })
 	if err != nil {
