@@ -4,9 +4,10 @@
 // and wiping the laptop — in Korean and English.
 //
 // The app holds no logic of its own about envelopes, keys, uploads or
-// receipts: it calls a Backend, which package main wires to the same code
-// its commands run. Everything it serves is embedded; pages are plain
-// html/template with one stylesheet and one small script, under a strict
+// receipts: it calls package caseworker, which runs the same code for the
+// commands, and follows its progress through the events that package
+// reports. Everything it serves is embedded; pages are plain html/template
+// with one stylesheet and one small script, under a strict
 // Content-Security-Policy. Plaintext never touches the disk: files from
 // the browser are read from the request stream and held, until they are
 // encrypted for the reviewers, only as ciphertext under a key that exists
@@ -25,11 +26,17 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
 
 // Config says what the app serves.
 type Config struct {
-	Backend Backend
+	// Client runs the operations; it must not take the outbox lock
+	// (OutboxHeld), which the caller holds while the app runs.
+	Client *caseworker.Client
+	// RateLimit is the most bytes per second to upload; 0 for no limit.
+	RateLimit int64
 	// StateDir is the client's state directory (TESTIMONY_HOME); the app
 	// keeps app.json and its spool there.
 	StateDir string
@@ -58,7 +65,7 @@ type App struct {
 	state    *stateFile
 	pages    *pages
 
-	// work serialises every Backend call that touches the outbox.
+	// work serialises every Client call that touches the outbox.
 	work sync.Mutex
 	wake chan struct{}
 
@@ -250,12 +257,12 @@ func (a *App) sendOnce(ctx context.Context) (again bool) {
 			again = true
 		}
 	}
-	ob, err := a.cfg.Backend.Outbox()
+	ob, err := a.outbox()
 	if err != nil || len(ob.Pending) == 0 {
 		return again
 	}
 	a.setOffline(false, "")
-	err = a.cfg.Backend.Resume(ctx, a.events(nil))
+	err = a.resume(ctx, a.events(nil))
 	a.mu.Lock()
 	a.sending = ""
 	a.mu.Unlock()
