@@ -193,6 +193,12 @@ func enrolInBrowser(t *testing.T, b *browsertest.Browser, d *deployment, o org, 
 	if key := b.Text(t, "main"); !strings.Contains(key, "") {
 		t.Error("no device key")
 	}
+	// The QR code of the device key loads: the app serves it within the
+	// session, and the Content-Security-Policy lets the page show it.
+	width, err := chromedp.Run(b.Ctx, chromedp.Poll[int](`(() => { const i = document.querySelector('img.qr'); return i && i.complete && i.naturalWidth; })()`, chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil || width == 0 {
+		t.Errorf("the QR code of the device key did not load (width %d, %v)", width, err)
+	}
 }
 
 func shortKeyName(vkey string) string {

@@ -200,6 +200,7 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("POST /receipts/check", a.handleCheck)
 	mux.HandleFunc("POST /label", a.handleLabel)
 	mux.HandleFunc("GET /settings", a.handleSettings)
+	mux.HandleFunc("GET /device-key.png", a.handleDeviceKeyQR)
 	mux.HandleFunc("POST /settings/lang", a.handleLang)
 	mux.HandleFunc("POST /settings/remove-sent", a.handleRemoveSent)
 	mux.HandleFunc("GET /wipe", a.handleWipePage)
