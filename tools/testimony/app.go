@@ -118,23 +118,29 @@ func localeFromEnv(getenv func(string) string) string {
 	return ""
 }
 
-// openBrowser opens url, the app's own 127.0.0.1 address, in the default
-// browser.
-func openBrowser(url string) error {
-	var cmd *exec.Cmd
-	switch runtime.GOOS {
-	case "windows":
-		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
-	case "darwin":
-		cmd = exec.Command("open", url)
-	default:
-		cmd = exec.Command("xdg-open", url)
-	}
+// openBrowser opens page, the app's launch page (a local file), in the
+// default browser.
+func openBrowser(page string) error {
+	argv := browserCommand(runtime.GOOS, page)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	go cmd.Wait()
 	return nil
+}
+
+// browserCommand is the command line that opens page with the system's
+// default handler on goos. Every user of the computer can read it while it
+// runs, so page is a file path, never the app's address with its token.
+func browserCommand(goos, page string) []string {
+	switch goos {
+	case "windows":
+		return []string{"rundll32", "url.dll,FileProtocolHandler", page}
+	case "darwin":
+		return []string{"open", page}
+	}
+	return []string{"xdg-open", page}
 }
 
 func (c *cli) wipe(args []string) error {

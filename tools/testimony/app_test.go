@@ -64,6 +64,12 @@ func (s *syncBuffer) String() string {
 // address it prints.
 func startApp(t *testing.T, home string, env map[string]string) *runningApp {
 	t.Helper()
+	return startAppWith(t, home, env, nil)
+}
+
+// startAppWith is startApp with adjust applied to the app's configuration.
+func startAppWith(t *testing.T, home string, env map[string]string, adjust func(*app.Config)) *runningApp {
+	t.Helper()
 	out, errb := &syncBuffer{}, &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &cli{
@@ -79,6 +85,9 @@ func startApp(t *testing.T, home string, env map[string]string) *runningApp {
 		sleep: retry.Sleep,
 		appConfig: func(cfg *app.Config) {
 			cfg.RetryEvery = 100 * time.Millisecond
+			if adjust != nil {
+				adjust(cfg)
+			}
 		},
 	}
 	ra := &runningApp{t: t, cancel: cancel, done: make(chan int, 1), stderr: errb}

@@ -135,6 +135,8 @@
 //	app.json                  the app's language, server, labels and confirmed receipts
 //	.app-spool/               files the app is reading from the browser, encrypted
 //	                          to a key held only in its memory
+//	launch-*.html             the page the app gives the browser, which leads to its
+//	                          one-time address; removed once used (mode 0600)
 //
 // -ca or -pin is remembered per server origin (https://host:port) after
 // the first successful connection, so later commands need neither. A

@@ -45,8 +45,10 @@ type Config struct {
 	Languages []string
 	// Stdout gets the address to open; Stderr the app's notes.
 	Stdout, Stderr io.Writer
-	// OpenBrowser opens url in the default browser; nil opens nothing.
-	OpenBrowser func(url string) error
+	// OpenBrowser opens the local file page in the default browser; nil
+	// opens nothing. The page sends the browser on to the one-time
+	// address, which is therefore never on a command line (launch.go).
+	OpenBrowser func(page string) error
 	// RetryEvery is how long the sender waits after a failure before it
 	// tries the outbox again (default one minute).
 	RetryEvery time.Duration
@@ -81,6 +83,9 @@ type App struct {
 	checking    bool
 	checkResult *Verification
 	wiped       bool
+	// launchFile is the launch page given to the browser opener, until
+	// it is removed (launch.go).
+	launchFile  string
 	shutdown    context.CancelFunc
 	stopSending context.CancelFunc
 }
@@ -111,6 +116,7 @@ func New(cfg Config) (*App, error) {
 	// Spool files of a previous run cannot be read by anyone: their key
 	// died with that process.
 	os.RemoveAll(filepath.Join(cfg.StateDir, spoolDir))
+	removeStaleLaunchFiles(cfg.StateDir)
 	return &App{cfg: cfg, sessions: newSessions(), state: st, pages: p, wake: make(chan struct{}, 1)}, nil
 }
 
@@ -144,7 +150,12 @@ func (a *App) Serve(ctx context.Context) error {
 	url := a.LaunchURL()
 	fmt.Fprintf(a.cfg.Stdout, "%s\n", url)
 	if a.cfg.OpenBrowser != nil {
-		if err := a.cfg.OpenBrowser(url); err != nil {
+		defer a.removeLaunchFile()
+		page, err := a.writeLaunchFile(url)
+		if err == nil {
+			err = a.cfg.OpenBrowser(page)
+		}
+		if err != nil {
 			fmt.Fprintf(a.cfg.Stderr, "testimony: could not open a browser: %v\n", err)
 			fmt.Fprintf(a.cfg.Stderr, "testimony: hint: open the address above in your browser\n")
 		}
