@@ -64,6 +64,12 @@ func (s *syncBuffer) String() string {
 // address it prints.
 func startApp(t *testing.T, home string, env map[string]string) *runningApp {
 	t.Helper()
+	return startAppWith(t, home, env, nil)
+}
+
+// startAppWith is startApp with adjust applied to the app's configuration.
+func startAppWith(t *testing.T, home string, env map[string]string, adjust func(*app.Config)) *runningApp {
+	t.Helper()
 	out, errb := &syncBuffer{}, &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &cli{
@@ -79,6 +85,9 @@ func startApp(t *testing.T, home string, env map[string]string) *runningApp {
 		sleep: retry.Sleep,
 		appConfig: func(cfg *app.Config) {
 			cfg.RetryEvery = 100 * time.Millisecond
+			if adjust != nil {
+				adjust(cfg)
+			}
 		},
 	}
 	ra := &runningApp{t: t, cancel: cancel, done: make(chan int, 1), stderr: errb}
@@ -192,6 +201,12 @@ func enrolInBrowser(t *testing.T, b *browsertest.Browser, d *deployment, o org, 
 	}
 	if key := b.Text(t, "main"); !strings.Contains(key, "") {
 		t.Error("no device key")
+	}
+	// The QR code of the device key loads: the app serves it within the
+	// session, and the Content-Security-Policy lets the page show it.
+	width, err := chromedp.Run(b.Ctx, chromedp.Poll[int](`(() => { const i = document.querySelector('img.qr'); return i && i.complete && i.naturalWidth; })()`, chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil || width == 0 {
+		t.Errorf("the QR code of the device key did not load (width %d, %v)", width, err)
 	}
 }
 

@@ -2,18 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 
-	"github.com/testimony-ngo/testimony/crypto/intakelog"
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/collect"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
 
 const collectUsage = `Usage:
@@ -76,14 +70,14 @@ Example:
 
 func (c *cli) collect(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
-	var cf connFlags
-	cf.register(fs)
+	var cf caseworker.Conn
+	registerConn(fs, &cf)
 	var (
 		dir   = fs.String("o", "", "")
 		since = fs.Int64("since", -1, "")
-		tf    trustFlags
+		tf    caseworker.TrustKeys
 	)
-	fs.StringVar(&tf.logKey, "log-key", "", "")
+	fs.StringVar(&tf.LogKey, "log-key", "", "")
 	if err := c.parseFlags(fs, collectUsage, args); err != nil {
 		return err
 	}
@@ -96,98 +90,11 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 	if *since < -1 {
 		return usageErrorf("-since must be a log size, 0 or more")
 	}
-	sess, err := c.connect(cf, tf)
+	sum, err := c.client().Collect(ctx, caseworker.CollectOptions{Conn: cf, LogKey: tf.LogKey, Dir: *dir, Since: *since})
 	if err != nil {
 		return err
 	}
-	u, h, t, cl := sess.u, sess.h, sess.t, sess.cl
-	// A collector has no recipients to accept; a replaced log key is
-	// pinned with 'testimony init -replace -log-key', never accepted from
-	// the server.
-	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, false, true)
-	if err != nil {
-		return err
-	}
-	hp := api.HostPort(u)
-	statePath := h.collectStatePath(hp)
-	state, err := collect.LoadState(statePath, keys.logKey)
-	if err != nil {
-		if *since != 0 {
-			return errorf("%v", err).
-				hint("if the log key was replaced on purpose, run 'testimony collect -since 0' to start again from the beginning of the log")
-		}
-		state = &collect.State{Version: collect.StateVersion, LogKey: keys.logKey, Checkpoints: []string{}}
-	}
-	lastRaw, last, err := state.Last()
-	if err != nil {
-		return errorf("%v", err).hint("the collector state %s may be damaged; run 'testimony collect -since 0' to start again", statePath)
-	}
-	from, fromRaw := last, lastRaw
-	switch {
-	case *since == 0:
-		from, fromRaw = 0, nil
-	case *since > 0 && *since != last:
-		fromRaw = state.Find(*since)
-		if fromRaw == nil {
-			known := "none"
-			if sizes := state.Sizes(); len(sizes) > 0 {
-				known = strings.Join(sizes, ", ")
-			}
-			return usageErrorf("no bundle collected on this device ended at log size %d, so there is no signed checkpoint to start from", *since).
-				hint("-since takes 0 (everything) or a size at which an earlier bundle ended: %s", known)
-		}
-		from = *since
-	}
-	// -since 0 after a replaced log key starts again: the checkpoint saved
-	// for the old key is replaced, as the collector state is.
-	_, logFile, err := c.logState(ctx, h, u, keys.logKey, cl, "run 'testimony collect' again", *since == 0)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		return errorf("failed to create bundle directory: %v", err)
-	}
-	col := &collect.Collector{
-		Server:         cl,
-		Dir:            *dir,
-		LogKey:         keys.logKey,
-		From:           from,
-		FromCheckpoint: fromRaw,
-		Store:          logFile,
-		Seen:           state,
-		Progress:       func(id string, done, total int64) { c.progress(id[:8], done, total) },
-		Now:            c.now,
-		Retry:          c.retry,
-		Sleep:          c.sleep,
-	}
-	sum, err := col.Run(ctx)
 	c.progressClear()
-	switch {
-	case errors.Is(err, intakelog.ErrStored):
-		return errorf("the last verified checkpoint in %s does not verify with the log key: %s", logFile.Path,
-			strings.TrimPrefix(errors.Unwrap(err).Error(), intakelog.ErrStored.Error()+": ")).
-			hint("if the log key was replaced on purpose, run 'testimony collect -since 0' to start again from the beginning of the log")
-	case errors.Is(err, collect.ErrLog), errors.Is(err, collect.ErrMismatch):
-		return errorf("%v", err).hint("no bundle was written; " + serverSuspect)
-	case errors.Is(err, collect.ErrOtherKey):
-		return errorf("%v", err).hint("collect into a new directory")
-	case errors.Is(err, collect.ErrNotBundleDir):
-		return errorf("%v", err).hint("nothing was written; -o takes an empty or new directory (or one holding an earlier bundle of this log), e.g. -o %s", filepath.Join(*dir, "bundle-"+c.now().UTC().Format("2006-01-02")))
-	case err != nil:
-		return explain(err, u, "run 'testimony collect' again; what was downloaded is kept")
-	}
-	if err := c.connected(sess); err != nil {
-		return err
-	}
-	state.Record(sum.Checkpoint)
-	if err := state.Save(statePath); err != nil {
-		return errorf("the bundle was written, but the collector state was not: %v", err).
-			hint("the next collect would start at log size %d again; pass -since %d once the state directory is writable", from, sum.Size)
-	}
-	if r := sum.Replaced; r != nil {
-		c.notef("replaced the bundle.json in %s, which covered log entries %d to %d", *dir, r.From, r.To-1)
-		c.hintf("if the reviewer has not opened that bundle yet, run 'testimony collect -since %d' so that the new bundle covers those entries too", r.From)
-	}
 	n := sum.Downloaded + sum.Present
 	if n == 0 {
 		fmt.Fprintf(c.stdout, "nothing new in the log since size %d; %s/bundle.json ends at log size %d\n", sum.From, *dir, sum.Size)

@@ -9,7 +9,11 @@ import (
 
 	"github.com/testimony-ngo/testimony/internal/enrol"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
+
+// keyID names a key as the messages do.
+var keyID = caseworker.KeyID
 
 // enrolmentFor writes the enrolment file an operator would make for d's
 // submit token, naming the organisation key of o.

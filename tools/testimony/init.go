@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"flag"
 	"fmt"
 
-	"github.com/testimony-ngo/testimony/crypto/envelope"
-	"github.com/testimony-ngo/testimony/internal/enrol"
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
 
 const initUsage = `Usage:
@@ -66,11 +63,11 @@ Example:
 
 func (c *cli) init(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	var cf connFlags
-	cf.register(fs)
-	var tf trustFlags
-	fs.StringVar(&tf.orgKey, "org-key", "", "")
-	fs.StringVar(&tf.logKey, "log-key", "", "")
+	var cf caseworker.Conn
+	registerConn(fs, &cf)
+	var tf caseworker.TrustKeys
+	fs.StringVar(&tf.OrgKey, "org-key", "", "")
+	fs.StringVar(&tf.LogKey, "log-key", "", "")
 	replace := fs.Bool("replace", false, "")
 	enrolFile := fs.String("enrol", "", "")
 	deleteEnrol := fs.Bool("delete-enrol", false, "")
@@ -80,93 +77,9 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErrorf("init takes no arguments")
 	}
-	var en *enrol.Enrolment
-	if *enrolFile != "" {
-		var err error
-		if en, err = c.readEnrolment(*enrolFile, &cf, &tf); err != nil {
-			return err
-		}
-	} else if *deleteEnrol {
-		return usageErrorf("-delete-enrol needs -enrol FILE")
+	key, err := c.client().Init(ctx, caseworker.InitOptions{Conn: cf, Keys: tf, Replace: *replace, Enrol: *enrolFile, DeleteEnrol: *deleteEnrol})
+	if key != "" {
+		fmt.Fprintln(c.stdout, key)
 	}
-	u, err := cf.serverURL(false)
-	if err != nil {
-		return err
-	}
-	_, tlsSet, err := cf.tlsOptions()
-	if err != nil {
-		return err
-	}
-	if u == nil && (tlsSet || cf.tokenFile != "" || cf.replacePin) {
-		return usageErrorf("-ca, -pin, -replace-pin and -token-file need -server")
-	}
-	h, err := c.openHome(true)
-	if err != nil {
-		return err
-	}
-	// A -pin that contradicts the remembered one is refused before
-	// anything is pinned.
-	var ch *tlsChoice
-	if u != nil {
-		if ch, err = c.chooseTLS(h, u, cf); err != nil {
-			return err
-		}
-	}
-	t, err := pin.LoadTrust(h.trustPath())
-	if err != nil {
-		return errorf("%v", err).
-			hint("the trust file may be damaged or tampered with; restore it from a backup, or delete it and run 'testimony init' again with the keys your organisation gave you")
-	}
-	if en != nil {
-		org := tf.orgKey
-		if org == "" {
-			org = t.OrgKey
-		}
-		if err := checkEnrolmentOrg(*enrolFile, en, org); err != nil {
-			return err
-		}
-	}
-	changed, err := c.applyTrust(h, t, tf, *replace)
-	if err != nil {
-		return err
-	}
-	if changed {
-		if err := pin.SaveTrust(h.trustPath(), t); err != nil {
-			return err
-		}
-	}
-	priv, err := c.deviceKey(h)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(c.stdout, envelope.DeviceKeyString(priv.Public().(ed25519.PublicKey)))
-	if t.OrgKey == "" && u == nil {
-		c.notef("warning: no organisation key is pinned")
-		c.hintf("ask your organisation for its key and run 'testimony init -org-key KEY'; until then a compromised server could hand out its own recipients")
-	}
-	if u == nil {
-		return nil
-	}
-	var tok string
-	if en != nil {
-		tok = en.Token
-	} else if tok, err = c.token(cf.tokenFile, u); err != nil {
-		return err
-	}
-	cl, err := newClientTLS(u, tok, ch)
-	if err != nil {
-		return err
-	}
-	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, false, false)
-	if err != nil {
-		return err
-	}
-	if err := c.rememberTLS(h, ch); err != nil {
-		return err
-	}
-	c.notef("%s is ready: %d %s recipient(s), log key %s", u.Host, len(keys.recipients.Strings), keys.recipients.Type, keyID(keys.logKey))
-	if en != nil {
-		return c.finishEnrolment(h, u, en, *enrolFile, *deleteEnrol)
-	}
-	return nil
+	return err
 }

@@ -1,9 +1,9 @@
 package main
 
-// This file holds how submit and resume ride out bad links: the flags
-// -give-up-after and -stall-timeout, the uploader built from them, and the
-// one line printed before every wait, so that a caseworker whose link is
-// down sees what happens instead of a silent screen.
+// This file holds how submit and resume ride out bad links on the
+// command line: the flags -give-up-after and -stall-timeout, and the one
+// line printed before every wait, so that a caseworker whose link is down
+// sees what happens instead of a silent screen.
 
 import (
 	"errors"
@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/upload"
 )
@@ -52,38 +51,10 @@ func (f *durationFlag) Set(s string) error {
 	return nil
 }
 
-// uploader returns the uploader of submit and resume for the server cl, at
-// most rate bytes per second if rate > 0.
-func (c *cli) uploader(cl *api.Client, rate int64) *upload.Uploader {
-	pol := c.uploadRetry
-	if pol.Initial == 0 {
-		// Tests that build a cli by hand give only the short policy.
-		pol = c.retry
-	}
-	giveUp := c.link.giveUpAfter.d
-	if giveUp == 0 {
-		giveUp = -1 // keep trying as long as the program runs
-	}
-	return &upload.Uploader{
-		Server:       cl,
-		Retry:        pol,
-		GiveUpAfter:  giveUp,
-		StallTimeout: c.link.stall.d,
-		Now:          c.now,
-		Sleep:        c.sleep,
-		RateLimit:    rate,
-		Progress:     func(done, total int64) { c.progress("uploading", done, total) },
-		Retrying:     c.uploadWait,
-	}
-}
-
 // uploadWait prints, on one line of stderr whether or not it is a
 // terminal, why the upload stopped, how much the server holds, and when
 // the next try comes.
 func (c *cli) uploadWait(err error, wait time.Duration, held, total int64) {
-	if c.hooks.retrying != nil {
-		c.hooks.retrying(err, wait)
-	}
 	sent := fmt.Sprintf("%s of %s sent", formatSize(held), formatSize(total))
 	if wait <= 0 {
 		c.notef("connection lost (%v); %s, continuing", err, sent)

@@ -24,9 +24,13 @@
 //	testimony app [-no-browser] [-limit-rate RATE]
 //	testimony wipe [-yes]
 //
+// The commands parse their flags here and print what package
+// internal/caseworker, which holds their logic, reports.
+//
 // app starts the caseworker's app (package internal/app): a Korean and
-// English web UI on 127.0.0.1 that runs the same submit, resume, init and
-// receipts code as the commands, holding the outbox lock while it runs.
+// English web UI on 127.0.0.1 that calls the same package for submit,
+// resume, init and receipts as the commands, holding the outbox lock
+// while it runs.
 //
 // wipe overwrites and removes the whole state directory.
 //
@@ -131,6 +135,8 @@
 //	app.json                  the app's language, server, labels and confirmed receipts
 //	.app-spool/               files the app is reading from the browser, encrypted
 //	                          to a key held only in its memory
+//	launch-*.html             the page the app gives the browser, which leads to its
+//	                          one-time address; removed once used (mode 0600)
 //
 // -ca or -pin is remembered per server origin (https://host:port) after
 // the first successful connection, so later commands need neither. A
@@ -163,6 +169,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/app"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
 )
 
@@ -230,28 +237,23 @@ type cli struct {
 	lastDraw time.Time
 	drawn    bool
 
-	// hooks tell the caseworker's app what the commands are doing.
-	hooks hooks
 	// appConfig, if set, adjusts the app's configuration (tests).
 	appConfig func(*app.Config)
-	// outboxHeld says this process already holds the outbox lock (the
-	// app holds it while it runs), so commands must not take it again.
-	outboxHeld bool
 }
 
-// hooks are optional callbacks through which the caseworker's app follows
-// submit and resume; the CLI sets none.
-type hooks struct {
-	// progress gets what the terminal progress bar shows.
-	progress func(label string, done, total int64)
-	// encrypted is called once an outbox entry was written, with its name.
-	encrypted func(name string)
-	// sending is called before an outbox entry is uploaded.
-	sending func(name string)
-	// retrying is told about every network failure that will be retried.
-	retrying func(err error, wait time.Duration)
-	// sent is called once an entry's receipt is saved and the entry removed.
-	sent func(name, id string)
+// client returns the caseworker package's client for one command, which
+// reports to this terminal.
+func (c *cli) client() *caseworker.Client {
+	return &caseworker.Client{
+		Getenv:       c.getenv,
+		Now:          c.now,
+		Retry:        c.retry,
+		Sleep:        c.sleep,
+		UploadRetry:  c.uploadRetry,
+		GiveUpAfter:  c.link.giveUpAfter.d,
+		StallTimeout: c.link.stall.d,
+		Events:       c.event,
+	}
 }
 
 func main() {
@@ -323,7 +325,7 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			err = errorf("interrupted").hint("run 'testimony resume' to finish what is in the outbox")
+			err = errorf("interrupted").Hint("run 'testimony resume' to finish what is in the outbox")
 		}
 		printError(c.stderr, cmd, err)
 		return 1
@@ -347,7 +349,7 @@ func (c *cli) parseFlags(fs *flag.FlagSet, help string, args []string) error {
 	for _, a := range fs.Args() {
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
 			return usageErrorf("flag %s comes after the first file name", a).
-				hint("put all flags before the file names")
+				Hint("put all flags before the file names")
 		}
 	}
 	return nil

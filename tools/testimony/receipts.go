@@ -2,122 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"io/fs"
-	"maps"
-	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 
-	"golang.org/x/mod/sumdb/tlog"
-
-	"github.com/testimony-ngo/testimony/crypto/intakelog"
-	"github.com/testimony-ngo/testimony/crypto/receipt"
-	"github.com/testimony-ngo/testimony/internal/ids"
-	"github.com/testimony-ngo/testimony/internal/safefile"
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/logclient"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
-
-// errBadReceipt wraps every way a receipt can fail to prove what the
-// client sent.
-var errBadReceipt = errors.New("the server's receipt does not prove this submission")
-
-// verifyReceipt checks that raw is a receipt for exactly the ciphertext
-// id, size and sha256Hex, whose checkpoint is signed by the log key and
-// includes the submission's leaf.
-func verifyReceipt(raw []byte, logKey string, id string, size int64, sha256Hex string) (*receipt.Receipt, error) {
-	r, err := receipt.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errBadReceipt, err)
-	}
-	switch {
-	case r.ID != id:
-		return nil, fmt.Errorf("%w: it names submission %s, not %s", errBadReceipt, r.ID, id)
-	case r.Size != size:
-		return nil, fmt.Errorf("%w: it says %d bytes, not %d", errBadReceipt, r.Size, size)
-	case r.SHA256 != sha256Hex:
-		return nil, fmt.Errorf("%w: it names ciphertext sha256 %s, not %s", errBadReceipt, r.SHA256, sha256Hex)
-	}
-	if _, err := r.Verify(logKey); err != nil {
-		return nil, fmt.Errorf("%w: %v", errBadReceipt, err)
-	}
-	return r, nil
-}
-
-// saveReceipt writes receipts/<id>.json.
-func (h *home) saveReceipt(r *receipt.Receipt) error {
-	if !ids.ValidSubmission(r.ID) {
-		return fmt.Errorf("%w: malformed id", errBadReceipt)
-	}
-	data, err := json.MarshalIndent(r, "", "\t")
-	if err != nil {
-		return fmt.Errorf("failed to encode receipt: %w", err)
-	}
-	if err := os.MkdirAll(h.receiptsDir(), 0o700); err != nil {
-		return fmt.Errorf("failed to save receipt: %w", err)
-	}
-	return safefile.Write(filepath.Join(h.receiptsDir(), r.ID+".json"), append(data, '\n'), 0o600)
-}
-
-// receipts lists the saved receipts, oldest first; unreadable files are
-// returned by name with the reason.
-func (h *home) receipts() ([]*receipt.Receipt, map[string]error, error) {
-	des, err := os.ReadDir(h.receiptsDir())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("failed to read receipts: %w", err)
-	}
-	var list []*receipt.Receipt
-	broken := map[string]error{}
-	for _, de := range des {
-		name := de.Name()
-		if safefile.IsTemp(name) || !strings.HasSuffix(name, ".json") {
-			continue
-		}
-		data, err := readSmall(filepath.Join(h.receiptsDir(), name), receipt.MaxSize)
-		if err == nil {
-			var r *receipt.Receipt
-			if r, err = receipt.Parse(data); err == nil {
-				list = append(list, r)
-				continue
-			}
-		}
-		broken[name] = err
-	}
-	slices.SortStableFunc(list, func(a, b *receipt.Receipt) int {
-		if c := strings.Compare(a.Received, b.Received); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	return list, broken, nil
-}
-
-func readSmall(name string, max int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, max)
-	}
-	return data, nil
-}
 
 const receiptsUsage = `Usage:
     testimony receipts verify -server URL [-ca FILE | -pin SHA256] [-token-file FILE] [-log-key VKEY]
@@ -160,7 +49,7 @@ Example:
 
 func (c *cli) receiptsCmd(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("missing receipts command").hint("the only one is 'testimony receipts verify'")
+		return usageErrorf("missing receipts command").Hint("the only one is 'testimony receipts verify'")
 	}
 	switch args[0] {
 	case "verify":
@@ -169,174 +58,42 @@ func (c *cli) receiptsCmd(ctx context.Context, args []string) error {
 		fmt.Fprint(c.stdout, receiptsUsage)
 		return flag.ErrHelp
 	}
-	return usageErrorf("unknown receipts command %q", args[0]).hint("the only one is 'testimony receipts verify'")
+	return usageErrorf("unknown receipts command %q", args[0]).Hint("the only one is 'testimony receipts verify'")
 }
 
 func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("receipts verify", flag.ContinueOnError)
-	var cf connFlags
-	cf.register(fs)
-	var tf trustFlags
-	fs.StringVar(&tf.logKey, "log-key", "", "")
+	var cf caseworker.Conn
+	registerConn(fs, &cf)
+	var tf caseworker.TrustKeys
+	fs.StringVar(&tf.LogKey, "log-key", "", "")
 	if err := c.parseFlags(fs, receiptsUsage, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("receipts verify takes no arguments")
 	}
-	sess, err := c.connect(cf, tf)
-	if err != nil {
-		return err
-	}
-	u, h, t, cl := sess.u, sess.h, sess.t, sess.cl
-	keys, err := c.fetchKeys(ctx, h, t, cl, u, nil, false, true)
-	if err != nil {
-		return err
-	}
-	list, broken, err := h.receipts()
-	if err != nil {
-		return err
-	}
-	for _, name := range slices.Sorted(maps.Keys(broken)) {
-		c.notef("warning: skipping unreadable receipt %s: %v", name, broken[name])
-	}
-
-	const again = "run 'testimony receipts verify' again"
-	lc, f, err := c.logState(ctx, h, u, keys.logKey, cl, again, false)
-	if err != nil {
-		return err
-	}
-	newest, raw, err := lc.Checkpoint(ctx)
-	if err != nil && !intakelog.IsLogError(err) {
-		return explain(err, u, again)
-	}
-	if err := c.connected(sess); err != nil {
-		return err
-	}
-	if err != nil {
-		return errorf("the server's newest checkpoint does not verify: %v", err).
-			hint(serverSuspect)
-	}
-	if err := checkWitness(ctx, lc, f, u, newest); err != nil {
-		return err
-	}
-
-	lv := &logVerifier{lc: lc, u: u, newest: newest, proofs: map[int64][]tlog.Hash{}}
-	verified, failed, other := 0, 0, 0
-	for _, r := range list {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		cp, err := intakelog.OpenCheckpoint([]byte(r.Checkpoint), keys.logKey)
-		if errors.Is(err, intakelog.ErrUnknownKey) {
-			// A receipt from another server's log.
-			other++
-			continue
-		}
-		if err == nil {
-			_, err = r.Verify(keys.logKey)
-		}
-		if err == nil {
-			err = lv.check(ctx, r, cp)
-		}
-		if err != nil {
-			var ce *cliError
-			if errors.As(err, &ce) || errors.Is(err, context.Canceled) {
-				return err // the network or the user, not the receipt
+	cw := c.client()
+	cw.Events = func(e caseworker.Event) {
+		if rc, ok := e.(caseworker.ReceiptChecked); ok {
+			c.progressClear()
+			r := rc.Receipt
+			if rc.Err != nil {
+				fmt.Fprintf(c.stdout, "FAILED  %s  leaf %d, received %s: %v\n", r.ID, r.Index, r.Received, rc.Err)
+			} else {
+				fmt.Fprintf(c.stdout, "ok      %s  leaf %d, received %s\n", r.ID, r.Index, r.Received)
 			}
-			fmt.Fprintf(c.stdout, "FAILED  %s  leaf %d, received %s: %v\n", r.ID, r.Index, r.Received, err)
-			failed++
-			continue
 		}
-		fmt.Fprintf(c.stdout, "ok      %s  leaf %d, received %s\n", r.ID, r.Index, r.Received)
-		verified++
+		c.event(e)
 	}
-	if failed > 0 {
-		return errorf("%d receipt(s) are not proven by the server's log any more: it dropped, altered or rewrote what it acknowledged", failed).
-			hint("keep the receipts in %s and this output: they are evidence; report this to your organisation through another channel than this server", h.receiptsDir())
+	v, err := cw.VerifyReceipts(ctx, caseworker.VerifyOptions{Conn: cf, LogKey: tf.LogKey})
+	if err != nil {
+		return err
 	}
-	if err := lc.Accept(ctx, newest, raw); err != nil {
-		if intakelog.IsLogError(err) {
-			return errorf("the server's checkpoint of size %d is not consistent with the one another command saved meanwhile: %v", newest.Size, err).
-				hint(serverSuspect)
-		}
-		return explain(err, u, again)
-	}
-	msg := fmt.Sprintf("verified %d receipt(s) against the log's checkpoint of size %d", verified, newest.Size)
-	if other > 0 {
-		msg += fmt.Sprintf(" (%d receipt(s) of other logs skipped)", other)
+	msg := fmt.Sprintf("verified %d receipt(s) against the log's checkpoint of size %d", v.Verified, v.Size)
+	if v.Other > 0 {
+		msg += fmt.Sprintf(" (%d receipt(s) of other logs skipped)", v.Other)
 	}
 	fmt.Fprintln(c.stdout, msg)
 	return nil
-}
-
-// serverSuspect is the hint for any proof of misbehaviour by the server.
-const serverSuspect = "the server may be compromised or misbehaving; keep this output and report it to your organisation through another channel than this server"
-
-// checkWitness checks newest against the checkpoint saved by the last
-// run: the log may only have grown since.
-func checkWitness(ctx context.Context, lc *intakelog.Client, f *logclient.File, u *url.URL, newest intakelog.Checkpoint) error {
-	old, _, ok, err := lc.Latest()
-	if err != nil {
-		return storedError(f, err)
-	}
-	if !ok {
-		return nil
-	}
-	_, err = lc.Consistent(ctx, old, newest)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, intakelog.ErrMalformed):
-		return errorf("the server sent a malformed consistency proof: %v", err).hint(serverSuspect)
-	case intakelog.IsLogError(err):
-		return errorf("the server's log is not consistent with the checkpoint of size %d verified before: %v", old.Size, err).
-			hint(serverSuspect)
-	}
-	return explain(err, u, "run 'testimony receipts verify' again")
-}
-
-// logVerifier checks receipts against the newest checkpoint, fetching
-// each consistency proof once.
-type logVerifier struct {
-	lc     *intakelog.Client
-	u      *url.URL
-	newest intakelog.Checkpoint
-	proofs map[int64][]tlog.Hash
-}
-
-// check returns a plain error if the log does not prove r, and a *cliError
-// if the server could not be asked.
-func (lv *logVerifier) check(ctx context.Context, r *receipt.Receipt, cp intakelog.Checkpoint) error {
-	if cp.Size > lv.newest.Size {
-		return fmt.Errorf("its checkpoint has size %d, but the server's newest has size %d: %w", cp.Size, lv.newest.Size, intakelog.ErrRollback)
-	}
-	if proof, ok := lv.proofs[cp.Size]; ok {
-		if err := intakelog.VerifyConsistency(cp, lv.newest, proof); err != nil {
-			return err
-		}
-	} else {
-		proof, err := lv.lc.Consistent(ctx, cp, lv.newest)
-		if err != nil {
-			return lv.fetchError(ctx, err)
-		}
-		lv.proofs[cp.Size] = proof
-	}
-	_, err := lv.lc.Included(ctx, lv.newest, r.Index, r.Leaf())
-	return lv.fetchError(ctx, err)
-}
-
-// fetchError tells the network's failures from the receipt's.
-func (lv *logVerifier) fetchError(ctx context.Context, err error) error {
-	switch {
-	case err == nil, intakelog.IsLogError(err):
-		return err
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case api.Retryable(err), api.IsStatus(err, http.StatusUnauthorized), api.IsStatus(err, http.StatusForbidden):
-		return prefixed("", explain(err, lv.u, "run 'testimony receipts verify' again"))
-	}
-	// The server refused to prove this receipt (an index or size it says
-	// it does not have): that is the receipt's failure.
-	return err
 }

@@ -29,23 +29,11 @@ func (c *cli) status(args []string) error {
 	if fs.NArg() > 0 {
 		return usageErrorf("status takes no arguments")
 	}
-	h, err := c.openHome(false)
+	st, err := c.client().Status()
 	if err != nil {
 		return err
 	}
-	l, err := h.outbox().List()
-	if err != nil {
-		return err
-	}
-	receipts, broken, err := h.receipts()
-	if err != nil {
-		return err
-	}
-	floors, _, err := h.pins().LoadFloors(h.floorsPath())
-	if err != nil {
-		return errorf("%v", err).
-			hint("the file may be damaged or tampered with; restore it from a backup")
-	}
+	l, receipts, broken := st.Outbox, st.Receipts, st.BrokenReceipts
 
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	n := len(l.Entries) + len(l.Partial) + len(l.Broken)
@@ -59,7 +47,7 @@ func (c *cli) status(args []string) error {
 			if e.Meta.UploadID != "" {
 				state = "upload " + e.Meta.UploadID + " started"
 			}
-			if cur, ok := superseded(floors, e.Meta); ok {
+			if cur, ok := st.Superseded[e.Name]; ok {
 				state = fmt.Sprintf("superseded: encrypted to reviewers' keys version %d, now %d; submit the files again", e.Meta.RecipientsVersion, cur)
 			}
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", e.Name, formatSize(e.Meta.Size), state, e.Meta.Server)

@@ -3,21 +3,14 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-
-	"filippo.io/age"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
 	"github.com/testimony-ngo/testimony/crypto/recipients"
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/devicekey"
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/outbox"
-	"github.com/testimony-ngo/testimony/tools/testimony/internal/upload"
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
 
 const submitUsage = `Usage:
@@ -98,8 +91,8 @@ Example:
 
 func (c *cli) submit(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
-	var cf connFlags
-	cf.register(fs)
+	var cf caseworker.Conn
+	registerConn(fs, &cf)
 	var (
 		recipientsFile = fs.String("recipients", "", "")
 		caseRef        = fs.String("case", "", "")
@@ -110,12 +103,12 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		metaFile       = fs.String("meta", "", "")
 		allowEmpty     = fs.Bool("allow-empty", false, "")
 		rate           rateFlag
-		tf             trustFlags
+		tf             caseworker.TrustKeys
 	)
 	fs.Var(&rate, "limit-rate", "")
 	c.link.register(fs)
-	fs.StringVar(&tf.orgKey, "org-key", "", "")
-	fs.StringVar(&tf.logKey, "log-key", "", "")
+	fs.StringVar(&tf.OrgKey, "org-key", "", "")
+	fs.StringVar(&tf.LogKey, "log-key", "", "")
 	if err := c.parseFlags(fs, submitUsage, args); err != nil {
 		return err
 	}
@@ -124,7 +117,7 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		return err
 	}
 	// Flag mistakes are reported before any file is read.
-	if _, err := cf.serverURL(true); err != nil {
+	if _, err := cf.URL(true); err != nil {
 		return err
 	}
 	if err := c.checkFiles(files, *allowEmpty); err != nil {
@@ -140,10 +133,10 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		f.Close()
 		if err != nil {
 			return errorf("recipients file %s: %v", *recipientsFile, err).
-				hint("the file lists age public keys (age1…), one per line, as your organisation publishes them")
+				Hint("the file lists age public keys (age1…), one per line, as your organisation publishes them")
 		}
 	}
-	id, err := c.submitTo(ctx, submitOptions{cf: cf, tf: tf, local: local, accept: *accept, rate: int64(rate)},
+	id, err := c.client().Submit(ctx, caseworker.SubmitOptions{Conn: cf, Keys: tf, Recipients: local, AcceptNew: *accept, RateLimit: int64(rate)},
 		func(w io.Writer, signer ed25519.PrivateKey) error {
 			_, err := envelope.Build(w, meta, files, signer)
 			return err
@@ -151,159 +144,9 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	c.progressClear()
 	fmt.Fprintln(c.stdout, id)
 	return nil
-}
-
-// submitOptions say where and how submitTo sends.
-type submitOptions struct {
-	cf     connFlags
-	tf     trustFlags
-	local  *recipients.Set
-	accept bool
-	rate   int64
-}
-
-// submitTo connects, checks the server's keys, encrypts what build writes
-// (the envelope, signed with the device key it is given) into the outbox
-// and sends it. It returns the submission id. The CLI's submit builds
-// from file paths, the caseworker's app from the files its browser page
-// sends.
-func (c *cli) submitTo(ctx context.Context, o submitOptions, build func(w io.Writer, signer ed25519.PrivateKey) error) (string, error) {
-	sess, err := c.connect(o.cf, o.tf)
-	if err != nil {
-		return "", err
-	}
-	u, h, t, cl, tlsOpt := sess.u, sess.h, sess.t, sess.cl, sess.tls
-	unlock, err := h.lockOutbox()
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	keys, err := c.fetchKeys(ctx, h, t, cl, u, o.local, o.accept, false)
-	if err != nil {
-		return "", err
-	}
-	if err := c.connected(sess); err != nil {
-		return "", err
-	}
-	signer, err := c.deviceKey(h)
-	if err != nil {
-		return "", err
-	}
-	ageRecipients, err := keys.recipients.AgeRecipients()
-	if err != nil {
-		return "", err
-	}
-	ob := h.outbox()
-	e, err := ob.Create(outbox.Meta{Server: u.String(), CAPEM: string(tlsOpt.CAPEM), TLSPin: tlsOpt.Pin, OrgKey: keys.orgKey, RecipientsVersion: keys.version}, c.now(), func(w io.Writer) error {
-		pw := &countWriter{ctx: ctx, w: w, fn: func(n int64) { c.progress("encrypting", n, -1) }}
-		aw, err := age.Encrypt(pw, ageRecipients...)
-		if err != nil {
-			return fmt.Errorf("failed to encrypt: %w", err)
-		}
-		if err := build(aw, signer); err != nil {
-			return err
-		}
-		if err := aw.Close(); err != nil {
-			return fmt.Errorf("failed to encrypt: %w", err)
-		}
-		return nil
-	})
-	c.progressClear()
-	if err != nil {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		return "", errorf("%v", err)
-	}
-	if c.hooks.encrypted != nil {
-		c.hooks.encrypted(e.Name)
-	}
-	return c.send(ctx, h, cl, u, keys.logKey, e, o.rate)
-}
-
-// send uploads an outbox entry (at most rate bytes per second if rate > 0),
-// verifies and saves its receipt and removes the entry. It returns the
-// submission id.
-func (c *cli) send(ctx context.Context, h *home, cl *api.Client, u *url.URL, logKey string, e *outbox.Entry, rate int64) (string, error) {
-	ob := h.outbox()
-	f, err := ob.Open(e)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	if c.hooks.sending != nil {
-		c.hooks.sending(e.Name)
-	}
-	up := c.uploader(cl, rate)
-	id, raw, err := up.Run(ctx, upload.Job{
-		File:         f,
-		Size:         e.Meta.Size,
-		SHA256:       e.Meta.SHA256,
-		UploadID:     e.Meta.UploadID,
-		SaveUploadID: func(id string) error { return ob.SetUploadID(e, id) },
-	})
-	c.progressClear()
-	if err != nil {
-		return "", explain(err, u, "run 'testimony resume'; the encrypted submission stays in the outbox")
-	}
-	r, err := verifyReceipt(raw, logKey, id, e.Meta.Size, e.Meta.SHA256)
-	if err != nil {
-		return "", errorf("%v", err).
-			hint("the submission stays in the outbox; report this to your organisation, as the server may be misbehaving")
-	}
-	if err := h.saveReceipt(r); err != nil {
-		return "", err
-	}
-	f.Close()
-	if err := ob.Remove(e); err != nil {
-		return "", err
-	}
-	if c.hooks.sent != nil {
-		c.hooks.sent(e.Name, id)
-	}
-	return id, nil
-}
-
-// deviceKey loads the device's signing key, creating it on first use.
-func (c *cli) deviceKey(h *home) (ed25519.PrivateKey, error) {
-	priv, created, err := devicekey.LoadOrCreate(h.deviceKeyPath())
-	if errors.Is(err, devicekey.ErrExposed) {
-		c.notef("warning: %v", err)
-		c.hintf("restrict it with: chmod 600 %s", h.deviceKeyPath())
-		err = nil
-	}
-	if err != nil {
-		return nil, errorf("%v", err).
-			hint("if %s is damaged, move it away and run 'testimony init' to make a new key; then register the new key with your reviewers", h.deviceKeyPath())
-	}
-	if created {
-		pub := priv.Public().(ed25519.PublicKey)
-		c.notef("created this device's signing key %s", envelope.DeviceKeyString(pub))
-		c.hintf("give that line to your reviewers, who register it with 'testimony-review caseworkers add NAME KEY'")
-	}
-	return priv, nil
-}
-
-// countWriter reports the bytes written so far, and stops the writing
-// when ctx is cancelled, so an interrupt during a long encryption takes
-// effect at once.
-type countWriter struct {
-	ctx context.Context
-	w   io.Writer
-	n   int64
-	fn  func(int64)
-}
-
-func (cw *countWriter) Write(p []byte) (int, error) {
-	if err := cw.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := cw.w.Write(p)
-	cw.n += int64(n)
-	cw.fn(cw.n)
-	return n, err
 }
 
 // pathError drops the operation from a *fs.PathError: "open x: no such

@@ -10,41 +10,18 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
 
 // cliError is an error with hints that tell the user what to do next.
-type cliError struct {
-	msg   string
-	hints []string
-	// usage marks errors in the command line, which get a pointer to the
-	// usage text.
-	usage bool
-}
+type cliError = caseworker.Error
 
-func (e *cliError) Error() string { return e.msg }
-
-func errorf(format string, args ...any) *cliError {
-	return &cliError{msg: fmt.Sprintf(format, args...)}
-}
-
-func usageErrorf(format string, args ...any) *cliError {
-	return &cliError{msg: fmt.Sprintf(format, args...), usage: true}
-}
-
-func (e *cliError) hint(format string, args ...any) *cliError {
-	e.hints = append(e.hints, fmt.Sprintf(format, args...))
-	return e
-}
-
-// prefixed returns err as a *cliError whose message starts with prefix,
-// keeping its hints.
-func prefixed(prefix string, err error) *cliError {
-	var ce *cliError
-	if errors.As(err, &ce) {
-		return &cliError{msg: prefix + ce.msg, hints: ce.hints}
-	}
-	return &cliError{msg: prefix + err.Error()}
-}
+var (
+	errorf      = caseworker.Errorf
+	usageErrorf = caseworker.UsageErrorf
+	prefixed    = caseworker.Prefixed
+)
 
 // printError writes err in the house format. Errors that are not
 // *cliError come from libraries; their text is already lowercase and
@@ -52,18 +29,35 @@ func prefixed(prefix string, err error) *cliError {
 func printError(w io.Writer, cmd string, err error) {
 	var ce *cliError
 	if !errors.As(err, &ce) {
-		ce = &cliError{msg: err.Error()}
+		ce = &cliError{Msg: err.Error()}
 	}
-	fmt.Fprintf(w, "testimony: error: %s\n", ce.msg)
-	for _, h := range ce.hints {
+	fmt.Fprintf(w, "testimony: error: %s\n", ce.Msg)
+	for _, h := range ce.Hints {
 		fmt.Fprintf(w, "testimony: hint: %s\n", h)
 	}
-	if ce.usage {
+	if ce.Usage {
 		if cmd != "" {
 			fmt.Fprintf(w, "testimony: hint: run 'testimony %s -h' for usage\n", cmd)
 		} else {
 			fmt.Fprintf(w, "testimony: hint: run 'testimony -h' for usage\n")
 		}
+	}
+}
+
+// event prints what the caseworker package reports while a command runs.
+func (c *cli) event(e caseworker.Event) {
+	switch e := e.(type) {
+	case caseworker.Note:
+		c.notef("%s", e.Text)
+	case caseworker.Hint:
+		c.hintf("%s", e.Text)
+	case caseworker.Failure:
+		c.progressClear()
+		printError(c.stderr, "", e.Err)
+	case caseworker.Progress:
+		c.progress(e.Label, e.Done, e.Total)
+	case caseworker.UploadWait:
+		c.uploadWait(e.Err, e.Wait, e.Held, e.Total)
 	}
 }
 
@@ -84,9 +78,6 @@ const progressInterval = 100 * time.Millisecond
 // progress draws "label  42%  12.3 MiB / 29.0 MiB" on one line of stderr.
 // total < 0 means unknown.
 func (c *cli) progress(label string, done, total int64) {
-	if c.hooks.progress != nil {
-		c.hooks.progress(label, done, total)
-	}
 	if !c.terminal {
 		return
 	}

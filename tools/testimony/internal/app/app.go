@@ -4,9 +4,10 @@
 // and wiping the laptop — in Korean and English.
 //
 // The app holds no logic of its own about envelopes, keys, uploads or
-// receipts: it calls a Backend, which package main wires to the same code
-// its commands run. Everything it serves is embedded; pages are plain
-// html/template with one stylesheet and one small script, under a strict
+// receipts: it calls package caseworker, which runs the same code for the
+// commands, and follows its progress through the events that package
+// reports. Everything it serves is embedded; pages are plain html/template
+// with one stylesheet and one small script, under a strict
 // Content-Security-Policy. Plaintext never touches the disk: files from
 // the browser are read from the request stream and held, until they are
 // encrypted for the reviewers, only as ciphertext under a key that exists
@@ -25,11 +26,17 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
 
 // Config says what the app serves.
 type Config struct {
-	Backend Backend
+	// Client runs the operations; it must not take the outbox lock
+	// (OutboxHeld), which the caller holds while the app runs.
+	Client *caseworker.Client
+	// RateLimit is the most bytes per second to upload; 0 for no limit.
+	RateLimit int64
 	// StateDir is the client's state directory (TESTIMONY_HOME); the app
 	// keeps app.json and its spool there.
 	StateDir string
@@ -38,8 +45,10 @@ type Config struct {
 	Languages []string
 	// Stdout gets the address to open; Stderr the app's notes.
 	Stdout, Stderr io.Writer
-	// OpenBrowser opens url in the default browser; nil opens nothing.
-	OpenBrowser func(url string) error
+	// OpenBrowser opens the local file page in the default browser; nil
+	// opens nothing. The page sends the browser on to the one-time
+	// address, which is therefore never on a command line (launch.go).
+	OpenBrowser func(page string) error
 	// RetryEvery is how long the sender waits after a failure before it
 	// tries the outbox again (default one minute).
 	RetryEvery time.Duration
@@ -58,7 +67,7 @@ type App struct {
 	state    *stateFile
 	pages    *pages
 
-	// work serialises every Backend call that touches the outbox.
+	// work serialises every Client call that touches the outbox.
 	work sync.Mutex
 	wake chan struct{}
 
@@ -74,6 +83,9 @@ type App struct {
 	checking    bool
 	checkResult *Verification
 	wiped       bool
+	// launchFile is the launch page given to the browser opener, until
+	// it is removed (launch.go).
+	launchFile  string
 	shutdown    context.CancelFunc
 	stopSending context.CancelFunc
 }
@@ -104,6 +116,7 @@ func New(cfg Config) (*App, error) {
 	// Spool files of a previous run cannot be read by anyone: their key
 	// died with that process.
 	os.RemoveAll(filepath.Join(cfg.StateDir, spoolDir))
+	removeStaleLaunchFiles(cfg.StateDir)
 	return &App{cfg: cfg, sessions: newSessions(), state: st, pages: p, wake: make(chan struct{}, 1)}, nil
 }
 
@@ -137,7 +150,12 @@ func (a *App) Serve(ctx context.Context) error {
 	url := a.LaunchURL()
 	fmt.Fprintf(a.cfg.Stdout, "%s\n", url)
 	if a.cfg.OpenBrowser != nil {
-		if err := a.cfg.OpenBrowser(url); err != nil {
+		defer a.removeLaunchFile()
+		page, err := a.writeLaunchFile(url)
+		if err == nil {
+			err = a.cfg.OpenBrowser(page)
+		}
+		if err != nil {
 			fmt.Fprintf(a.cfg.Stderr, "testimony: could not open a browser: %v\n", err)
 			fmt.Fprintf(a.cfg.Stderr, "testimony: hint: open the address above in your browser\n")
 		}
@@ -193,6 +211,7 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("POST /receipts/check", a.handleCheck)
 	mux.HandleFunc("POST /label", a.handleLabel)
 	mux.HandleFunc("GET /settings", a.handleSettings)
+	mux.HandleFunc("GET /device-key.png", a.handleDeviceKeyQR)
 	mux.HandleFunc("POST /settings/lang", a.handleLang)
 	mux.HandleFunc("POST /settings/remove-sent", a.handleRemoveSent)
 	mux.HandleFunc("GET /wipe", a.handleWipePage)
@@ -250,12 +269,12 @@ func (a *App) sendOnce(ctx context.Context) (again bool) {
 			again = true
 		}
 	}
-	ob, err := a.cfg.Backend.Outbox()
+	ob, err := a.outbox()
 	if err != nil || len(ob.Pending) == 0 {
 		return again
 	}
 	a.setOffline(false, "")
-	err = a.cfg.Backend.Resume(ctx, a.events(nil))
+	err = a.resume(ctx, a.events(nil))
 	a.mu.Lock()
 	a.sending = ""
 	a.mu.Unlock()

@@ -36,7 +36,7 @@ type checkLine struct {
 
 func (a *App) handleEnrolPage(w http.ResponseWriter, r *http.Request) {
 	st := a.state.get()
-	s, _ := a.cfg.Backend.Setup(st.Server)
+	s, _ := a.cfg.Client.Setup(st.Server)
 	a.render(w, r, http.StatusOK, "enrol", view{Nav: "enrol", Title: "Set up this laptop", Data: enrolData{
 		E: Enrolment{Server: st.Server, Pin: s.TLSPin, OrgKey: s.OrgKey, LogKey: s.LogKey},
 	}})
@@ -83,7 +83,7 @@ func (a *App) handleEnrol(w http.ResponseWriter, r *http.Request) {
 	}
 	a.work.Lock()
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Minute)
-	checks := a.cfg.Backend.Enrol(ctx, e)
+	checks := a.cfg.Client.Enrol(ctx, e)
 	cancel()
 	a.work.Unlock()
 	ok := len(checks) > 0
@@ -93,7 +93,7 @@ func (a *App) handleEnrol(w http.ResponseWriter, r *http.Request) {
 	}
 	if ok {
 		a.state.update(func(s *appState) { s.Server = e.Server })
-		s, _ := a.cfg.Backend.Setup(e.Server)
+		s, _ := a.cfg.Client.Setup(e.Server)
 		d.Device, d.Done = s.DeviceKey, true
 		d.E.Token, d.E.CA = "", ""
 		a.poke()

@@ -57,7 +57,7 @@ type outboxData struct {
 
 func (a *App) handleOutbox(w http.ResponseWriter, r *http.Request) {
 	p := a.printer(r)
-	ob, err := a.cfg.Backend.Outbox()
+	ob, err := a.outbox()
 	v := view{Nav: "outbox", Title: "Outbox and receipts"}
 	if err != nil {
 		v.Error = tr(p, "The outbox could not be read.") + " " + errorText(err)
@@ -135,7 +135,7 @@ func (a *App) handleReceipt(w http.ResponseWriter, r *http.Request) {
 		a.notFound(w, r)
 		return
 	}
-	ob, err := a.cfg.Backend.Outbox()
+	ob, err := a.outbox()
 	if err != nil {
 		a.notFound(w, r)
 		return
@@ -166,10 +166,7 @@ func (a *App) handleCheck(w http.ResponseWriter, r *http.Request) {
 			defer a.work.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			res, err := a.cfg.Backend.VerifyReceipts(ctx, server)
-			if err != nil && res.Err == nil {
-				res.Err = err
-			}
+			res := a.verifyReceipts(ctx, server)
 			today := time.Now().Format(time.DateOnly)
 			a.state.update(func(s *appState) {
 				for _, id := range res.OK {
@@ -226,7 +223,7 @@ type langChoice struct {
 func (a *App) handleSettings(w http.ResponseWriter, r *http.Request) {
 	p := a.printer(r)
 	st := a.state.get()
-	s, err := a.cfg.Backend.Setup(st.Server)
+	s, err := a.cfg.Client.Setup(st.Server)
 	v := view{Nav: "settings", Title: "Settings"}
 	if err != nil {
 		v.Error = tr(p, "The settings could not be read.") + " " + errorText(err)
@@ -266,7 +263,7 @@ func (a *App) handleLang(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) handleRemoveSent(w http.ResponseWriter, r *http.Request) {
 	a.work.Lock()
-	n, err := a.cfg.Backend.RemoveSent()
+	n, err := a.cfg.Client.RemoveSent()
 	a.work.Unlock()
 	if err != nil {
 		p := a.printer(r)

@@ -91,7 +91,7 @@ func (a *App) runJob(ctx context.Context, j *job) {
 			a.mu.Unlock()
 		}
 	}
-	id, err := a.cfg.Backend.Submit(ctx, server, j.meta, j.sources(), ev)
+	id, err := a.submit(ctx, server, j.meta, j.sources(), ev)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.sending = ""

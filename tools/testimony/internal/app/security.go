@@ -163,6 +163,7 @@ func (a *App) handleLaunch(w http.ResponseWriter, r *http.Request) {
 		a.forbidden(w, r, "launch-used")
 		return
 	}
+	a.removeLaunchFile()
 	http.SetCookie(w, &http.Cookie{
 		Name:     cookieName,
 		Value:    id,

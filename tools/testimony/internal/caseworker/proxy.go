@@ -1,4 +1,4 @@
-package main
+package caseworker
 
 import (
 	"net/url"
@@ -10,10 +10,10 @@ import (
 // the SOCKS5 proxy (Tor's, for an .onion server) the command connects
 // through. nil means a direct connection, or the HTTPS_PROXY / ALL_PROXY
 // settings of the environment.
-func (c *cli) proxyURL(cf connFlags) (*url.URL, error) {
-	s, source := cf.proxy, "-proxy"
+func (c *Client) proxyURL(cf Conn) (*url.URL, error) {
+	s, source := cf.Proxy, "-proxy"
 	if s == "" {
-		s, source = c.getenv("TESTIMONY_PROXY"), "TESTIMONY_PROXY"
+		s, source = c.Getenv("TESTIMONY_PROXY"), "TESTIMONY_PROXY"
 	}
 	if s == "" {
 		return nil, nil
@@ -21,7 +21,7 @@ func (c *cli) proxyURL(cf connFlags) (*url.URL, error) {
 	p, err := api.ParseProxy(s)
 	if err != nil {
 		return nil, usageErrorf("%s: %v", source, err).
-			hint("with Tor running on this machine: -proxy socks5h://127.0.0.1:9050 (Tor Browser: socks5h://127.0.0.1:9150)")
+			Hint("with Tor running on this machine: -proxy socks5h://127.0.0.1:9050 (Tor Browser: socks5h://127.0.0.1:9150)")
 	}
 	return p, nil
 }

@@ -1,17 +1,15 @@
-package main
+package caseworker
 
 import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
@@ -23,65 +21,57 @@ import (
 // maxTokenFile bounds -token-file; a token is about 40 bytes.
 const maxTokenFile = 4 << 10
 
-// connFlags are the flags that say how to reach a server.
-type connFlags struct {
-	server    string
-	ca        string
-	pin       string
-	tokenFile string
-	// proxy is -proxy, a SOCKS5 proxy URL (proxy.go).
-	proxy string
-	// replacePin replaces a remembered certificate check with -pin or -ca.
-	replacePin bool
-	// caPEM is a CA certificate given otherwise than by -ca (init -enrol),
-	// and caSource says where it came from.
-	caPEM    []byte
-	caSource string
+// Conn says how to reach a server: the flags -server, -ca, -pin,
+// -token-file, -proxy and -replace-pin.
+type Conn struct {
+	Server    string
+	CA        string // a PEM file
+	Pin       string // a certificate fingerprint, as parsePinFlag takes it
+	TokenFile string
+	// Proxy is a SOCKS5 proxy URL; "" is $TESTIMONY_PROXY, if set.
+	Proxy string
+	// ReplacePin replaces a remembered certificate check with Pin or CA.
+	ReplacePin bool
+	// CAPEM is a CA certificate given otherwise than by a file (an
+	// enrolment), and CASource says where it came from.
+	CAPEM    []byte
+	CASource string
 }
 
-func (cf *connFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&cf.server, "server", "", "")
-	fs.StringVar(&cf.ca, "ca", "", "")
-	fs.StringVar(&cf.pin, "pin", "", "")
-	fs.StringVar(&cf.tokenFile, "token-file", "", "")
-	fs.StringVar(&cf.proxy, "proxy", "", "")
-	fs.BoolVar(&cf.replacePin, "replace-pin", false, "")
-}
-
-// serverURL checks -server; required says whether it must be given.
-func (cf *connFlags) serverURL(required bool) (*url.URL, error) {
-	if cf.server == "" {
+// URL checks Server; required says whether it must be given.
+func (cf *Conn) URL(required bool) (*url.URL, error) {
+	if cf.Server == "" {
 		if required {
 			return nil, usageErrorf("missing -server URL")
 		}
 		return nil, nil
 	}
-	u, err := api.ParseServer(cf.server)
+	u, err := api.ParseServer(cf.Server)
 	if err != nil {
 		return nil, usageErrorf("%v", err)
 	}
 	return u, nil
 }
 
-// tlsOptions reads -ca or -pin. set reports whether either was given.
-func (cf *connFlags) tlsOptions() (opt api.TLSOptions, set bool, err error) {
-	if cf.ca != "" && cf.pin != "" {
+// tlsOptions reads CA, CAPEM or Pin. set reports whether either was given.
+func (cf *Conn) tlsOptions() (opt api.TLSOptions, set bool, err error) {
+	if cf.CA != "" && cf.Pin != "" {
 		return opt, false, usageErrorf("-ca and -pin are mutually exclusive").
-			hint("use -ca with the operator's CA certificate, or -pin with the certificate's SHA-256, not both")
+			Hint("use -ca with the operator's CA certificate, or -pin with the certificate's SHA-256, not both")
 	}
-	if cf.caPEM != nil {
-		opt.CAPEM = cf.caPEM
+	if cf.CAPEM != nil {
+		opt.CAPEM = cf.CAPEM
 		return opt, true, nil
 	}
-	if cf.ca != "" {
-		opt.CAPEM, err = api.ReadCAFile(cf.ca)
+	if cf.CA != "" {
+		opt.CAPEM, err = api.ReadCAFile(cf.CA)
 		if err != nil {
-			return opt, false, errorf("%v", err).hint("-ca expects a PEM file, as printed by the server operator")
+			return opt, false, errorf("%v", err).Hint("-ca expects a PEM file, as printed by the server operator")
 		}
 		return opt, true, nil
 	}
-	if cf.pin != "" {
-		opt.Pin, err = parsePinFlag(cf.pin)
+	if cf.Pin != "" {
+		opt.Pin, err = parsePinFlag(cf.Pin)
 		if err != nil {
 			return opt, false, usageErrorf("%v", err)
 		}
@@ -90,38 +80,16 @@ func (cf *connFlags) tlsOptions() (opt api.TLSOptions, set bool, err error) {
 	return opt, false, nil
 }
 
-// rateFlag is -limit-rate: bytes per second, with an optional K or M
-// suffix (powers of 1024); 0 means no limit.
-type rateFlag int64
-
-func (r *rateFlag) String() string { return strconv.FormatInt(int64(*r), 10) }
-
-func (r *rateFlag) Set(s string) error {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "K"), strings.HasSuffix(s, "k"):
-		mult, s = 1<<10, s[:len(s)-1]
-	case strings.HasSuffix(s, "M"), strings.HasSuffix(s, "m"):
-		mult, s = 1<<20, s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > (1<<40)/mult {
-		return errors.New("want bytes per second, like 65536, 64K or 2M")
-	}
-	*r = rateFlag(n * mult)
-	return nil
-}
-
 // token returns the access token from -token-file, $TESTIMONY_TOKEN, or
 // else the one 'init -enrol' stored for the server u (if u is not nil). It
 // is never a flag value: the command line of a process is visible to every
 // user of the machine.
-func (c *cli) token(file string, u *url.URL) (string, error) {
+func (c *Client) token(file string, u *url.URL) (string, error) {
 	var tok, source string
 	if file != "" {
 		f, err := os.Open(file)
 		if err != nil {
-			return "", errorf("failed to read token file: %v", err).hint("pass the file that holds your access token to -token-file")
+			return "", errorf("failed to read token file: %v", err).Hint("pass the file that holds your access token to -token-file")
 		}
 		defer f.Close()
 		data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
@@ -137,7 +105,7 @@ func (c *cli) token(file string, u *url.URL) (string, error) {
 		}
 		tok, source = string(data), "token file "+file
 	} else {
-		tok, source = c.getenv("TESTIMONY_TOKEN"), "TESTIMONY_TOKEN"
+		tok, source = c.Getenv("TESTIMONY_TOKEN"), "TESTIMONY_TOKEN"
 	}
 	if strings.TrimSpace(tok) == "" && file == "" && u != nil {
 		if h, err := c.openHome(false); err == nil {
@@ -150,12 +118,12 @@ func (c *cli) token(file string, u *url.URL) (string, error) {
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
 		return "", errorf("no access token").
-			hint("set TESTIMONY_TOKEN or pass -token-file FILE, or import your enrolment file with 'testimony init -enrol FILE -org-key KEY'; the server operator issues tokens")
+			Hint("set TESTIMONY_TOKEN or pass -token-file FILE, or import your enrolment file with 'testimony init -enrol FILE -org-key KEY'; the server operator issues tokens")
 	}
 	for _, r := range tok {
 		if r <= ' ' || r >= 0x7f {
 			return "", errorf("the access token in %s contains spaces or invalid characters", source).
-				hint("the token is one line like tm1_…; copy it again from the operator's message")
+				Hint("the token is one line like tm1_…; copy it again from the operator's message")
 		}
 	}
 	return tok, nil
@@ -176,8 +144,8 @@ type session struct {
 // connect reads the connection and trust flags, the token and the home
 // directory, in the order that reports a usage mistake before anything is
 // created.
-func (c *cli) connect(cf connFlags, tf trustFlags) (*session, error) {
-	u, err := cf.serverURL(true)
+func (c *Client) connect(cf Conn, tf TrustKeys) (*session, error) {
+	u, err := cf.URL(true)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +155,7 @@ func (c *cli) connect(cf connFlags, tf trustFlags) (*session, error) {
 	if _, err := c.proxyURL(cf); err != nil {
 		return nil, err
 	}
-	tok, err := c.token(cf.tokenFile, u)
+	tok, err := c.token(cf.TokenFile, u)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +180,7 @@ func (c *cli) connect(cf connFlags, tf trustFlags) (*session, error) {
 
 // connected remembers the session's certificate check, once a command's
 // first exchange with the server succeeded.
-func (c *cli) connected(s *session) error { return c.rememberTLS(s.h, s.tlsc) }
+func (c *Client) connected(s *session) error { return c.rememberTLS(s.h, s.tlsc) }
 
 // newClientTLS returns an API client for u with the certificate check ch.
 func newClientTLS(u *url.URL, tok string, ch *tlsChoice) (*api.Client, error) {
@@ -232,18 +200,18 @@ func newClientTLS(u *url.URL, tok string, ch *tlsChoice) (*api.Client, error) {
 // home is the state directory.
 type home struct {
 	dir string
-	// held: this process holds the outbox lock already (see cli.outboxHeld).
+	// held: this process holds the outbox lock already (see Client.OutboxHeld).
 	held bool
 }
 
 // openHome returns the state directory, creating it (mode 0700) if create.
-func (c *cli) openHome(create bool) (*home, error) {
-	dir := c.getenv("TESTIMONY_HOME")
+func (c *Client) openHome(create bool) (*home, error) {
+	dir := c.Getenv("TESTIMONY_HOME")
 	if dir == "" {
 		cfg, err := os.UserConfigDir()
 		if err != nil {
 			return nil, errorf("cannot find a place for the state directory: %v", err).
-				hint("set TESTIMONY_HOME to a directory only you can read")
+				Hint("set TESTIMONY_HOME to a directory only you can read")
 		}
 		dir = filepath.Join(cfg, "testimony")
 	}
@@ -263,7 +231,7 @@ func (c *cli) openHome(create bool) (*home, error) {
 			}
 		}
 	}
-	return &home{dir: dir, held: c.outboxHeld}, nil
+	return &home{dir: dir, held: c.OutboxHeld}, nil
 }
 
 func (h *home) pins() pin.Store          { return pin.Store{Dir: filepath.Join(h.dir, "pins")} }
@@ -294,7 +262,7 @@ func (h *home) lockOutbox() (func(), error) {
 	unlock, err := h.outbox().Lock()
 	if errors.Is(err, outbox.ErrLocked) {
 		return nil, errorf("another testimony command or the testimony app is using %s", h.dir).
-			hint("wait for it to finish, or close the app (the window where 'testimony app' runs), then run the command again")
+			Hint("wait for it to finish, or close the app (the window where 'testimony app' runs), then run the command again")
 	}
 	return unlock, err
 }
@@ -304,9 +272,9 @@ func (h *home) lockOutbox() (func(), error) {
 func explain(err error, u *url.URL, again string) error {
 	var cc *certChangedError
 	if errors.As(err, &cc) {
-		return cc.cliError()
+		return cc.asError()
 	}
-	var ce *cliError
+	var ce *Error
 	if errors.As(err, &ce) {
 		return err
 	}
@@ -322,24 +290,56 @@ func explain(err error, u *url.URL, again string) error {
 	}
 	switch {
 	case errors.As(err, &se) && se.Code == http.StatusUnauthorized:
-		return errorf("%v", err).hint("the access token was refused: check TESTIMONY_TOKEN or -token-file, or ask the operator for a new token (or enrolment file)").
-			hint("then %s", again)
+		return errorf("%v", err).Hint("the access token was refused: check TESTIMONY_TOKEN or -token-file, or ask the operator for a new token (or enrolment file)").
+			Hint("then %s", again)
 	case errors.As(err, &se) && se.Code == http.StatusForbidden:
-		return errorf("%v", err).hint("this token's role does not allow this: submit needs a submit token, collect a collect token").
-			hint("then %s", again)
+		return errorf("%v", err).Hint("this token's role does not allow this: submit needs a submit token, collect a collect token").
+			Hint("then %s", again)
 	case errors.Is(err, api.ErrPinMismatch):
 		return errorf("%v: someone may be intercepting the connection, or the -pin value is wrong", err).
-			hint("do not go on: check the -pin value with the operator through another channel than this server (in person, by phone), and never use a fingerprint from anywhere else")
+			Hint("do not go on: check the -pin value with the operator through another channel than this server (in person, by phone), and never use a fingerprint from anywhere else")
 	case errors.As(err, &uerr), errors.As(err, &verr) && errors.As(verr.Err, &uerr):
-		return errorf("%v", err).hint("if %s uses its own certificate, pass -ca FILE or -pin SHA256 as given by the operator", host)
+		return errorf("%v", err).Hint("if %s uses its own certificate, pass -ca FILE or -pin SHA256 as given by the operator", host)
 	case errors.As(err, &herr):
-		return errorf("%v", err).hint("the certificate is not for %s; check the -server URL", host)
+		return errorf("%v", err).Hint("the certificate is not for %s; check the -server URL", host)
 	case errors.As(err, &se) && api.Retryable(err):
-		return errorf("%v", err).hint("the server is failing or overloaded; wait a while, then %s", again)
+		return errorf("%v", err).Hint("the server is failing or overloaded; wait a while, then %s", again)
 	case errors.As(err, &se):
 		return err
 	case api.Retryable(err):
-		return errorf("%v", err).hint("check the network connection (or proxy) to %s, then %s", host, again)
+		return errorf("%v", err).Hint("check the network connection (or proxy) to %s, then %s", host, again)
 	}
 	return err
+}
+
+// StateDir returns the state directory, $TESTIMONY_HOME or testimony/
+// under the user's configuration directory, creating it (and its
+// subdirectories, mode 0700) if create.
+func (c *Client) StateDir(create bool) (string, error) {
+	h, err := c.openHome(create)
+	if err != nil {
+		return "", err
+	}
+	return h.dir, nil
+}
+
+// LockOutbox takes the outbox lock, which every command that changes the
+// outbox holds, and the app while it runs. An outbox locked by another
+// process is an *Error with advice.
+func (c *Client) LockOutbox() (unlock func(), err error) {
+	h, err := c.openHome(false)
+	if err != nil {
+		return nil, err
+	}
+	return h.lockOutbox()
+}
+
+// TryLockOutbox is LockOutbox for the app, whose message differs: an
+// outbox locked by another process is outbox.ErrLocked.
+func (c *Client) TryLockOutbox() (unlock func(), err error) {
+	h, err := c.openHome(false)
+	if err != nil {
+		return nil, err
+	}
+	return h.outbox().Lock()
 }

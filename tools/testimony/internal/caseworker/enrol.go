@@ -1,4 +1,4 @@
-package main
+package caseworker
 
 // Enrolment: 'testimony init -enrol FILE -org-key KEY' takes the server,
 // its certificate check, the log key and the token from the enrolment file
@@ -26,8 +26,8 @@ import (
 // readEnrolment reads the enrolment file and puts its server, certificate
 // check and log key in place of the flags that would give them, which
 // must not be given as well.
-func (c *cli) readEnrolment(file string, cf *connFlags, tf *trustFlags) (*enrol.Enrolment, error) {
-	if cf.server != "" || cf.ca != "" || cf.pin != "" || cf.tokenFile != "" || tf.logKey != "" {
+func (c *Client) readEnrolment(file string, cf *Conn, tf *TrustKeys) (*enrol.Enrolment, error) {
+	if cf.Server != "" || cf.CA != "" || cf.Pin != "" || cf.TokenFile != "" || tf.LogKey != "" {
 		return nil, usageErrorf("-enrol gives the server, its certificate, the log key and the token: do not add -server, -ca, -pin, -token-file or -log-key")
 	}
 	e, err := enrol.Read(file)
@@ -35,20 +35,20 @@ func (c *cli) readEnrolment(file string, cf *connFlags, tf *trustFlags) (*enrol.
 		var pe *fs.PathError
 		switch {
 		case errors.As(err, &pe):
-			return nil, errorf("%v", err).hint("pass the enrolment file your operator gave you, e.g. -enrol laptop-3.enrol")
+			return nil, errorf("%v", err).Hint("pass the enrolment file your operator gave you, e.g. -enrol laptop-3.enrol")
 		case errors.Is(err, enrol.ErrVersion):
-			return nil, errorf("%s: %v", file, err).hint("the file was made by a newer testimony-server; install the newer testimony your operator uses, or ask for a file this version reads")
+			return nil, errorf("%s: %v", file, err).Hint("the file was made by a newer testimony-server; install the newer testimony your operator uses, or ask for a file this version reads")
 		case errors.Is(err, enrol.ErrTooLarge), errors.Is(err, enrol.ErrNotEnrolment):
-			return nil, errorf("%s: %v", file, err).hint("pass the enrolment file (.enrol) your operator made with 'testimony-server token create -enrol', not another file")
+			return nil, errorf("%s: %v", file, err).Hint("pass the enrolment file (.enrol) your operator made with 'testimony-server token create -enrol', not another file")
 		default:
-			return nil, errorf("%s: %v", file, err).hint("the file was damaged or changed on its way; do not edit it, ask your operator for a new one")
+			return nil, errorf("%s: %v", file, err).Hint("the file was damaged or changed on its way; do not edit it, ask your operator for a new one")
 		}
 	}
-	cf.server, cf.pin = e.Server, e.Pin
+	cf.Server, cf.Pin = e.Server, e.Pin
 	if e.CA != "" {
-		cf.caPEM, cf.caSource = []byte(e.CA), "the CA certificate in "+file
+		cf.CAPEM, cf.CASource = []byte(e.CA), "the CA certificate in "+file
 	}
-	tf.logKey = e.LogKey
+	tf.LogKey = e.LogKey
 	return e, nil
 }
 
@@ -57,7 +57,7 @@ func (c *cli) readEnrolment(file string, cf *connFlags, tf *trustFlags) (*enrol.
 func checkEnrolmentOrg(file string, e *enrol.Enrolment, orgKey string) error {
 	if orgKey == "" {
 		return usageErrorf("-enrol needs -org-key: the organisation key never comes in the enrolment file").
-			hint("type or paste the key from the card your organisation gave you in person: testimony init -enrol %s -org-key KEY", file)
+			Hint("type or paste the key from the card your organisation gave you in person: testimony init -enrol %s -org-key KEY", file)
 	}
 	if err := pin.CheckKey(orgKey); err != nil {
 		return usageErrorf("-org-key: %v", err)
@@ -65,15 +65,15 @@ func checkEnrolmentOrg(file string, e *enrol.Enrolment, orgKey string) error {
 	name, err := enrol.KeyName(orgKey)
 	if err != nil || name != e.OrgKeyName {
 		return errorf("the enrolment file %s names the organisation key %s, but your organisation's key is %s", file, api.Sanitize(e.OrgKeyName, 100), keyID(orgKey)).
-			hint("the file was made for another organisation, or changed on its way: do not use it").
-			hint("compare the key with the card you were given in person, and ask your operator for a new enrolment file")
+			Hint("the file was made for another organisation, or changed on its way: do not use it").
+			Hint("compare the key with the card you were given in person, and ask your operator for a new enrolment file")
 	}
 	return nil
 }
 
 // finishEnrolment stores the enrolment's token for its server, once the
 // server answered, and deals with the file, which still holds the token.
-func (c *cli) finishEnrolment(h *home, u *url.URL, e *enrol.Enrolment, file string, remove bool) error {
+func (c *Client) finishEnrolment(h *home, u *url.URL, e *enrol.Enrolment, file string, remove bool) error {
 	path, err := saveToken(h, u, e.Token)
 	if err != nil {
 		return errorf("%v", err)
@@ -81,7 +81,7 @@ func (c *cli) finishEnrolment(h *home, u *url.URL, e *enrol.Enrolment, file stri
 	c.notef("saved the %s token %q for %s in %s; later commands to this server need no TESTIMONY_TOKEN or -token-file", e.Role, api.Sanitize(e.Name, 64), origin(u), path)
 	if remove {
 		if err := os.Remove(file); err != nil {
-			return errorf("failed to delete the enrolment file: %v", err).hint("delete it yourself: it holds your access token")
+			return errorf("failed to delete the enrolment file: %v", err).Hint("delete it yourself: it holds your access token")
 		}
 		c.notef("deleted the enrolment file %s", file)
 		return nil

@@ -1,4 +1,4 @@
-package main
+package caseworker
 
 // The certificate check given with -pin or -ca is remembered per server
 // origin (https://host:port) after the first successful connection, the
@@ -75,12 +75,12 @@ func origin(u *url.URL) string {
 
 // chooseTLS decides the certificate check for u from -ca, -pin,
 // -replace-pin and what is remembered.
-func (c *cli) chooseTLS(h *home, u *url.URL, cf connFlags) (*tlsChoice, error) {
+func (c *Client) chooseTLS(h *home, u *url.URL, cf Conn) (*tlsChoice, error) {
 	opt, set, err := cf.tlsOptions()
 	if err != nil {
 		return nil, err
 	}
-	if cf.replacePin && !set {
+	if cf.ReplacePin && !set {
 		return nil, usageErrorf("-replace-pin needs the new -pin SHA256 or -ca FILE")
 	}
 	hp := api.HostPort(u)
@@ -91,7 +91,7 @@ func (c *cli) chooseTLS(h *home, u *url.URL, cf connFlags) (*tlsChoice, error) {
 	rem, err := h.tlsStore().Load(hp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, errorf("%v", err).
-			hint("the file may be damaged or tampered with; restore it from a backup, or delete it and give -pin or -ca again as the operator told you")
+			Hint("the file may be damaged or tampered with; restore it from a backup, or delete it and give -pin or -ca again as the operator told you")
 	}
 	switch {
 	case rem == nil:
@@ -103,20 +103,20 @@ func (c *cli) chooseTLS(h *home, u *url.URL, cf connFlags) (*tlsChoice, error) {
 		}
 		ch.fromMemory, ch.since = true, rem.Remembered
 	case sameTLS(opt, rem):
-	case !cf.replacePin:
+	case !cf.ReplacePin:
 		what, was := "-pin "+opt.Pin, "fingerprint "+rem.Pin
 		if opt.CAPEM != nil {
-			what = "-ca " + cf.ca
-			if cf.caPEM != nil {
-				what = cf.caSource
+			what = "-ca " + cf.CA
+			if cf.CAPEM != nil {
+				what = cf.CASource
 			}
 		}
 		if rem.CA != "" {
 			was = "CA certificate"
 		}
 		return nil, errorf("%s differs from the certificate check remembered for %s in %s (%s, since %s)", what, ch.origin, ch.path, was, rem.Remembered).
-			hint("a changed certificate may mean someone is intercepting the connection; confirm the change with the operator through another channel than this server").
-			hint("if the certificate was really replaced, add -replace-pin")
+			Hint("a changed certificate may mean someone is intercepting the connection; confirm the change with the operator through another channel than this server").
+			Hint("if the certificate was really replaced, add -replace-pin")
 	default:
 		ch.remember, ch.replaced = true, rem
 	}
@@ -148,11 +148,11 @@ func pemCerts(data []byte) [][]byte {
 }
 
 // rememberTLS saves the check of ch after a connection with it succeeded.
-func (c *cli) rememberTLS(h *home, ch *tlsChoice) error {
+func (c *Client) rememberTLS(h *home, ch *tlsChoice) error {
 	if ch == nil || !ch.remember {
 		return nil
 	}
-	t := &pin.TLS{Server: ch.origin, Pin: ch.opt.Pin, CA: string(ch.opt.CAPEM), Remembered: c.now().UTC().Format("2006-01-02")}
+	t := &pin.TLS{Server: ch.origin, Pin: ch.opt.Pin, CA: string(ch.opt.CAPEM), Remembered: c.Now().UTC().Format("2006-01-02")}
 	if err := h.tlsStore().Save(ch.hp, t); err != nil {
 		return errorf("%v", err)
 	}
@@ -222,12 +222,12 @@ func (e *certChangedError) Error() string {
 
 func (e *certChangedError) Unwrap() error { return e.err }
 
-func (e *certChangedError) cliError() *cliError {
+func (e *certChangedError) asError() *Error {
 	flag := "-pin NEW"
 	if !e.pin {
 		flag = "-ca NEWFILE"
 	}
 	return errorf("the certificate of %s is not the one remembered in %s (since %s): someone may be intercepting the connection, or the operator replaced the certificate", e.origin, e.path, e.since).
-		hint("do not go on until you know which: ask the operator through another channel than this server whether the certificate was replaced, and for the new fingerprint").
-		hint("only if it was, run the command again with %s -replace-pin", flag)
+		Hint("do not go on until you know which: ask the operator through another channel than this server whether the certificate was replaced, and for the new fingerprint").
+		Hint("only if it was, run the command again with %s -replace-pin", flag)
 }

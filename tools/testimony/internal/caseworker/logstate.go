@@ -1,4 +1,4 @@
-package main
+package caseworker
 
 import (
 	"context"
@@ -27,10 +27,10 @@ func (h *home) logStatePath(hp string) string { return filepath.Join(h.dir, "log
 // last checkpoint in collect/<host_port>.json ('collect'); the first is
 // removed once migrated, the second stays, as it also records where
 // bundles ended and which ids were collected.
-func (c *cli) logState(ctx context.Context, h *home, u *url.URL, logKey string, cl *api.Client, again string, replaceOtherKey bool) (*intakelog.Client, *logclient.File, error) {
+func (c *Client) logState(ctx context.Context, h *home, u *url.URL, logKey string, cl *api.Client, again string, replaceOtherKey bool) (*intakelog.Client, *logclient.File, error) {
 	hp := api.HostPort(u)
 	f := &logclient.File{Path: h.logStatePath(hp), LogKey: logKey, ReplaceOtherKey: replaceOtherKey}
-	ops := &logclient.Ops{API: cl, Retry: c.retry, Sleep: c.sleep}
+	ops := &logclient.Ops{API: cl, Retry: c.Retry, Sleep: c.Sleep}
 	lc, err := intakelog.NewClient(logKey, ops, f)
 	if err != nil {
 		return nil, nil, err
@@ -52,9 +52,9 @@ func (c *cli) logState(ctx context.Context, h *home, u *url.URL, logKey string, 
 	switch {
 	case errors.Is(err, intakelog.ErrStored):
 		return nil, nil, errorf("%v", err).
-			hint("if the log key was replaced on purpose, delete that file and run the command again")
+			Hint("if the log key was replaced on purpose, delete that file and run the command again")
 	case intakelog.IsLogError(err):
-		return nil, nil, errorf("%v", err).hint(serverSuspect)
+		return nil, nil, errorf("%v", err).Hint(serverSuspect)
 	case err != nil:
 		return nil, nil, explain(err, u, again)
 	}
@@ -68,5 +68,5 @@ func storedError(f *logclient.File, err error) error {
 	}
 	return errorf("the last verified checkpoint in %s does not verify with the log key: %s", f.Path,
 		strings.TrimPrefix(err.Error(), intakelog.ErrStored.Error()+": ")).
-		hint("if the log key was replaced on purpose, delete that file and run the command again")
+		Hint("if the log key was replaced on purpose, delete that file and run the command again")
 }
