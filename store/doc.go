@@ -28,6 +28,8 @@
 //	             "data" -> 1..PieceSize bytes, "sha256" -> their 32-byte SHA-256
 //	logleaves    uint64 big-endian leaf index   -> leaf bytes (encoded by the caller)
 //	loghashes    uint64 big-endian stored-hash index (tlog.StoredHashIndex) -> 32-byte hash
+//	acks         uint64 big-endian sequence -> acknowledgement file (DeleteReviewed, AckFile)
+//	witnesses    name              -> JSON record (verifier key, date added)
 //	store        "schema"          -> layout version, so a different layout is refused
 //	             "logsize"         -> uint64 big-endian number of log leaves
 //

@@ -143,9 +143,11 @@ func TestAckTampered(t *testing.T) {
 	}
 	_, otherCp := testLog(t, 10)
 	for name, mutate := range map[string]func(f *file){
-		"index added": func(f *file) { f.Statement = strings.Replace(f.Statement, "opened 2\n1\n2\n", "opened 3\n1\n2\n3\n", 1) },
-		"other key":   func(f *file) { f.Statement = string(forged) },
-		"other log":   func(f *file) { f.Checkpoint = string(otherCp) },
+		"index added": func(f *file) {
+			f.Statement = strings.Replace(f.Statement, "opened 2\n1\n2\n", "opened 3\n1\n2\n3\n", 1)
+		},
+		"other key": func(f *file) { f.Statement = string(forged) },
+		"other log": func(f *file) { f.Checkpoint = string(otherCp) },
 		"no cosig": func(f *file) {
 			f.Checkpoint = string(cp)
 		},
