@@ -168,6 +168,9 @@ func (s *Server) downloadSubmission(c *call) (any, int, error) {
 	if err != nil {
 		return nil, 0, noSubmission(err, id)
 	}
+	if sub.Deleted != "" {
+		return nil, 0, deletedError(sub)
+	}
 	// The store's reader holds a chunk while the download runs.
 	if err := s.buffers.acquire(c.r.Context()); err != nil {
 		return nil, 0, err

@@ -14,6 +14,9 @@
 //	testimony-server token revoke -data DIR ID|NAME
 //	testimony-server recipients show -data DIR
 //	testimony-server recipients set -data DIR NOTEFILE
+//	testimony-server witness add -data DIR NAME VKEY
+//	testimony-server witness list -data DIR
+//	testimony-server witness remove -data DIR NAME
 //	testimony-server compact -data DIR
 //	testimony-server backup -data DIR -o FILE
 //	testimony-server check (-data DIR | -file BACKUP)
@@ -24,7 +27,9 @@
 // recipients commands work whether or not it runs, through its admin socket
 // when it does. token create -enrol writes the new token into an enrolment
 // file (internal/enrol) for "testimony init -enrol" instead of printing it.
-// recipients set replaces the served recipients with an
+// witness add registers a reviewer machine's witness key, whose
+// acknowledgements (POST /v1/ack) delete the ciphertext of the submissions
+// they name. recipients set replaces the served recipients with an
 // organisation-signed recipients note of a higher version. compact
 // rewrites a stopped server's database without the pages of deleted data;
 // backup copies the database, also while serve runs; check verifies a
@@ -71,6 +76,9 @@ const usage = `Usage:
     testimony-server token revoke -data DIR ID|NAME
     testimony-server recipients show -data DIR
     testimony-server recipients set -data DIR NOTEFILE
+    testimony-server witness add -data DIR NAME VKEY
+    testimony-server witness list -data DIR
+    testimony-server witness remove -data DIR NAME
     testimony-server compact -data DIR
     testimony-server backup -data DIR -o FILE
     testimony-server check (-data DIR | -file BACKUP)
@@ -119,6 +127,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = c.token(rest)
 	case "recipients":
 		err = c.recipients(rest)
+	case "witness":
+		err = c.witness(rest)
 	case "compact":
 		err = c.compact(rest)
 	case "backup":
