@@ -241,4 +241,3 @@ func TestAckThenCompactLeavesNoCiphertext(t *testing.T) {
 		t.Fatalf("after compaction: %+v", cr.Summary)
 	}
 }
-
