@@ -248,7 +248,7 @@ func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
 			failed++
 			continue
 		}
-		fmt.Fprintf(c.stdout, "ok      %s  leaf %d, received %s\n", r.ID, r.Index, r.Received)
+		fmt.Fprintf(c.stdout, "ok      %s  leaf %d, received %s%s\n", r.ID, r.Index, r.Received, lv.reviewed(ctx, cl, keys.logKey, r.Index))
 		verified++
 	}
 	if failed > 0 {
