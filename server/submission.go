@@ -14,10 +14,6 @@ import (
 // what curl --data-binary sends unless told otherwise.
 var oneShotContentTypes = []string{"application/octet-stream", "application/age", "application/x-www-form-urlencoded"}
 
-type health struct {
-	Status string `json:"status"`
-}
-
 type submissionList struct {
 	Submissions []submissionEntry `json:"submissions"`
 }
@@ -28,11 +24,6 @@ type submissionEntry struct {
 	SHA256   string `json:"sha256"`
 	Received string `json:"received"`
 	Index    int64  `json:"index"` // of its leaf in the intake log
-}
-
-// GET /v1/health
-func (s *Server) health(*call) (any, int, error) {
-	return &health{Status: "ok"}, http.StatusOK, nil
 }
 
 // GET /v1/recipients

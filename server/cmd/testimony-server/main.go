@@ -7,7 +7,7 @@
 //	testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
 //	                       [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
 //	                       [-compact-at-start] [-max-open-uploads N] [-max-bytes-per-day BYTES]
-//	                       [-max-unreviewed BYTES]
+//	                       [-max-unreviewed BYTES] [-retain-uncollected DURATION]
 //	testimony-server token create -data DIR -role submit|collect -name NAME
 //	                              [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
 //	testimony-server token list -data DIR
@@ -69,7 +69,7 @@ const usage = `Usage:
     testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
                            [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
                            [-compact-at-start] [-max-open-uploads N] [-max-bytes-per-day BYTES]
-                           [-max-unreviewed BYTES]
+                           [-max-unreviewed BYTES] [-retain-uncollected DURATION]
     testimony-server token create -data DIR -role submit|collect -name NAME
                                   [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
     testimony-server token list -data DIR
