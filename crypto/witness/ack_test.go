@@ -16,7 +16,7 @@ import (
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
 )
 
-func testLog(t *testing.T, size int64) (logKey string, cpNote []byte) {
+func testLog(t testing.TB, size int64) (logKey string, cpNote []byte) {
 	t.Helper()
 	skey, vkey, err := intakelog.NewLogKey("test-log")
 	if err != nil {
@@ -33,7 +33,7 @@ func testLog(t *testing.T, size int64) (logKey string, cpNote []byte) {
 	return vkey, cpNote
 }
 
-func testKey(t *testing.T, name string) (*Key, *Verifier) {
+func testKey(t testing.TB, name string) (*Key, *Verifier) {
 	t.Helper()
 	skey, err := NewKey(name)
 	if err != nil {
