@@ -115,6 +115,7 @@ func TestAckDeletesExactlyWhatWasAcknowledged(t *testing.T) {
 			t.Fatalf("record of %s: %+v, %v", sub.ID, rec, err)
 		}
 	}
+	expect(t, e.do(req{method: "GET", path: "/v1/submissions", token: e.collect}), http.StatusOK, `"index":2,"deleted":"2026-12-07"`)
 	// The log is whole: leaves, inclusion proofs, receipts.
 	expect(t, e.do(req{method: "GET", path: "/v1/log/leaves?start=0&end=3", token: e.submit}), http.StatusOK, subs[0].ID)
 	expect(t, e.do(req{method: "GET", path: "/v1/log/inclusion?index=0&size=3", token: e.submit}), http.StatusOK, "proof")

@@ -24,6 +24,8 @@ type submissionEntry struct {
 	SHA256   string `json:"sha256"`
 	Received string `json:"received"`
 	Index    int64  `json:"index"` // of its leaf in the intake log
+	// Deleted is the UTC date its ciphertext was deleted after review.
+	Deleted string `json:"deleted,omitempty"`
 }
 
 // GET /v1/recipients
@@ -147,6 +149,7 @@ func (s *Server) listSubmissions(c *call) (any, int, error) {
 			SHA256:   sub.SHA256,
 			Received: sub.Received.UTC().Format(time.DateOnly),
 			Index:    sub.Index,
+			Deleted:  sub.Deleted,
 		})
 	}
 	return list, http.StatusOK, nil

@@ -9,9 +9,9 @@
 // FinishUpload.
 //
 // A DB is safe for concurrent use by multiple goroutines. Every method that
-// changes state commits one bbolt write transaction (DeleteUpload and
-// ExpireUploads several small ones), so a method that returned nil has been
-// fsynced and survives a crash or kill -9. Values are always copied
+// changes state commits one bbolt write transaction (DeleteUpload,
+// ExpireUploads and DeleteReviewed several small ones), so a method that
+// returned nil has been fsynced and survives a crash or kill -9. Values are always copied
 // out of transactions, and no read transaction is held while the caller does
 // I/O: NewReader opens one short read transaction per chunk.
 //
