@@ -31,6 +31,13 @@ type Admin interface {
 	// SetRecipients replaces the recipients with those of a signed
 	// recipients note (see setRecipients for the checks).
 	SetRecipients(note []byte) (*DeploymentInfo, error)
+	// AddWitness registers a reviewer's witness key under a name; its
+	// acknowledgements then delete ciphertext (server/ack.go).
+	AddWitness(name, key string) (WitnessInfo, error)
+	// Witnesses lists the registered witnesses.
+	Witnesses() ([]WitnessInfo, error)
+	// RemoveWitness forgets a witness.
+	RemoveWitness(name string) error
 	Close() error
 }
 
@@ -143,6 +150,10 @@ var adminErrorCodes = []struct {
 	{ErrRecipientsVersion, errConflict, "recipients_version"},
 	{ErrRecipientsType, errConflict, "recipients_type"},
 	{ErrRecipientsSignature, errForbidden, "recipients_signature"},
+	{ErrWitnessNotFound, errNotFound, "witness_not_found"},
+	{ErrWitnessNameTaken, errConflict, "witness_name_taken"},
+	{ErrInvalidWitnessName, errBadRequest, "invalid_witness_name"},
+	{ErrInvalidWitnessKey, errBadRequest, "invalid_witness_key"},
 }
 
 func adminError(err error) error {

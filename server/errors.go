@@ -22,6 +22,7 @@ var (
 	errForbidden        = errors.New("forbidden")
 	errTooManyRequests  = errors.New("too many failed authentication attempts")
 	errBusy             = errors.New("server busy")
+	errGone             = errors.New("gone")
 )
 
 // apiError is an error whose message is written for the client. code is
@@ -69,6 +70,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusMethodNotAllowed, msg
 	case errors.Is(err, errConflict):
 		return http.StatusConflict, msg
+	case errors.Is(err, errGone):
+		return http.StatusGone, msg
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, msg
 	case errors.Is(err, errUnsupportedMedia):

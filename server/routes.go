@@ -41,6 +41,9 @@ func (s *Server) Handler() http.Handler {
 	s.route(r, "GET", "/v1/submissions", RoleCollect, noBody, s.listSubmissions)
 	s.route(r, "GET", "/v1/submissions/{id}", RoleCollect, noBody, s.downloadSubmission)
 	s.route(r, "POST", "/v1/submissions/{id}/collected", RoleCollect, noBody, s.markCollected)
+	// A reviewer's signed acknowledgement, carried by the collector:
+	// deletes the ciphertext of what it names (server/ack.go).
+	s.route(r, "POST", "/v1/ack", RoleCollect, maxAckBody, s.acknowledge)
 
 	// The log holds no personal data, so any valid token may read it:
 	// caseworkers check their receipts, collectors build bundles.
@@ -50,6 +53,7 @@ func (s *Server) Handler() http.Handler {
 	s.route(r, "GET", "/v1/log/leaves", roleAny, noBody, s.logLeaves)
 	// With the checkpoint above, the log as C2SP tlog-tiles under the
 	// prefix /v1/log (server/tiles.go).
+	s.route(r, "GET", "/v1/log/ack", roleAny, noBody, s.logAck)
 	s.binaryRoute(r, "GET", "/v1/log/tile/{path}", roleAny, s.logTile)
 
 	s.fallbacks(r)
@@ -67,6 +71,9 @@ func (s *Server) AdminHandler() http.Handler {
 	s.adminRoute(r, "GET", "/admin/tokens", noBody, a.handleTokens)
 	s.adminRoute(r, "POST", "/admin/tokens", maxJSONBody, a.handleCreateToken)
 	s.adminRoute(r, "POST", "/admin/tokens/revoke", maxJSONBody, a.handleRevokeToken)
+	s.adminRoute(r, "GET", "/admin/witnesses", noBody, a.handleWitnesses)
+	s.adminRoute(r, "POST", "/admin/witnesses", maxJSONBody, a.handleAddWitness)
+	s.adminRoute(r, "POST", "/admin/witnesses/remove", maxJSONBody, a.handleRemoveWitness)
 	r.HandleFunc("/admin/backup", s.handleBackup).Methods("GET")
 	s.fallbacks(r)
 	return s.common(r)

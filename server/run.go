@@ -62,8 +62,9 @@ type RunConfig struct {
 	UploadExpiry time.Duration
 	// StallTimeout: see Config.
 	StallTimeout time.Duration
-	// Limits: see Config.
-	Limits Limits
+	// Limits and RetainUncollected: see Config.
+	Limits            Limits
+	RetainUncollected time.Duration
 	// ReadHeaderTimeout is how long a client may take for the TLS
 	// handshake, and then for each request's headers; zero means 20 s.
 	// Tests shorten it.
@@ -123,7 +124,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	srv, err := New(Config{DB: db, MaxSize: cfg.MaxSize, UploadExpiry: cfg.UploadExpiry, StallTimeout: cfg.StallTimeout, Limits: cfg.Limits, Logger: logger})
+	srv, err := New(Config{DB: db, MaxSize: cfg.MaxSize, UploadExpiry: cfg.UploadExpiry, StallTimeout: cfg.StallTimeout, Limits: cfg.Limits, RetainUncollected: cfg.RetainUncollected, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -276,6 +277,7 @@ func (s *Server) expireLoop(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("expired uploads", "count", n)
 		}
+		s.logRetention()
 		select {
 		case <-ctx.Done():
 			return

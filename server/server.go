@@ -57,6 +57,10 @@ type Config struct {
 	// Limits bound what each submit token may use; zero fields mean the
 	// defaults.
 	Limits Limits
+	// RetainUncollected, if positive, is how long a submission may stay
+	// uncollected before the server warns (log, GET /v1/health for collect
+	// tokens). It never deletes.
+	RetainUncollected time.Duration
 	// Now returns the current time; nil means time.Now. Tests set it.
 	Now func() time.Time
 }
@@ -78,6 +82,7 @@ type Server struct {
 	limiter *failureLimiter
 	buffers *bufferPool
 	quota   *quotas
+	retain  time.Duration
 	// testHookCommitted, if set, is called after a submission is committed
 	// and before its checkpoint is signed; crash tests kill the process
 	// there.
@@ -104,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 		now:     cfg.Now,
 		buffers: newBufferPool(MaxChunksInFlight, bufferWait),
 		quota:   newQuotas(cfg.Limits),
+		retain:  cfg.RetainUncollected,
 	}
 	if s.maxSize <= 0 {
 		s.maxSize = DefaultMaxSize

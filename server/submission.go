@@ -14,10 +14,6 @@ import (
 // what curl --data-binary sends unless told otherwise.
 var oneShotContentTypes = []string{"application/octet-stream", "application/age", "application/x-www-form-urlencoded"}
 
-type health struct {
-	Status string `json:"status"`
-}
-
 type submissionList struct {
 	Submissions []submissionEntry `json:"submissions"`
 }
@@ -28,11 +24,8 @@ type submissionEntry struct {
 	SHA256   string `json:"sha256"`
 	Received string `json:"received"`
 	Index    int64  `json:"index"` // of its leaf in the intake log
-}
-
-// GET /v1/health
-func (s *Server) health(*call) (any, int, error) {
-	return &health{Status: "ok"}, http.StatusOK, nil
+	// Deleted is the UTC date its ciphertext was deleted after review.
+	Deleted string `json:"deleted,omitempty"`
 }
 
 // GET /v1/recipients
@@ -156,6 +149,7 @@ func (s *Server) listSubmissions(c *call) (any, int, error) {
 			SHA256:   sub.SHA256,
 			Received: sub.Received.UTC().Format(time.DateOnly),
 			Index:    sub.Index,
+			Deleted:  sub.Deleted,
 		})
 	}
 	return list, http.StatusOK, nil
@@ -167,6 +161,9 @@ func (s *Server) downloadSubmission(c *call) (any, int, error) {
 	sub, err := s.db.Submission(id)
 	if err != nil {
 		return nil, 0, noSubmission(err, id)
+	}
+	if sub.Deleted != "" {
+		return nil, 0, deletedError(sub)
 	}
 	// The store's reader holds a chunk while the download runs.
 	if err := s.buffers.acquire(c.r.Context()); err != nil {

@@ -9,9 +9,9 @@
 // FinishUpload.
 //
 // A DB is safe for concurrent use by multiple goroutines. Every method that
-// changes state commits one bbolt write transaction (DeleteUpload and
-// ExpireUploads several small ones), so a method that returned nil has been
-// fsynced and survives a crash or kill -9. Values are always copied
+// changes state commits one bbolt write transaction (DeleteUpload,
+// ExpireUploads and DeleteReviewed several small ones), so a method that
+// returned nil has been fsynced and survives a crash or kill -9. Values are always copied
 // out of transactions, and no read transaction is held while the caller does
 // I/O: NewReader opens one short read transaction per chunk.
 //
@@ -28,6 +28,8 @@
 //	             "data" -> 1..PieceSize bytes, "sha256" -> their 32-byte SHA-256
 //	logleaves    uint64 big-endian leaf index   -> leaf bytes (encoded by the caller)
 //	loghashes    uint64 big-endian stored-hash index (tlog.StoredHashIndex) -> 32-byte hash
+//	acks         uint64 big-endian sequence -> acknowledgement file (DeleteReviewed, AckFile)
+//	witnesses    name              -> JSON record (verifier key, date added)
 //	store        "schema"          -> layout version, so a different layout is refused
 //	             "logsize"         -> uint64 big-endian number of log leaves
 //

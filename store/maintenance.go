@@ -64,7 +64,7 @@ func (db *DB) Space() (Space, error) {
 type Summary struct {
 	LogSize     int64 // leaves of the intake log
 	Submissions int   // finished submissions
-	Bytes       int64 // ciphertext bytes of the submissions
+	Bytes       int64 // ciphertext bytes of the submissions not deleted after review
 	Uploads     int   // unfinished uploads
 	FileSize    int64 // bytes of the database file (of the backup, for Backup)
 }
@@ -82,7 +82,9 @@ func summarize(tx *bolt.Tx) (Summary, error) {
 			return err
 		}
 		sum.Submissions++
-		sum.Bytes += s.Size
+		if s.Deleted == "" {
+			sum.Bytes += s.Size
+		}
 		return nil
 	})
 	if err != nil {

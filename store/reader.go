@@ -24,6 +24,9 @@ func (db *DB) NewReader(id string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.Deleted != "" {
+		return nil, fmt.Errorf("failed to read submission %s: %w on %s", id, ErrDeleted, s.Deleted)
+	}
 	raw, _ := parseID(id) // Submission has validated id.
 	return &reader{db: db, id: id, raw: raw, size: s.Size, chunks: s.Chunks}, nil
 }

@@ -25,6 +25,11 @@ type Submission struct {
 	Received  time.Time
 	Index     int64 // index of its leaf in the intake log; set by FinishUpload
 	Collected bool  // set by MarkCollected once a collector has fetched it
+	// Deleted is the UTC date ("2006-01-02") its ciphertext was deleted
+	// after a witness acknowledged it (DeleteReviewed), empty before; Ack
+	// is then the sequence number of that acknowledgement (AckFile).
+	Deleted string
+	Ack     uint64
 }
 
 type submissionRecord struct {
@@ -35,6 +40,8 @@ type submissionRecord struct {
 	Received  time.Time `json:"received"`
 	Index     int64     `json:"index"`
 	Collected bool      `json:"collected,omitempty"`
+	Deleted   string    `json:"deleted,omitempty"`
+	Ack       uint64    `json:"ack,omitempty"`
 }
 
 // FinishUpload turns the upload id into the submission s and appends leaf

@@ -12,7 +12,25 @@ var commandPages = map[string]string{
 	"open":        openPage,
 	"index":       indexUsage,
 	"waive":       waivePage,
+	"ack":         ackPage,
 }
+
+const ackPage = `Usage:
+    testimony-review ack -o ACK BUNDLE
+
+Writes ACK, a signed acknowledgement of the submissions of the bundle
+directory BUNDLE that opened on this machine (as opened.json records them:
+the very log leaf, by index and leaf hash). Submissions that failed to open,
+waived or not, are left out. This machine's witness key (see "log
+witness-key") cosigns the newest log checkpoint it verified, in the C2SP
+tlog-cosignature format, and signs the list of log indexes. ACK holds no
+secret. The collector carries it to the server with "testimony ack", and
+the server then deletes the ciphertext of exactly those submissions; their
+log leaves stay. ACK is never overwritten.
+
+Example:
+    $ testimony-review ack -o /media/usb/reviewed.ack /media/usb/bundle-2026-11-27
+`
 
 const keygenPage = `Usage:
     testimony-review keygen -o FILE [-x25519] [-passphrase]
@@ -69,6 +87,7 @@ Example:
 const logPage = `Usage:
     testimony-review log trust [-replace] KEY
     testimony-review log verify [-log-key KEY] BUNDLE
+    testimony-review log witness-key [-passphrase] [-name NAME]
 
 log trust pins the intake log's verifier key KEY, printed by
 "testimony-server init". -replace replaces a different pinned key and
@@ -79,9 +98,16 @@ every leaf accounted for, every ciphertext matching its leaf) without
 decrypting it, without an identity and without changing anything on this
 machine. -log-key KEY checks with KEY instead of a pinned key.
 
+log witness-key prints this machine's witness verifier key, for the
+operator's "testimony-server witness add". The first time, it makes the key
+(witness.key in the state directory, mode 0600) named NAME (default
+testimony-witness); -passphrase encrypts it, asked twice on the terminal or
+read from standard input, and ack then asks for it.
+
 Examples:
     $ testimony-review log trust testimony-log-0a1b2c3d+5055fc05+AWsok8…
     $ testimony-review log verify /media/usb/bundle-2026-11-27
+    $ testimony-review log witness-key -passphrase
 `
 
 const caseworkersPage = `Usage:

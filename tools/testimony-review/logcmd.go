@@ -12,7 +12,7 @@ func (u *ui) logCmd(args []string) error {
 	if isHelp(args) {
 		return flag.ErrHelp
 	}
-	const hint = "the log subcommands are trust and verify; run \"" + prog + " help\""
+	const hint = "the log subcommands are trust, verify and witness-key; run \"" + prog + " help\""
 	if len(args) == 0 {
 		return errorf(hint, "log: missing subcommand")
 	}
@@ -21,6 +21,8 @@ func (u *ui) logCmd(args []string) error {
 		return u.logTrust(args[1:])
 	case "verify":
 		return u.logVerify(args[1:])
+	case "witness-key":
+		return u.logWitnessKey(args[1:])
 	}
 	return errorf(hint, "log: unknown subcommand %q", args[0])
 }

@@ -13,12 +13,14 @@
 //	testimony-review recipients sign -org FILE -version N RECIPIENTS
 //	testimony-review log trust [-replace] KEY
 //	testimony-review log verify [-log-key KEY] BUNDLE
+//	testimony-review log witness-key [-passphrase] [-name NAME]
 //	testimony-review caseworkers add NAME KEY
 //	testimony-review caseworkers remove NAME
 //	testimony-review caseworkers list
 //	testimony-review open -i IDENTITY [-i IDENTITY...] -o OUTDIR [-log-key KEY] [-lang ko|en] BUNDLE
 //	testimony-review index -o OUTDIR [-lang ko|en]
 //	testimony-review waive -by NAME -reason TEXT ID
+//	testimony-review ack -o ACK BUNDLE
 //	testimony-review help [COMMAND]
 //	testimony-review COMMAND -h
 //
@@ -92,6 +94,17 @@
 // the bundle that carried it (an older bundle is then used only for them)
 // until they open or are waived.
 //
+// log witness-key prints this machine's witness verifier key (a C2SP vkey,
+// NAME+HASH+KEY), which the operator registers with "testimony-server
+// witness add"; the first time, it makes the key (witness.key in the state
+// directory, mode 0600; -passphrase encrypts it as keygen -passphrase does,
+// and the verifier key is then kept in witness.key.pub). ack writes ACK, a
+// signed acknowledgement (crypto/witness): a tlog-cosignature/v1 of the
+// checkpoint in log.json and a signed list of the log indexes of BUNDLE's
+// submissions that opened.json records as opened from that very leaf. The
+// collector carries it to the server ("testimony ack"), which then deletes
+// their ciphertext. Nothing secret is in it.
+//
 // waive records that a submission that failed to open will not be opened:
 // who decided (-by), why (-reason) and when, in failed.json, and prints the
 // record.
@@ -125,12 +138,14 @@ const usage = `Usage:
     testimony-review recipients sign -org FILE -version N RECIPIENTS
     testimony-review log trust [-replace] KEY
     testimony-review log verify [-log-key KEY] BUNDLE
+    testimony-review log witness-key [-passphrase] [-name NAME]
     testimony-review caseworkers add NAME KEY
     testimony-review caseworkers remove NAME
     testimony-review caseworkers list
     testimony-review open -i IDENTITY -o OUTDIR [-log-key KEY] [-lang ko|en] BUNDLE
     testimony-review index -o OUTDIR [-lang ko|en]
     testimony-review waive -by NAME -reason TEXT ID
+    testimony-review ack -o ACK BUNDLE
     testimony-review help [COMMAND]
 
 Run "testimony-review COMMAND -h" for a command's page.
@@ -174,8 +189,14 @@ to see every submission grouped by case and play its recordings. -lang ko or
 -lang en picks the language (default: LANG). index rewrites the case view of
 OUTDIR, for example in the other language.
 
+log witness-key prints this machine's witness key, made on first use
+(-passphrase encrypts it), for the operator's "testimony-server witness add".
+ack -o ACK BUNDLE signs an acknowledgement of the submissions of BUNDLE that
+opened here: the collector carries ACK to the server ("testimony ack"), which
+then deletes their ciphertext. Failed or waived submissions are never in it.
+
 State: $TESTIMONY_REVIEW_HOME, or testimony-review in the user configuration
-directory (log.json, opened.json, failed.json, caseworkers.json).
+directory (log.json, opened.json, failed.json, caseworkers.json, witness.key).
 
 Examples:
 
@@ -192,6 +213,9 @@ Examples:
     0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d  -            1      2.0 KiB   unsigned    opened (no manifest)
     case view: cases/index.html (open it in a web browser)
     $ testimony-review index -o cases -lang ko
+    $ testimony-review log witness-key -passphrase
+    testimony-witness+5c0ffee1+BHk…
+    $ testimony-review ack -o /media/usb/reviewed.ack /media/usb/bundle-2026-11-27
 `
 
 func main() {
@@ -226,6 +250,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = ui.index(rest)
 	case "waive":
 		err = ui.waive(rest)
+	case "ack":
+		err = ui.ack(rest)
 	case "help", "-h", "-help", "--help":
 		if page, ok := commandPages[firstArg(rest)]; ok && cmd == "help" {
 			fmt.Fprint(stdout, page)
@@ -234,7 +260,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		err = &cliError{msg: fmt.Sprintf("unknown command %q", cmd), hints: []string{"the commands are keygen, org, recipients, log, caseworkers, open, index and waive; run \"testimony-review help\""}}
+		err = &cliError{msg: fmt.Sprintf("unknown command %q", cmd), hints: []string{"the commands are keygen, org, recipients, log, caseworkers, open, index, waive and ack; run \"testimony-review help\""}}
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		page, ok := commandPages[cmd]

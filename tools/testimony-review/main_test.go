@@ -55,6 +55,7 @@ func TestScripts(t *testing.T) {
 			"verifynote": cmdVerifynote,
 			"perm":       cmdPerm,
 			"lsdir":      cmdLsdir,
+			"checkack":   cmdCheckack,
 		},
 	})
 }

@@ -102,6 +102,9 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "bundled log entries %d to %d: %d submission(s) in %s (%d downloaded, %d already there); the bundle ends at log size %d\n",
 			sum.From, sum.Size-1, n, *dir, sum.Downloaded, sum.Present, sum.Size)
 	}
+	if len(sum.Deleted) > 0 {
+		c.notef("%d log entr(ies) are bundled without ciphertext: the server deleted them after a reviewer acknowledged them", len(sum.Deleted))
+	}
 	if len(sum.AckFailed) > 0 {
 		for _, id := range slices.Sorted(maps.Keys(sum.AckFailed)) {
 			c.notef("warning: submission %s is in the bundle, but the server could not be told: %v", id, sum.AckFailed[id])

@@ -19,6 +19,7 @@
 //	testimony status
 //	testimony receipts verify -server URL [-ca FILE | -pin SHA256] [-token-file FILE]
 //	                 [-log-key VKEY]
+//	testimony ack -server URL [-ca FILE | -pin SHA256] [-token-file FILE] ACK
 //	testimony collect -server URL [-ca FILE | -pin SHA256] [-log-key VKEY]
 //	                  [-token-file FILE] [-since N] -o DIR
 //	testimony app [-no-browser] [-limit-rate RATE]
@@ -181,6 +182,7 @@ const usage = `Usage:
     testimony status
     testimony receipts verify -server URL [-ca FILE | -pin SHA256]
     testimony collect -server URL [-ca FILE | -pin SHA256] [-since N] -o DIR
+    testimony ack -server URL [-ca FILE | -pin SHA256] ACK
     testimony app [-no-browser] [-limit-rate RATE]
     testimony wipe [-yes]
 
@@ -308,6 +310,8 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		err = c.status(args)
 	case "collect":
 		err = c.collect(ctx, args)
+	case "ack":
+		err = c.ack(ctx, args)
 	case "app":
 		err = c.appCmd(ctx, args)
 	case "wipe":

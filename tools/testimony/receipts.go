@@ -81,7 +81,7 @@ func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
 			if rc.Err != nil {
 				fmt.Fprintf(c.stdout, "FAILED  %s  leaf %d, received %s: %v\n", r.ID, r.Index, r.Received, rc.Err)
 			} else {
-				fmt.Fprintf(c.stdout, "ok      %s  leaf %d, received %s\n", r.ID, r.Index, r.Received)
+				fmt.Fprintf(c.stdout, "ok      %s  leaf %d, received %s%s\n", r.ID, r.Index, r.Received, rc.Reviewed)
 			}
 		}
 		c.event(e)

@@ -7,13 +7,16 @@
 //	testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
 //	                       [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
 //	                       [-compact-at-start] [-max-open-uploads N] [-max-bytes-per-day BYTES]
-//	                       [-max-unreviewed BYTES]
+//	                       [-max-unreviewed BYTES] [-retain-uncollected DURATION]
 //	testimony-server token create -data DIR -role submit|collect -name NAME
 //	                              [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
 //	testimony-server token list -data DIR
 //	testimony-server token revoke -data DIR ID|NAME
 //	testimony-server recipients show -data DIR
 //	testimony-server recipients set -data DIR NOTEFILE
+//	testimony-server witness add -data DIR NAME VKEY
+//	testimony-server witness list -data DIR
+//	testimony-server witness remove -data DIR NAME
 //	testimony-server compact -data DIR
 //	testimony-server backup -data DIR -o FILE
 //	testimony-server check (-data DIR | -file BACKUP)
@@ -24,7 +27,9 @@
 // recipients commands work whether or not it runs, through its admin socket
 // when it does. token create -enrol writes the new token into an enrolment
 // file (internal/enrol) for "testimony init -enrol" instead of printing it.
-// recipients set replaces the served recipients with an
+// witness add registers a reviewer machine's witness key, whose
+// acknowledgements (POST /v1/ack) delete the ciphertext of the submissions
+// they name. recipients set replaces the served recipients with an
 // organisation-signed recipients note of a higher version. compact
 // rewrites a stopped server's database without the pages of deleted data;
 // backup copies the database, also while serve runs; check verifies a
@@ -69,13 +74,16 @@ const usage = `Usage:
     testimony-server serve -data DIR -addr HOST:PORT (-tls-cert FILE -tls-key FILE | -tls-self-signed)
                            [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
                            [-compact-at-start] [-max-open-uploads N] [-max-bytes-per-day BYTES]
-                           [-max-unreviewed BYTES]
+                           [-max-unreviewed BYTES] [-retain-uncollected DURATION]
     testimony-server token create -data DIR -role submit|collect -name NAME
                                   [-enrol FILE -url URL [-pin SHA256 | -ca FILE]]
     testimony-server token list -data DIR
     testimony-server token revoke -data DIR ID|NAME
     testimony-server recipients show -data DIR
     testimony-server recipients set -data DIR NOTEFILE
+    testimony-server witness add -data DIR NAME VKEY
+    testimony-server witness list -data DIR
+    testimony-server witness remove -data DIR NAME
     testimony-server compact -data DIR
     testimony-server backup -data DIR -o FILE
     testimony-server check (-data DIR | -file BACKUP)
@@ -125,6 +133,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = c.token(rest)
 	case "recipients":
 		err = c.recipients(rest)
+	case "witness":
+		err = c.witness(rest)
 	case "compact":
 		err = c.compact(rest)
 	case "backup":

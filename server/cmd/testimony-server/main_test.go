@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/crypto/witness"
 )
 
 func TestMain(m *testing.M) {
@@ -51,7 +52,16 @@ func setupKeys(env *testscript.Env) error {
 	if err != nil {
 		return err
 	}
+	wskey, err := witness.NewKey("testimony-witness")
+	if err != nil {
+		return err
+	}
+	wk, err := witness.ParseKey(wskey)
+	if err != nil {
+		return err
+	}
 	files := map[string]string{
+		"witness.txt":    wk.VerifierKey() + "\n",
 		"recipients.txt": "# reviewers of the test deployment\n" + hybrid.Recipient().String() + "\n",
 		"x25519.txt":     x.Recipient().String() + "\n",
 		"mixed.txt":      hybrid.Recipient().String() + "\n" + x.Recipient().String() + "\n",
@@ -90,6 +100,7 @@ func setupKeys(env *testscript.Env) error {
 		files[n.file] = string(msg)
 	}
 	env.Setenv("ORGKEY", orgVerifier)
+	env.Setenv("WITNESS_KEY", strings.TrimSpace(files["witness.txt"]))
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(env.WorkDir, name), []byte(content), 0o600); err != nil {
 			return err

@@ -22,7 +22,7 @@ const serveUsage = `Usage: testimony-server serve -data DIR
             -acme-domain NAME -acme-email ADDR [-acme-directory URL])
            [-max-size BYTES] [-upload-expiry DURATION] [-stall-timeout DURATION]
            [-compact-at-start] [-max-open-uploads N] [-max-bytes-per-day BYTES]
-           [-max-unreviewed BYTES]
+           [-max-unreviewed BYTES] [-retain-uncollected DURATION]
 
 Serves the HTTPS API (docs/api.md) until SIGINT or SIGTERM, then lets
 requests in flight finish. Also listens on DIR/admin.sock for the token and
@@ -65,6 +65,11 @@ Flags:
                              (default 64GiB; then 429 with Retry-After)
     -max-unreviewed BYTES    bytes of one submit token's submissions not yet
                              collected (default 256GiB; then 507)
+    -retain-uncollected DURATION
+                             warn in the log (every 10 minutes) and in GET
+                             /v1/health for collect tokens when submissions
+                             are uncollected for longer than this (Go
+                             durations, or days as 30d); never deletes
 
 The limits per token are counted in memory and start from zero when the
 server starts: nothing on disk links a submission to its token.
@@ -93,6 +98,7 @@ func (c *cli) serve(args []string) error {
 	maxOpen := fs.Int("max-open-uploads", server.DefaultOpenUploads, "")
 	maxDay := fs.String("max-bytes-per-day", "64GiB", "")
 	maxUnreviewed := fs.String("max-unreviewed", "256GiB", "")
+	retain := fs.String("retain-uncollected", "", "")
 	unixPath := fs.String("listen-unix", "", "")
 	acmeDomain := fs.String("acme-domain", "", "")
 	acmeEmail := fs.String("acme-email", "", "")
@@ -155,6 +161,12 @@ func (c *cli) serve(args []string) error {
 	if err != nil {
 		return cmdline.Errorf("invalid -max-unreviewed: %w", err).Hint("use bytes, or a number with KiB, MiB, GiB or TiB, e.g. -max-unreviewed 256GiB")
 	}
+	var retainFor time.Duration
+	if *retain != "" {
+		if retainFor, err = parseExpiry(*retain); err != nil {
+			return cmdline.Errorf("invalid -retain-uncollected: %w", err).Hint("use a Go duration or days, e.g. -retain-uncollected 30d")
+		}
+	}
 	if *compactAtStart {
 		did, res, err := server.CompactIfFree(*data, server.DefaultCompactFree)
 		if err != nil {
@@ -177,6 +189,8 @@ func (c *cli) serve(args []string) error {
 		MaxSize:      size,
 		UploadExpiry: exp,
 		Limits:       server.Limits{OpenUploads: *maxOpen, BytesPerDay: perDay, UnreviewedBytes: unreviewed},
+
+		RetainUncollected: retainFor,
 	}, nil)
 }
 

@@ -46,6 +46,12 @@ func explain(err error, dataDir string) error {
 		return cmdline.Errorf("%w", err).Hint("list the tokens with: testimony-server token list -data %s", dataDir)
 	case errors.Is(err, server.ErrTokenNameTaken):
 		return cmdline.Errorf("%w", err).Hint("choose another -name; the names of revoked tokens stay taken, so a name always means one token")
+	case errors.Is(err, server.ErrWitnessNotFound):
+		return cmdline.Errorf("%w", err).Hint("list the witnesses with: testimony-server witness list -data %s", dataDir)
+	case errors.Is(err, server.ErrWitnessNameTaken):
+		return cmdline.Errorf("%w", err).Hint("a witness key is registered once, under one name; \"testimony-server witness list -data %s\" shows them", dataDir)
+	case errors.Is(err, server.ErrInvalidWitnessKey):
+		return cmdline.Errorf("%w", err).Hint("on the reviewer's machine, \"testimony-review log witness-key\" prints the key, e.g. testimony-witness+5c0ffee1+BHk…")
 	case errors.Is(err, server.ErrBadOrgKey):
 		return cmdline.Errorf("%w", err).Hint("give the line \"testimony-review org init\" printed, e.g. -org-key 'testimony-org+1a2b3c4d+AbC…'")
 	case errors.Is(err, server.ErrBadOrigin):

@@ -107,6 +107,9 @@ type Sent struct{ Name, ID string }
 type ReceiptChecked struct {
 	Receipt *receipt.Receipt
 	Err     error
+	// Reviewed, for a receipt that verified, is "" or a clause such as
+	// "; reviewed (acknowledged by witness NAME on DATE)" (see reviewed).
+	Reviewed string
 }
 
 func (Note) event()           {}

@@ -19,8 +19,8 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/crypto/receipt"
-	"github.com/testimony-ngo/testimony/tools/internal/bundle"
-	"github.com/testimony-ngo/testimony/tools/internal/safefile"
+	"github.com/testimony-ngo/testimony/internal/ids"
+	"github.com/testimony-ngo/testimony/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/logclient"
 )
@@ -53,7 +53,7 @@ func verifyReceipt(raw []byte, logKey string, id string, size int64, sha256Hex s
 
 // saveReceipt writes receipts/<id>.json.
 func (h *home) saveReceipt(r *receipt.Receipt) error {
-	if !bundle.ValidID(r.ID) {
+	if !ids.ValidSubmission(r.ID) {
 		return fmt.Errorf("%w: malformed id", errBadReceipt)
 	}
 	data, err := json.MarshalIndent(r, "", "\t")
@@ -204,7 +204,7 @@ func (c *Client) VerifyReceipts(ctx context.Context, o VerifyOptions) (*Verifica
 			failed++
 			continue
 		}
-		c.emit(ReceiptChecked{Receipt: r})
+		c.emit(ReceiptChecked{Receipt: r, Reviewed: lv.reviewed(ctx, cl, keys.logKey, r.Index)})
 		verified++
 	}
 	if failed > 0 {

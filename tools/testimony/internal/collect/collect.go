@@ -74,6 +74,9 @@ var (
 	// folder named by its id, so a second submission under a used id
 	// could pass as the first. It is always wrapped with ErrLog.
 	ErrReusedID = errors.New("submission id reused")
+	// errDeleted means the server deleted a submission's ciphertext after
+	// a reviewer acknowledged it (410): its leaf is bundled without it.
+	errDeleted = errors.New("ciphertext deleted after review")
 )
 
 // Server is the part of the API the collector needs. *api.Client implements it.
@@ -127,6 +130,10 @@ type Summary struct {
 	// Replaced is set if Dir held a bundle of another range, whose
 	// bundle.json was replaced.
 	Replaced *Range
+	// Deleted are the log indexes whose ciphertext the server deleted
+	// after review. Their leaves are in the bundle, their ciphertexts not:
+	// the reviewer accepts that only for leaves it opened itself.
+	Deleted []int64
 }
 
 // Range is the slice [From, To) of the log a bundle covers.
@@ -240,6 +247,10 @@ func (c *Collector) Run(ctx context.Context) (*Summary, error) {
 			return nil, err
 		}
 		downloaded, err := c.fetch(ctx, l)
+		if errors.Is(err, errDeleted) {
+			sum.Deleted = append(sum.Deleted, l.Index)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -375,6 +386,9 @@ func (c *Collector) fetch(ctx context.Context, l bundle.Leaf) (downloaded bool, 
 		return false, err
 	}
 	err = c.do(ctx, func(ctx context.Context) error { return c.download(ctx, l, name) })
+	if api.IsGone(err) {
+		return false, errDeleted
+	}
 	if err != nil {
 		if errors.Is(err, ErrMismatch) || ctx.Err() != nil {
 			return false, err
