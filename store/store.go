@@ -136,7 +136,7 @@ func Open(path string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketTokens, bucketUploads, bucketSubmissions, bucketChunks, bucketLogLeaves, bucketLogHashes} {
+		for _, name := range [][]byte{bucketMeta, bucketTokens, bucketUploads, bucketSubmissions, bucketChunks, bucketLogLeaves, bucketLogHashes, bucketHashes} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("failed to create bucket %s: %w", name, err)
 			}

@@ -88,6 +88,9 @@ func (db *DB) FinishUpload(id string, s Submission, leaf []byte) (int64, error) 
 		if err := tx.Bucket(bucketUploads).Delete([]byte(id)); err != nil {
 			return err
 		}
+		if err := deleteHash(tx, id); err != nil {
+			return err
+		}
 		if index, err = appendLeaf(tx, leaf); err != nil {
 			return err
 		}
