@@ -34,6 +34,8 @@
 //	             "data" -> 1..PieceSize bytes, "sha256" -> their 32-byte SHA-256
 //	logleaves    uint64 big-endian leaf index   -> leaf bytes (encoded by the caller)
 //	loghashes    uint64 big-endian stored-hash index (tlog.StoredHashIndex) -> 32-byte hash
+//	byindex      uint64 big-endian log index -> id of its submission (SubmissionsPage)
+//	pending      uint64 big-endian log index -> id, for submissions not yet collected
 //	hashes       id (32 hex chars) -> JSON record: the running SHA-256 of an unfinished upload
 //	             (bytes hashed, MarshalBinary state, state at the start of that chunk)
 //	store        "schema"          -> layout version, so a different layout is refused
