@@ -272,6 +272,8 @@ func FuzzRequest(f *testing.F) {
 		{0, "/v1/log/leaves", "start=9223372036854775807&end=-9223372036854775808", "", 1},
 		{0, "/v1/submissions", "pending=1", "", 2},
 		{0, "/v1/submissions", "pending=yes", "", 2},
+		{0, "/v1/submissions", "pending=1&after=0&limit=1000", "", 2},
+		{0, "/v1/submissions", "after=-1&limit=0", "", 2},
 		{0, "/v1/submissions/" + id, "", "", 2},
 		{1, "/v1/submissions/" + id + "/collected", "", "", 2},
 		{1, "/v1/uploads", "", `{"size":10}`, 1},

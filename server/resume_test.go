@@ -103,6 +103,11 @@ func TestResumeInsideChunk(t *testing.T) {
 	// Sending the whole chunk again, as a first client does, is harmless.
 	expect(t, e.putChunk(id, 0, chunk), http.StatusNoContent, "")
 	expect(t, e.putFrom(id, 1, 0, chunkOf(file, 1), bytes.NewReader(chunkOf(file, 1)), 5000+len(file)-ChunkSize-5000), http.StatusNoContent, "")
+	// The cuts and resumptions kept the store's running hash in step, so
+	// finishing reads nothing back.
+	if _, read, err := e.db.UploadSHA256(id, int64(len(file))); err != nil || read != 0 {
+		t.Fatalf("UploadSHA256 before finish: read %d bytes back, %v; want 0", read, err)
+	}
 	w = e.do(req{method: "POST", path: "/v1/uploads/" + id + "/finish", token: e.submit})
 	expect(t, w, http.StatusCreated, sha(file))
 }

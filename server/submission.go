@@ -1,10 +1,11 @@
 package server
 
 import (
-	"crypto/sha256"
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"time"
 
 	"github.com/testimony-ngo/testimony/store"
@@ -16,6 +17,9 @@ var oneShotContentTypes = []string{"application/octet-stream", "application/age"
 
 type submissionList struct {
 	Submissions []submissionEntry `json:"submissions"`
+	// Next is the after parameter of the next page, present when this page
+	// is full: more submissions may follow.
+	Next *int64 `json:"next,omitempty"`
 }
 
 type submissionEntry struct {
@@ -70,7 +74,6 @@ func (s *Server) storeOneShot(c *call, id string) (any, int, int64, error) {
 	}
 	defer s.buffers.put(bufp)
 	buf := (*bufp)[:ChunkSize]
-	h := sha256.New()
 	var size, headerLen int64
 	index := 0
 	for {
@@ -98,7 +101,6 @@ func (s *Server) storeOneShot(c *call, id string) (any, int, int64, error) {
 			if err := s.quota.unreviewedWith(c.tok.ID, size+int64(n)); err != nil {
 				return nil, 0, 0, err
 			}
-			h.Write(chunk)
 			if err := s.db.PutChunk(id, index, chunk); err != nil {
 				return nil, 0, 0, err
 			}
@@ -115,7 +117,12 @@ func (s *Server) storeOneShot(c *call, id string) (any, int, int64, error) {
 	if err := checkPayload(headerLen, size); err != nil {
 		return nil, 0, 0, err
 	}
-	resp, status, err := s.complete(id, size, [32]byte(h.Sum(nil)), index)
+	// The store hashed the chunks in the transactions that stored them.
+	sum, _, err := s.db.UploadSHA256(id, size)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	resp, status, err := s.complete(id, size, sum, index)
 	return resp, status, size, err
 }
 
@@ -127,17 +134,48 @@ func (s *Server) oneShotBodyError(err error) error {
 	return bodyError(err)
 }
 
-// GET /v1/submissions[?pending=1]
+// GET /v1/submissions[?pending=1][&after=I][&limit=N]: one page of the
+// submissions in log order, at most store.MaxSubmissionsPage, so that the
+// response and the time to build it stay small at any number of
+// submissions. A full page carries next, the after of the next page.
 func (s *Server) listSubmissions(c *call) (any, int, error) {
+	q, err := url.ParseQuery(c.r.URL.RawQuery)
+	if err != nil {
+		return nil, 0, fail(errBadRequest, "malformed query string: %v", err)
+	}
+	params := []string{"pending", "after", "limit"}
+	for k, vs := range q {
+		if !slices.Contains(params, k) {
+			return nil, 0, fail(errBadRequest, "unknown query parameter %q; this route takes %s", k, joinParams(params))
+		}
+		if len(vs) > 1 {
+			return nil, 0, fail(errBadRequest, "query parameter %s is given %d times; give it once", k, len(vs))
+		}
+	}
 	var pending bool
-	switch v := c.r.URL.Query().Get("pending"); v {
+	switch v := q.Get("pending"); v {
 	case "", "0", "false":
 	case "1", "true":
 		pending = true
 	default:
-		return nil, 0, fail(errBadRequest, "query parameter pending must be 1 or 0, not %q", v)
+		return nil, 0, fail(errBadRequest, "query parameter pending must be 1 or 0, not %q", truncate(v, 40))
 	}
-	subs, err := s.db.Submissions(pending)
+	after, limit := int64(-1), store.MaxSubmissionsPage
+	if v := q.Get("after"); v != "" {
+		n, ok := parseQueryNumber(v)
+		if !ok {
+			return nil, 0, fail(errBadRequest, "query parameter after must be a log index (a decimal number from 0 to %d), not %q", int64(maxQueryNumber), truncate(v, 40))
+		}
+		after = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, ok := parseQueryNumber(v)
+		if !ok || n < 1 || n > store.MaxSubmissionsPage {
+			return nil, 0, fail(errBadRequest, "query parameter limit must be a number from 1 to %d, not %q", store.MaxSubmissionsPage, truncate(v, 40))
+		}
+		limit = int(n)
+	}
+	subs, err := s.db.SubmissionsPage(pending, after, limit)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -151,6 +189,10 @@ func (s *Server) listSubmissions(c *call) (any, int, error) {
 			Index:    sub.Index,
 			Deleted:  sub.Deleted,
 		})
+	}
+	if len(subs) == limit {
+		next := subs[len(subs)-1].Index
+		list.Next = &next
 	}
 	return list, http.StatusOK, nil
 }

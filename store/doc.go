@@ -6,7 +6,13 @@
 //
 // Ciphertext is opaque here. The package never imports age and never looks
 // inside a chunk; the server validates age headers and hashes before it calls
-// FinishUpload.
+// FinishUpload. The store does hash what it stores: every transaction that
+// stores a chunk or a piece also advances the upload's running SHA-256 over
+// the bytes that became contiguous from the start, and saves its state
+// (crypto/sha256's MarshalBinary) in the hashes bucket, so the state always
+// matches what is committed and UploadSHA256 need not read an upload that
+// arrived in order back. Older files without the bucket's entries are
+// hashed by reading them.
 //
 // A DB is safe for concurrent use by multiple goroutines. Every method that
 // changes state commits one bbolt write transaction (DeleteUpload,
@@ -30,6 +36,10 @@
 //	loghashes    uint64 big-endian stored-hash index (tlog.StoredHashIndex) -> 32-byte hash
 //	acks         uint64 big-endian sequence -> acknowledgement file (DeleteReviewed, AckFile)
 //	witnesses    name              -> JSON record (verifier key, date added)
+//	byindex      uint64 big-endian log index -> id of its submission (SubmissionsPage)
+//	pending      uint64 big-endian log index -> id, for submissions not yet collected
+//	hashes       id (32 hex chars) -> JSON record: the running SHA-256 of an unfinished upload
+//	             (bytes hashed, MarshalBinary state, state at the start of that chunk)
 //	store        "schema"          -> layout version, so a different layout is refused
 //	             "logsize"         -> uint64 big-endian number of log leaves
 //

@@ -196,6 +196,9 @@ func (db *DB) PutPieces(id string, index, off int, data []byte, expires time.Tim
 			off += m
 			p = p[m:]
 		}
+		if err := advanceHash(tx, id, raw); err != nil {
+			return err
+		}
 		return extendExpiry(tx, id, u, expires)
 	})
 	if err != nil {
@@ -225,6 +228,9 @@ func (db *DB) ResetChunk(id string, index int) error {
 		cb := b.Bucket(key)
 		if cb == nil || cb.Get(chunkData) != nil {
 			return errUnchanged
+		}
+		if err := rewindHash(tx, id, index); err != nil {
+			return err
 		}
 		return b.DeleteBucket(key)
 	})

@@ -138,9 +138,16 @@ func Open(path string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketTokens, bucketUploads, bucketSubmissions, bucketChunks, bucketLogLeaves, bucketLogHashes} {
+		// A file from before the submission indexes gets them built once.
+		indexed := tx.Bucket(bucketByIndex) != nil && tx.Bucket(bucketPending) != nil
+		for _, name := range [][]byte{bucketMeta, bucketTokens, bucketUploads, bucketSubmissions, bucketChunks, bucketLogLeaves, bucketLogHashes, bucketHashes, bucketByIndex, bucketPending} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("failed to create bucket %s: %w", name, err)
+			}
+		}
+		if !indexed {
+			if err := buildIndexes(tx); err != nil {
+				return fmt.Errorf("failed to index submissions: %w", err)
 			}
 		}
 		b, err := tx.CreateBucketIfNotExists(bucketStore)

@@ -97,6 +97,9 @@ func (db *DB) FinishUpload(id string, s Submission, leaf []byte) (int64, error) 
 		if err := tx.Bucket(bucketUploads).Delete([]byte(id)); err != nil {
 			return err
 		}
+		if err := deleteHash(tx, id); err != nil {
+			return err
+		}
 		if index, err = appendLeaf(tx, leaf); err != nil {
 			return err
 		}
@@ -104,6 +107,14 @@ func (db *DB) FinishUpload(id string, s Submission, leaf []byte) (int64, error) 
 		val, err := json.Marshal(&rec)
 		if err != nil {
 			return fmt.Errorf("failed to encode submission record: %w", err)
+		}
+		if err := tx.Bucket(bucketByIndex).Put(u64(index), []byte(id)); err != nil {
+			return err
+		}
+		if !rec.Collected {
+			if err := tx.Bucket(bucketPending).Put(u64(index), []byte(id)); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketSubmissions).Put([]byte(id), val)
 	})
@@ -227,6 +238,9 @@ func (db *DB) MarkCollected(id string) error {
 		val, err := json.Marshal(&rec)
 		if err != nil {
 			return fmt.Errorf("failed to encode submission record: %w", err)
+		}
+		if err := tx.Bucket(bucketPending).Delete(u64(rec.Index)); err != nil {
+			return err
 		}
 		return b.Put([]byte(id), val)
 	})

@@ -252,6 +252,9 @@ func (db *DB) PutChunkUntil(id string, index int, data []byte, expires time.Time
 		if err := putChunkValue(b, key, data); err != nil {
 			return err
 		}
+		if err := advanceHash(tx, id, raw); err != nil {
+			return err
+		}
 		if expires.IsZero() {
 			return nil
 		}
@@ -318,6 +321,9 @@ func (db *DB) DeleteUpload(id string) error {
 			return err
 		}
 		if err := tx.Bucket(bucketUploads).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := deleteHash(tx, id); err != nil {
 			return err
 		}
 		more, err = deleteChunkBatch(tx, raw)
@@ -419,6 +425,9 @@ func (db *DB) ExpireUploads(now time.Time) (int, error) {
 				return nil
 			}
 			if err := tx.Bucket(bucketUploads).Delete([]byte(id)); err != nil {
+				return err
+			}
+			if err := deleteHash(tx, id); err != nil {
 				return err
 			}
 			deleted = true

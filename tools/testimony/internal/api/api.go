@@ -30,9 +30,9 @@ const (
 	// maxJSONResponse caps ordinary JSON responses (recipients, upload
 	// state, receipts).
 	maxJSONResponse = 1 << 20
-	// maxListResponse caps the pending-submissions list: up to about
-	// 100000 entries with their receipts.
-	maxListResponse = 64 << 20
+	// maxListResponse caps one page of the submissions list: at most 1000
+	// entries of about 200 bytes.
+	maxListResponse = 1 << 20
 	// maxErrorMessage caps the part of a server error message shown to the user.
 	maxErrorMessage = 300
 	// maxCheckpoint caps a signed checkpoint (intakelog.MaxCheckpointSize).
@@ -247,15 +247,30 @@ func (c *Client) Finish(ctx context.Context, id, sha256Hex string) ([]byte, erro
 	return raw, nil
 }
 
-// Pending lists the submissions not yet marked collected.
+// Pending lists the submissions not yet marked collected, following the
+// pages of GET /v1/submissions; each page is bounded by maxListResponse.
 func (c *Client) Pending(ctx context.Context) ([]Submission, error) {
-	var list struct {
-		Submissions []Submission `json:"submissions"`
+	var all []Submission
+	path := "/v1/submissions?pending=1"
+	for after := int64(-1); ; {
+		var page struct {
+			Submissions []Submission `json:"submissions"`
+			Next        *int64       `json:"next"`
+		}
+		if err := c.doJSON(ctx, http.MethodGet, path, nil, http.StatusOK, maxListResponse, &page); err != nil {
+			return nil, fmt.Errorf("failed to list submissions: %w", err)
+		}
+		all = append(all, page.Submissions...)
+		if page.Next == nil {
+			return all, nil
+		}
+		// A cursor that does not advance would page forever.
+		if *page.Next <= after {
+			return nil, fmt.Errorf("failed to list submissions: the server's next page (after %d) does not advance past %d", *page.Next, after)
+		}
+		after = *page.Next
+		path = "/v1/submissions?pending=1&after=" + strconv.FormatInt(after, 10)
 	}
-	if err := c.doJSON(ctx, http.MethodGet, "/v1/submissions?pending=1", nil, http.StatusOK, maxListResponse, &list); err != nil {
-		return nil, fmt.Errorf("failed to list submissions: %w", err)
-	}
-	return list.Submissions, nil
 }
 
 // Checkpoint fetches the log's newest signed checkpoint (note text); the

@@ -273,3 +273,41 @@ func TestLogRoutes(t *testing.T) {
 		t.Errorf("oversized checkpoint: %v", err)
 	}
 }
+
+// TestPendingPages: Pending follows the pages of the list, and refuses a
+// cursor that does not advance instead of asking for the same page forever.
+func TestPendingPages(t *testing.T) {
+	stuck := false
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if r.URL.Path != "/v1/submissions" || q.Get("pending") != "1" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		switch after := q.Get("after"); {
+		case after == "" || stuck:
+			fmt.Fprint(w, `{"submissions":[{"id":"a","index":0},{"id":"b","index":2}],"next":2}`)
+		case after == "2":
+			fmt.Fprint(w, `{"submissions":[{"id":"c","index":5},{"id":"d","index":6}],"next":6}`)
+		case after == "6":
+			fmt.Fprint(w, `{"submissions":[{"id":"e","index":9}]}`)
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	defer ts.Close()
+	u, _ := url.Parse(ts.URL)
+	c := New(u, "t", ts.Client())
+	subs, err := c.Pending(context.Background())
+	var ids []string
+	for _, s := range subs {
+		ids = append(ids, s.ID)
+	}
+	if err != nil || strings.Join(ids, "") != "abcde" {
+		t.Errorf("Pending = %v, %v; want a to e", ids, err)
+	}
+	stuck = true
+	if _, err := c.Pending(context.Background()); err == nil || !strings.Contains(err.Error(), "does not advance") {
+		t.Errorf("Pending with a stuck cursor: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/bits"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -38,7 +39,10 @@ type fakeLog struct {
 	data   map[string][]byte
 
 	downloads int
-	collected map[string]bool
+	// What the collector asked for: leaves sent, inclusion and consistency
+	// proofs sent and the most hashes in one of them.
+	leavesSent, inclusions, consistencies, maxProof int
+	collected                                       map[string]bool
 	// failMark makes MarkCollected fail with a network error.
 	failMark bool
 	// failDownload makes downloading this id fail with a network error.
@@ -71,6 +75,14 @@ func newLog(t *testing.T) *fakeLog {
 
 // add appends a submission of size random bytes and returns its leaf.
 func (f *fakeLog) add(size int) intakelog.Leaf {
+	l := f.append(size)
+	f.rebuild()
+	return l
+}
+
+// append adds a leaf as add does, without hashing the tree again: call
+// rebuild after the last one.
+func (f *fakeLog) append(size int) intakelog.Leaf {
 	data := make([]byte, size)
 	rand.Read(data)
 	sum := sha256.Sum256(data)
@@ -79,7 +91,6 @@ func (f *fakeLog) add(size int) intakelog.Leaf {
 	l := intakelog.Leaf{ID: hex.EncodeToString(id[:]), SHA256: hex.EncodeToString(sum[:]), Size: int64(size), Date: "2026-11-27"}
 	f.data[l.ID] = data
 	f.leaves = append(f.leaves, l)
-	f.rebuild()
 	return l
 }
 
@@ -135,6 +146,8 @@ func (f *fakeLog) Consistency(_ context.Context, oldSize, newSize int64) ([]stri
 	if err != nil {
 		return nil, &api.StatusError{Code: http.StatusBadRequest, Message: err.Error()}
 	}
+	f.consistencies++
+	f.maxProof = max(f.maxProof, len(p))
 	return intakelog.EncodeProof(p), nil
 }
 
@@ -146,6 +159,8 @@ func (f *fakeLog) Inclusion(_ context.Context, index, size int64) ([]string, err
 	if index == f.badProof && len(p) > 0 {
 		p[0][0] ^= 1
 	}
+	f.inclusions++
+	f.maxProof = max(f.maxProof, len(p))
 	return intakelog.EncodeProof(p), nil
 }
 
@@ -158,6 +173,7 @@ func (f *fakeLog) Leaves(_ context.Context, start, end int64) ([]api.LogLeaf, er
 	if f.leafPage != nil {
 		out = f.leafPage(out)
 	}
+	f.leavesSent += len(out)
 	return out, nil
 }
 
@@ -807,4 +823,42 @@ func TestCollectStoresVerifiedCheckpoint(t *testing.T) {
 	if got, _ := store.Latest(); !bytes.Equal(got, sum.Checkpoint) {
 		t.Error("a lying server moved the stored checkpoint")
 	}
+}
+
+// TestCollectTransfersOnlyNew: after 9,900 collected submissions (99,000
+// with TESTIMONY_SCALE set), a collect of 100 new ones (1,000) asks for
+// exactly the new leaves and ciphertexts, and proofs of at most 2·log2(n)
+// hashes: what it transfers grows with what is new, not with the log.
+func TestCollectTransfersOnlyNew(t *testing.T) {
+	old, new := 9_900, 100
+	if os.Getenv("TESTIMONY_SCALE") != "" {
+		old, new = 99_000, 1_000
+	}
+	f := newLog(t)
+	for range old {
+		f.append(1)
+	}
+	f.rebuild()
+	// The old ones went in earlier bundles, which ended at this checkpoint.
+	oldCp, err := f.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range new {
+		f.append(1)
+	}
+	f.rebuild()
+	c := collector(f, t.TempDir())
+	c.From, c.FromCheckpoint, c.Store = int64(old), oldCp, intakelog.NewMemStore(oldCp)
+	sum, err := c.Run(context.Background())
+	if err != nil || sum.Downloaded != new {
+		t.Fatalf("second collect = %+v, %v", sum, err)
+	}
+	log2n := bits.Len(uint(old + new - 1)) // ceil(log2(n))
+	if f.leavesSent != new || f.downloads != new || f.inclusions > new || f.maxProof > 2*log2n {
+		t.Errorf("collecting %d new after %d: %d leaves, %d downloads, %d inclusion proofs, %d consistency proofs, longest proof %d hashes",
+			new, old, f.leavesSent, f.downloads, f.inclusions, f.consistencies, f.maxProof)
+	}
+	t.Logf("%d leaves, %d downloads, %d inclusion proofs, %d consistency proofs, longest proof %d hashes",
+		f.leavesSent, f.downloads, f.inclusions, f.consistencies, f.maxProof)
 }
