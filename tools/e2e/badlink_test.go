@@ -37,6 +37,15 @@ const badlinkScale = 20
 // ciphertext: TLS handshake, request headers, the state request.
 const perConnection = 16 << 10
 
+// perConnectionQuick replaces perConnection in the quick mode. At twenty
+// times the link's rate, the bytes a cut catches in flight (in the
+// proxy's and the kernel's buffers, not yet committed by the server) grow
+// with how far a busy machine's server falls behind the link: up to 64
+// KiB a connection was seen on a busy two-core machine with other tests
+// running, 1.11 × the ciphertext in all. The full-speed mode keeps the
+// tight allowance.
+const perConnectionQuick = 64 << 10
+
 var linkProfiles = []linkProfile{
 	// Today's client never finishes here: every chunk needs 52 s, every
 	// cut throws it away.
@@ -113,9 +122,13 @@ func TestBadLinks(t *testing.T) {
 				t.Errorf("no line says what was sent after a cut:\n%s", stderr.String())
 			}
 			if p.maxCost > 0 {
-				allowed := p.maxCost*float64(size) + float64(perConnection*st.Conns)
+				per := perConnection
+				if scale != 1 {
+					per = perConnectionQuick
+				}
+				allowed := p.maxCost*float64(size) + float64(per*st.Conns)
 				if float64(st.Up) > allowed {
-					t.Errorf("sent %d bytes, more than %.2f × %d + %d per connection (%d)", st.Up, p.maxCost, size, perConnection, st.Conns)
+					t.Errorf("sent %d bytes, more than %.2f × %d + %d per connection (%d)", st.Up, p.maxCost, size, per, st.Conns)
 				}
 			}
 			if p.link.StallFor > 0 && st.Stalls != 1 {
