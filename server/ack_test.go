@@ -141,7 +141,7 @@ func TestAckDeletesExactlyWhatWasAcknowledged(t *testing.T) {
 		t.Fatalf("served acknowledgement: %+v, %v", la, err)
 	}
 	expect(t, e.do(req{method: "GET", path: "/v1/log/ack?index=1", token: e.submit}), http.StatusNotFound, "has not been acknowledged")
-	expect(t, e.do(req{method: "GET", path: "/v1/log/ack?index=3", token: e.submit}), http.StatusNotFound, "")
+	expect(t, e.do(req{method: "GET", path: "/v1/log/ack?index=3", token: e.submit}), http.StatusNotFound, "index 3 is beyond the log, which has 3 leaves")
 	if !strings.Contains(e.logs.String(), "deleted ciphertext after review") {
 		t.Error("the deletion is not in the server log")
 	}
