@@ -151,8 +151,12 @@ func (s *Server) logAck(c *call) (any, int, error) {
 		return nil, 0, err
 	}
 	index := q["index"]
-	if err := s.checkTreeSize(index+1, "index+1"); err != nil {
+	n, err := s.db.LogSize()
+	if err != nil {
 		return nil, 0, err
+	}
+	if index >= n {
+		return nil, 0, fail(errNotFound, "index %d is beyond the log, which has %d leaves", index, n)
 	}
 	leaves, err := s.db.LogLeaves(index, index+1)
 	if err != nil {
