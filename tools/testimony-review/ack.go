@@ -9,6 +9,7 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	wkey "github.com/testimony-ngo/testimony/crypto/witness"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/review"
@@ -22,7 +23,7 @@ import (
 // leaf hash); bundle.json only narrows them to that bundle. A submission
 // that failed to open, waived or not, is never acknowledged.
 func (u *ui) ack(args []string) error {
-	flags := newFlagSet("ack")
+	flags := cmdline.NewFlagSet("ack")
 	out := flags.String("o", "", "acknowledgement `FILE` to write")
 	if err := parseFlags(flags, args); err != nil {
 		return err
@@ -30,21 +31,21 @@ func (u *ui) ack(args []string) error {
 	const example = prog + " ack -o /media/usb/reviewed.ack /media/usb/bundle-2026-11-27"
 	switch {
 	case flags.NArg() == 0:
-		return errorf(example, "ack: missing the BUNDLE directory")
+		return cmdline.Errorf("ack: missing the BUNDLE directory").Hint("%s", example)
 	case flags.NArg() > 1:
-		return errorf("flags go before BUNDLE: "+example, "ack: too many arguments: %q", flags.Args())
+		return cmdline.Errorf("ack: too many arguments: %q", flags.Args()).Hint("%s", "flags go before BUNDLE: "+example)
 	case *out == "":
-		return errorf(example, "ack: missing -o FILE")
+		return cmdline.Errorf("ack: missing -o FILE").Hint("%s", example)
 	}
 	if _, err := os.Lstat(*out); err == nil {
-		return errorf("choose another file name, or remove the old acknowledgement once the server has it", "ack: %s already exists", *out)
+		return cmdline.Errorf("ack: %s already exists", *out).Hint("choose another file name, or remove the old acknowledgement once the server has it")
 	}
 	w, err := loadWitness("ack", "")
 	if err != nil {
 		return err
 	}
 	if w.log.Checkpoint == "" {
-		return errorf("open a bundle first: "+prog+" open -i IDENTITY -o OUTDIR BUNDLE", "ack: this machine has not verified the log yet")
+		return cmdline.Errorf("ack: this machine has not verified the log yet").Hint("%s", "open a bundle first: "+prog+" open -i IDENTITY -o OUTDIR BUNDLE")
 	}
 	stored, err := intakelog.OpenCheckpoint([]byte(w.log.Checkpoint), w.key)
 	if err != nil {
@@ -53,18 +54,17 @@ func (u *ui) ack(args []string) error {
 	dir := flags.Arg(0)
 	b, err := bundle.Read(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return errorf("BUNDLE is the directory the collector wrote, holding bundle.json", "ack: %s holds no %s", dir, bundle.FileName)
+		return cmdline.Errorf("ack: %s holds no %s", dir, bundle.FileName).Hint("BUNDLE is the directory the collector wrote, holding bundle.json")
 	}
 	if err != nil {
-		return errorf("", "ack: %v", err)
+		return cmdline.Errorf("ack: %v", err)
 	}
 	if b.LogKey != w.key {
-		return errorf("", "ack: the bundle is of the log with key %s, not of the pinned log", b.LogKey)
+		return cmdline.Errorf("ack: the bundle is of the log with key %s, not of the pinned log", b.LogKey)
 	}
 	indexes, skipped := w.openedFrom(b, stored.Size)
 	if len(indexes) == 0 {
-		return errorf("open the bundle first: "+prog+" open -i IDENTITY -o OUTDIR "+dir,
-			"ack: no submission of %s is recorded as opened on this machine", dir)
+		return cmdline.Errorf("ack: no submission of %s is recorded as opened on this machine", dir).Hint("%s", "open the bundle first: "+prog+" open -i IDENTITY -o OUTDIR "+dir)
 	}
 	k, err := u.loadWitnessKey("ack", w.store.Path(witnessKeyFile))
 	if err != nil {
@@ -72,10 +72,10 @@ func (u *ui) ack(args []string) error {
 	}
 	data, err := wkey.Sign(k, []byte(w.log.Checkpoint), w.key, indexes, time.Now())
 	if err != nil {
-		return errorf("", "ack: %v", err)
+		return cmdline.Errorf("ack: %v", err)
 	}
 	if err := safefile.Write(*out, data, 0o644); err != nil {
-		return errorf("", "ack: %v", err)
+		return cmdline.Errorf("ack: %v", err)
 	}
 	u.notef("acknowledged %d submission(s) opened from %s, at log size %d, as witness %s", len(indexes), dir, stored.Size, k.Name())
 	if skipped > 0 {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
 
@@ -23,7 +24,7 @@ func (u *ui) caseworkers(args []string) error {
 	}
 	const hint = "the caseworkers subcommands are add, remove and list; run \"" + prog + " help\""
 	if len(args) == 0 {
-		return errorf(hint, "caseworkers: missing subcommand")
+		return cmdline.Errorf("caseworkers: missing subcommand").Hint("%s", hint)
 	}
 	switch args[0] {
 	case "add":
@@ -33,27 +34,27 @@ func (u *ui) caseworkers(args []string) error {
 	case "list":
 		return u.caseworkersList(args[1:])
 	}
-	return errorf(hint, "caseworkers: unknown subcommand %q", args[0])
+	return cmdline.Errorf("caseworkers: unknown subcommand %q", args[0]).Hint("%s", hint)
 }
 
 func (u *ui) caseworkersAdd(args []string) error {
-	fs := newFlagSet("caseworkers add")
+	fs := cmdline.NewFlagSet("caseworkers add")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	const example = prog + " caseworkers add \"Kim Ji-won\" tdk1…"
 	if fs.NArg() != 2 {
-		return errorf("the caseworker's device key is what \"testimony init\" printed on their laptop: "+example,
-			"caseworkers add: want NAME and KEY, got %d arguments", fs.NArg())
+		return cmdline.Errorf("caseworkers add: want NAME and KEY, got %d arguments", fs.NArg()).
+			Hint("the caseworker's device key is what \"testimony init\" printed on their laptop: %s", example)
 	}
 	name, keyStr := fs.Arg(0), fs.Arg(1)
 	if err := checkCaseworkerName(name); err != nil {
-		return errorf("use a short name without control characters, e.g. "+example, "caseworkers add: %v", err)
+		return cmdline.Errorf("caseworkers add: %v", err).Hint("use a short name without control characters, e.g. %s", example)
 	}
 	pub, err := envelope.ParseDeviceKey(keyStr)
 	if err != nil {
-		return errorf("the key is the tdk1… line \"testimony init\" printed on the caseworker's device; copy it exactly",
-			"caseworkers add: %q is not a caseworker device key", keyStr)
+		return cmdline.Errorf("caseworkers add: %q is not a caseworker device key", keyStr).
+			Hint("the key is the tdk1… line \"testimony init\" printed on the caseworker's device; copy it exactly")
 	}
 	key := envelope.DeviceKeyString(pub)
 	st, err := openStore("caseworkers add")
@@ -67,14 +68,14 @@ func (u *ui) caseworkersAdd(args []string) error {
 	for _, c := range list {
 		switch {
 		case c.Key == key:
-			return errorf("each device key belongs to one caseworker", "caseworkers add: this key is already registered as %q", c.Name)
+			return cmdline.Errorf("caseworkers add: this key is already registered as %q", c.Name).Hint("each device key belongs to one caseworker")
 		case c.Name == name:
-			return errorf("choose a distinct name, e.g. add a team or a number", "caseworkers add: a caseworker named %q is already registered, with another key", name)
+			return cmdline.Errorf("caseworkers add: a caseworker named %q is already registered, with another key", name).Hint("choose a distinct name, e.g. add a team or a number")
 		}
 	}
 	list = append(list, state.Caseworker{Name: name, Key: key, Added: time.Now().UTC().Format(time.DateOnly)})
 	if err := st.SaveCaseworkers(list); err != nil {
-		return errorf("", "caseworkers add: %v", err)
+		return cmdline.Errorf("caseworkers add: %v", err)
 	}
 	fmt.Fprintf(u.stdout, "added %s, key fingerprint %s\n", displayText(name), envelope.Fingerprint(pub))
 	return nil
@@ -84,13 +85,13 @@ func (u *ui) caseworkersAdd(args []string) error {
 // when the laptop was lost or seized: what it signs from then on is shown as
 // signed by an unknown key.
 func (u *ui) caseworkersRemove(args []string) error {
-	fs := newFlagSet("caseworkers remove")
+	fs := cmdline.NewFlagSet("caseworkers remove")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errorf("name the caseworker as \""+prog+" caseworkers list\" shows it: "+prog+" caseworkers remove \"Kim Ji-won\"",
-			"caseworkers remove: want NAME, got %d arguments", fs.NArg())
+		return cmdline.Errorf("caseworkers remove: want NAME, got %d arguments", fs.NArg()).
+			Hint("name the caseworker as \"%s caseworkers list\" shows it: %s caseworkers remove \"Kim Ji-won\"", prog, prog)
 	}
 	name := fs.Arg(0)
 	st, err := openStore("caseworkers remove")
@@ -111,10 +112,10 @@ func (u *ui) caseworkersRemove(args []string) error {
 		kept = append(kept, c)
 	}
 	if removed == nil {
-		return errorf("\""+prog+" caseworkers list\" shows the registered names", "caseworkers remove: no caseworker named %q is registered", name)
+		return cmdline.Errorf("caseworkers remove: no caseworker named %q is registered", name).Hint("\"%s caseworkers list\" shows the registered names", prog)
 	}
 	if err := st.SaveCaseworkers(kept); err != nil {
-		return errorf("", "caseworkers remove: %v", err)
+		return cmdline.Errorf("caseworkers remove: %v", err)
 	}
 	fp := "?"
 	if pub, err := envelope.ParseDeviceKey(removed.Key); err == nil {
@@ -141,7 +142,7 @@ func checkCaseworkerName(name string) error {
 }
 
 func (u *ui) caseworkersList(args []string) error {
-	fs := newFlagSet("caseworkers list")
+	fs := cmdline.NewFlagSet("caseworkers list")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -170,7 +171,7 @@ func (u *ui) caseworkersList(args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", displayText(c.Name), fp, c.Added, c.Key)
 	}
 	if err := tw.Flush(); err != nil {
-		return errorf("", "caseworkers list: failed to print: %v", err)
+		return cmdline.Errorf("caseworkers list: failed to print: %v", err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/keyfile"
 )
 
@@ -19,10 +20,10 @@ const identityHint = "-i takes the identity file made by \"" + prog + " keygen -
 func (u *ui) readIdentities(name string) ([]age.Identity, error) {
 	data, err := keyfile.Read(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errorf(identityHint+"; check the path for a typo", "open: identity file %s does not exist", name)
+		return nil, cmdline.Errorf("open: identity file %s does not exist", name).Hint("%s; check the path for a typo", identityHint)
 	}
 	if err != nil {
-		return nil, errorf(identityHint, "open: %s: %v", name, err)
+		return nil, cmdline.Errorf("open: %s: %v", name, err).Hint("%s", identityHint)
 	}
 	var passErr error
 	ids, err := keyfile.Parse(data, func() (string, error) {
@@ -38,13 +39,13 @@ func (u *ui) readIdentities(name string) ([]age.Identity, error) {
 	case passErr != nil:
 		return nil, passphraseError("open: "+name, passErr)
 	case errors.Is(err, keyfile.ErrIncorrectPassphrase):
-		return nil, errorf("type the passphrase chosen at keygen -passphrase; when piping it, put it on the first line of standard input", "open: incorrect passphrase for %s", name)
+		return nil, cmdline.Errorf("open: incorrect passphrase for %s", name).Hint("type the passphrase chosen at keygen -passphrase; when piping it, put it on the first line of standard input")
 	case errors.Is(err, keyfile.ErrEmptyPassphrase):
-		return nil, errorf("type the passphrase chosen at keygen -passphrase", "open: the passphrase for %s is empty", name)
+		return nil, cmdline.Errorf("open: the passphrase for %s is empty", name).Hint("type the passphrase chosen at keygen -passphrase")
 	case errors.Is(err, keyfile.ErrNotPassphraseProtected):
-		return nil, errorf("decrypt it first with age -d, or pass the plain identity file", "open: %s: %v", name, err)
+		return nil, cmdline.Errorf("open: %s: %v", name, err).Hint("decrypt it first with age -d, or pass the plain identity file")
 	case err != nil:
-		return nil, errorf(identityHint+", not a recipients file (age1… lines)", "open: %s: %v", name, err)
+		return nil, cmdline.Errorf("open: %s: %v", name, err).Hint("%s, not a recipients file (age1… lines)", identityHint)
 	}
 	return ids, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/text/language"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/internal/catalogue"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/casebook"
 )
@@ -38,7 +39,7 @@ func (u *ui) index(args []string) error {
 		fmt.Fprint(u.stdout, indexUsage)
 		return nil
 	}
-	fs := newFlagSet("index")
+	fs := cmdline.NewFlagSet("index")
 	out := fs.String("o", "", "output `DIR` of open")
 	lang := fs.String("lang", "", "language of the pages: ko or en")
 	if err := parseFlags(fs, args); err != nil {
@@ -47,16 +48,16 @@ func (u *ui) index(args []string) error {
 	const example = prog + " index -o cases"
 	switch {
 	case fs.NArg() > 0:
-		return errorf(example, "index: unexpected arguments: %q", fs.Args())
+		return cmdline.Errorf("index: unexpected arguments: %q", fs.Args()).Hint("%s", example)
 	case *out == "":
-		return errorf(example, "index: missing -o OUTDIR")
+		return cmdline.Errorf("index: missing -o OUTDIR").Hint("%s", example)
 	case !knownLang(*lang):
 		return langError("index", *lang)
 	}
 	sum, err := u.writeCaseView("index", *out, *lang)
 	if errors.Is(err, casebook.ErrNoOutDir) {
-		return errorf("OUTDIR is the folder given to \"open -o\"; open a bundle first: "+prog+" open -i reviewer.key -o "+*out+" BUNDLE",
-			"index: %s does not exist", *out)
+		return cmdline.Errorf("index: %s does not exist", *out).
+			Hint("OUTDIR is the folder given to \"open -o\"; open a bundle first: %s open -i reviewer.key -o %s BUNDLE", prog, *out)
 	}
 	if err != nil {
 		return err
@@ -99,7 +100,7 @@ func (u *ui) writeCaseView(cmd, outDir, lang string) (*casebook.Summary, error) 
 		if errors.Is(err, casebook.ErrNoOutDir) {
 			return nil, err
 		}
-		return nil, errorf("", "%s: failed to write the case view: %v", cmd, err)
+		return nil, cmdline.Errorf("%s: failed to write the case view: %v", cmd, err)
 	}
 	for _, e := range sum.Skipped {
 		u.warnf("%s: not in the case view: %v", cmd, e)
@@ -109,8 +110,8 @@ func (u *ui) writeCaseView(cmd, outDir, lang string) (*casebook.Summary, error) 
 
 // langError is the error for a -lang value the pages are not written in.
 func langError(cmd, lang string) error {
-	return errorf("use -lang ko for Korean or -lang en for English; without -lang, LC_ALL, LC_MESSAGES or LANG decide",
-		"%s: no pages in the language %q", cmd, lang)
+	return cmdline.Errorf("%s: no pages in the language %q", cmd, lang).
+		Hint("use -lang ko for Korean or -lang en for English; without -lang, LC_ALL, LC_MESSAGES or LANG decide")
 }
 
 // knownLang reports whether -lang is empty (use the locale) or a

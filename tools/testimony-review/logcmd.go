@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
 
@@ -14,7 +15,7 @@ func (u *ui) logCmd(args []string) error {
 	}
 	const hint = "the log subcommands are trust, verify and witness-key; run \"" + prog + " help\""
 	if len(args) == 0 {
-		return errorf(hint, "log: missing subcommand")
+		return cmdline.Errorf("log: missing subcommand").Hint("%s", hint)
 	}
 	switch args[0] {
 	case "trust":
@@ -24,7 +25,7 @@ func (u *ui) logCmd(args []string) error {
 	case "witness-key":
 		return u.logWitnessKey(args[1:])
 	}
-	return errorf(hint, "log: unknown subcommand %q", args[0])
+	return cmdline.Errorf("log: unknown subcommand %q", args[0]).Hint("%s", hint)
 }
 
 // logTrust pins the intake log's verifier key. Replacing a pinned key
@@ -35,7 +36,7 @@ func (u *ui) logCmd(args []string) error {
 // submission under an old id at its old index, and must not find it
 // recorded as opened.
 func (u *ui) logTrust(args []string) error {
-	fs := newFlagSet("log trust")
+	fs := cmdline.NewFlagSet("log trust")
 	replace := fs.Bool("replace", false, "replace a pinned key with a different one (starts a new log)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -43,9 +44,9 @@ func (u *ui) logTrust(args []string) error {
 	const example = prog + " log trust testimony-log-0a1b2c3d+5055fc05+AWsok8…"
 	switch {
 	case fs.NArg() == 0:
-		return errorf(example, "log trust: missing the log KEY (printed by testimony-server init)")
+		return cmdline.Errorf("log trust: missing the log KEY (printed by testimony-server init)").Hint("%s", example)
 	case fs.NArg() > 1:
-		return errorf("flags go before KEY: "+example, "log trust: too many arguments: %q", fs.Args())
+		return cmdline.Errorf("log trust: too many arguments: %q", fs.Args()).Hint("flags go before KEY: %s", example)
 	}
 	key := fs.Arg(0)
 	if err := checkLogKey("log trust: KEY", key); err != nil {
@@ -64,14 +65,14 @@ func (u *ui) logTrust(args []string) error {
 		fmt.Fprintf(u.stdout, "log key already pinned: %s\n", key)
 		return nil
 	case l.LogKey != "" && !*replace:
-		return errorf("a new log key means a new log: check the key with the operator out of band, then run \""+prog+" log trust -replace KEY\"",
-			"log trust: a different log key is pinned in %s (%s)", st.Path(state.LogFile), l.LogKey)
+		return cmdline.Errorf("log trust: a different log key is pinned in %s (%s)", st.Path(state.LogFile), l.LogKey).
+			Hint("a new log key means a new log: check the key with the operator out of band, then run \"%s log trust -replace KEY\"", prog)
 	}
 	if l.LogKey != "" {
 		// The old log's opened ids and indexes must not account for
 		// leaves of the new one.
 		if err := st.SaveOpened(&state.Opened{LogKey: key}); err != nil {
-			return errorf("", "log trust: %v", err)
+			return cmdline.Errorf("log trust: %v", err)
 		}
 		u.warnf("replaced the pinned log key %s; the verified checkpoint and the record of opened submissions were reset", l.LogKey)
 		// Submissions that failed to open are testimony nobody has read:
@@ -96,7 +97,7 @@ func (u *ui) logTrust(args []string) error {
 		}
 		if len(o.Entries) > 0 && o.LogKey != key {
 			if err := st.SaveOpened(&state.Opened{LogKey: key}); err != nil {
-				return errorf("", "log trust: %v", err)
+				return cmdline.Errorf("log trust: %v", err)
 			}
 			of := "a log it did not name"
 			if o.LogKey != "" {
@@ -106,7 +107,7 @@ func (u *ui) logTrust(args []string) error {
 		}
 	}
 	if err := st.SaveLog(&state.Log{LogKey: key}); err != nil {
-		return errorf("", "log trust: %v", err)
+		return cmdline.Errorf("log trust: %v", err)
 	}
 	fmt.Fprintf(u.stdout, "log key pinned: %s\n", key)
 	return nil
@@ -115,7 +116,7 @@ func (u *ui) logTrust(args []string) error {
 // logVerify checks a bundle against the pinned key and the stored
 // checkpoint without decrypting and without changing any state.
 func (u *ui) logVerify(args []string) error {
-	fs := newFlagSet("log verify")
+	fs := cmdline.NewFlagSet("log verify")
 	keyFlag := fs.String("log-key", "", "log verifier `KEY` (if none is pinned yet)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -123,9 +124,9 @@ func (u *ui) logVerify(args []string) error {
 	const example = prog + " log verify /media/usb/bundle"
 	switch {
 	case fs.NArg() == 0:
-		return errorf(example, "log verify: missing the BUNDLE directory")
+		return cmdline.Errorf("log verify: missing the BUNDLE directory").Hint("%s", example)
 	case fs.NArg() > 1:
-		return errorf("flags go before BUNDLE: "+example, "log verify: too many arguments: %q", fs.Args())
+		return cmdline.Errorf("log verify: too many arguments: %q", fs.Args()).Hint("flags go before BUNDLE: %s", example)
 	}
 	w, err := loadWitness("log verify", *keyFlag)
 	if err != nil {
@@ -155,7 +156,7 @@ func (u *ui) logVerify(args []string) error {
 	}
 	fmt.Fprintf(tw, "ciphertexts\t%d, each matching its log leaf\n", len(v.Submissions))
 	if err := tw.Flush(); err != nil {
-		return errorf("", "log verify: failed to print the result: %v", err)
+		return cmdline.Errorf("log verify: failed to print the result: %v", err)
 	}
 	fmt.Fprintln(u.stdout, "bundle verified; nothing was decrypted and nothing on this machine was changed")
 	return nil

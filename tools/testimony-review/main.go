@@ -25,7 +25,8 @@
 //	testimony-review COMMAND -h
 //
 // COMMAND -h (or help COMMAND) prints that command's page; -h, help or no
-// command at all print the general usage.
+// command at all print the general usage. Flags come before the arguments,
+// and errors and hints follow internal/cmdline.
 //
 // keygen writes a new identity to FILE (created 0600, never overwritten) in
 // the age-keygen format and prints its recipient, one line, on standard
@@ -130,6 +131,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 )
 
 const usage = `Usage:
@@ -229,7 +232,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ui.terminal = ui.stderrIsTerminal()
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return ui.fail(&cliError{msg: "missing command", hints: []string{"run \"testimony-review help\" for the commands and examples"}})
+		return ui.fail(cmdline.Errorf("missing command").Usage(""))
 	}
 	var err error
 	cmd, rest := args[0], args[1:]
@@ -260,7 +263,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		err = &cliError{msg: fmt.Sprintf("unknown command %q", cmd), hints: []string{"the commands are keygen, org, recipients, log, caseworkers, open, index, waive and ack; run \"testimony-review help\""}}
+		err = cmdline.Errorf("unknown command %q", cmd).Hint(`the commands are keygen, org, recipients, log, caseworkers, open, index, waive and ack; run "testimony-review help"`)
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		page, ok := commandPages[cmd]
@@ -276,21 +279,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// newFlagSet returns a flag set that reports errors to run instead of
-// printing Go's generated usage, so every error has the same shape.
-func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return fs
-}
-
-// parseFlags parses args and turns flag errors into usage errors.
+// parseFlags parses the flags, which come before the arguments, and names
+// the command in its errors as every error of this program does.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
+	err := cmdline.Parse(fs, args)
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return err
 	}
-	return usageErrorf(fs.Name(), "%v", err)
+	return cmdline.Errorf("%s: %w", fs.Name(), err)
 }
 
 func firstArg(args []string) string {

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/review"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
@@ -27,7 +28,7 @@ func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 func (u *ui) open(args []string) error {
-	fs := newFlagSet("open")
+	fs := cmdline.NewFlagSet("open")
 	var idFiles stringsFlag
 	fs.Var(&idFiles, "i", "identity `FILE` (repeatable)")
 	out := fs.String("o", "", "output `DIR`")
@@ -39,13 +40,13 @@ func (u *ui) open(args []string) error {
 	const example = prog + " open -i reviewer.key -o cases /media/usb/bundle"
 	switch {
 	case fs.NArg() == 0:
-		return errorf(example, "open: missing the BUNDLE directory")
+		return cmdline.Errorf("open: missing the BUNDLE directory").Hint("%s", example)
 	case fs.NArg() > 1:
-		return errorf("flags go before BUNDLE: "+example, "open: too many arguments: %q", fs.Args())
+		return cmdline.Errorf("open: too many arguments: %q", fs.Args()).Hint("flags go before BUNDLE: %s", example)
 	case len(idFiles) == 0:
-		return errorf(example, "open: missing -i IDENTITY")
+		return cmdline.Errorf("open: missing -i IDENTITY").Hint("%s", example)
 	case *out == "":
-		return errorf(example, "open: missing -o OUTDIR")
+		return cmdline.Errorf("open: missing -o OUTDIR").Hint("%s", example)
 	case !knownLang(*lang):
 		return langError("open", *lang)
 	}
@@ -109,16 +110,16 @@ func (u *ui) open(args []string) error {
 	results, err := review.Open(v, *out, opt)
 	u.clearProgress()
 	if err != nil {
-		return errorf("", "open: %v", err)
+		return cmdline.Errorf("open: %v", err)
 	}
 	stateErr := w.record(v, results, opt.Now)
 	if err := u.table(results); err != nil {
-		return errorf("", "open: failed to print the results: %v", err)
+		return cmdline.Errorf("open: failed to print the results: %v", err)
 	}
 	u.refreshCaseView(*out, *lang)
 	if stateErr != nil {
-		return errorf("the files were written; fix the cause and run the same command again to record the checkpoint (opened submissions are skipped)",
-			"open: failed to save the verified checkpoint in %s: %v", w.store.Dir(), stateErr)
+		return cmdline.Errorf("open: failed to save the verified checkpoint in %s: %v", w.store.Dir(), stateErr).
+			Hint("the files were written; fix the cause and run the same command again to record the checkpoint (opened submissions are skipped)")
 	}
 	failed := 0
 	for _, r := range results {
@@ -132,16 +133,16 @@ func (u *ui) open(args []string) error {
 		}
 	}
 	if failed > 0 {
-		return errorf("nothing was written for the failed submissions; fix the cause and run the same command again (opened ones are skipped), or, for one that can never be opened, record why: "+prog+" waive -by NAME -reason TEXT ID",
-			"open: %d of %d submissions failed to open", failed, len(results))
+		return cmdline.Errorf("open: %d of %d submissions failed to open", failed, len(results)).
+			Hint("nothing was written for the failed submissions; fix the cause and run the same command again (opened ones are skipped), or, for one that can never be opened, record why: %s waive -by NAME -reason TEXT ID", prog)
 	}
 	if left := w.unresolved(); len(left) > 0 {
 		ids := make([]string, len(left))
 		for i, f := range left {
 			ids[i] = f.ID
 		}
-		return errorf("open each from the bundle that carried it, with the identity it was encrypted to (-i may be repeated), or record why it will not be: "+prog+" waive -by NAME -reason TEXT ID",
-			"open: %d submission(s) that failed to open earlier are still unopened: %s", len(left), strings.Join(ids, ", "))
+		return cmdline.Errorf("open: %d submission(s) that failed to open earlier are still unopened: %s", len(left), strings.Join(ids, ", ")).
+			Hint("open each from the bundle that carried it, with the identity it was encrypted to (-i may be repeated), or record why it will not be: %s waive -by NAME -reason TEXT ID", prog)
 	}
 	return nil
 }

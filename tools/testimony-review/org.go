@@ -16,6 +16,7 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/internal/bounded"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/keyfile"
 )
 
@@ -31,9 +32,9 @@ func (u *ui) org(args []string) error {
 		return flag.ErrHelp
 	}
 	if len(args) == 0 || args[0] != "init" {
-		return errorf(prog+" org init -passphrase -o org.key", "org: the only subcommand is init")
+		return cmdline.Errorf("org: the only subcommand is init").Hint("%s org init -passphrase -o org.key", prog)
 	}
-	fs := newFlagSet("org init")
+	fs := cmdline.NewFlagSet("org init")
 	out := fs.String("o", "", "organisation key `FILE` to create")
 	name := fs.String("name", defaultOrgName, "key `NAME`")
 	protect := fs.Bool("passphrase", false, "encrypt the key file with a passphrase")
@@ -44,8 +45,8 @@ func (u *ui) org(args []string) error {
 		return usageErrorf("org init", "unexpected argument %q", fs.Arg(0))
 	}
 	if *out == "" {
-		return errorf(prog+" org init -passphrase -o org.key",
-			"org init: missing -o FILE: the signing key is written to a file, never to the terminal")
+		return cmdline.Errorf("org init: missing -o FILE: the signing key is written to a file, never to the terminal").
+			Hint("%s org init -passphrase -o org.key", prog)
 	}
 	// Checked early so nobody types a passphrase twice only to be refused;
 	// keyfile.Create still refuses atomically.
@@ -59,7 +60,7 @@ func (u *ui) org(args []string) error {
 		_, err = note.NewSigner(skey)
 	}
 	if err != nil {
-		return errorf("the name is printable text without spaces or '+', e.g. -name ngo-name-org", "org init: invalid key name %q", *name)
+		return cmdline.Errorf("org init: invalid key name %q", *name).Hint("the name is printable text without spaces or '+', e.g. -name ngo-name-org")
 	}
 	contents := []byte(fmt.Sprintf("# testimony organisation signing key, created %s\n# verifier key: %s\n%s\n",
 		time.Now().UTC().Format(time.DateOnly), vkey, skey))
@@ -69,30 +70,30 @@ func (u *ui) org(args []string) error {
 			return passphraseError("org init", err)
 		}
 		if pass == "" {
-			return errorf("choose a passphrase, or leave out -passphrase and keep the file on an encrypted disk",
-				"org init: the passphrase is empty")
+			return cmdline.Errorf("org init: the passphrase is empty").
+				Hint("choose a passphrase, or leave out -passphrase and keep the file on an encrypted disk")
 		}
 		u.notef("encrypting %s with the passphrase (scrypt, a few seconds)…", *out)
 		if contents, err = keyfile.Protect(contents, pass); err != nil {
-			return errorf("", "org init: %v", err)
+			return cmdline.Errorf("org init: %v", err)
 		}
 	}
 	if err := keyfile.Create(*out, contents); err != nil {
 		if errors.Is(err, keyfile.ErrExists) {
 			return orgExistsError(*out)
 		}
-		return errorf("", "org init: %v", err)
+		return cmdline.Errorf("org init: %v", err)
 	}
 	if _, err := fmt.Fprintln(u.stdout, vkey); err != nil {
-		return errorf(fmt.Sprintf("the key was written to %s; its verifier key is on its \"# verifier key\" line", *out),
-			"org init: failed to print the verifier key: %v", err)
+		return cmdline.Errorf("org init: failed to print the verifier key: %v", err).
+			Hint("the key was written to %s; its verifier key is on its \"# verifier key\" line", *out)
 	}
 	return nil
 }
 
 func orgExistsError(path string) error {
-	return errorf("choose another file name; an organisation key is never overwritten, clients pin it",
-		"org init: %s already exists", path)
+	return cmdline.Errorf("org init: %s already exists", path).
+		Hint("choose another file name; an organisation key is never overwritten, clients pin it")
 }
 
 // readOrgKey reads the signer key from an organisation key file made by org
@@ -101,20 +102,20 @@ func orgExistsError(path string) error {
 func (u *ui) readOrgKey(path string) (string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", errorf("-org takes the organisation key made by \""+prog+" org init\"; check the path for a typo (a new key would be refused by every caseworker who pinned the old one)",
-			"recipients sign: organisation key %s does not exist", path)
+		return "", cmdline.Errorf("recipients sign: organisation key %s does not exist", path).
+			Hint("-org takes the organisation key made by \"%s org init\"; check the path for a typo (a new key would be refused by every caseworker who pinned the old one)", prog)
 	}
 	if err != nil {
-		return "", errorf("", "recipients sign: %v", err)
+		return "", cmdline.Errorf("recipients sign: %v", err)
 	}
 	defer f.Close()
 	data, err := bounded.ReadAll(f, maxOrgKeyFile)
 	const hint = "-org takes the file made by \"" + prog + " org init -o FILE\""
 	if errors.Is(err, bounded.ErrTooLarge) {
-		return "", errorf(hint, "recipients sign: %s is not an organisation key: too large", path)
+		return "", cmdline.Errorf("recipients sign: %s is not an organisation key: too large", path).Hint("%s", hint)
 	}
 	if err != nil {
-		return "", errorf("", "recipients sign: failed to read %s: %v", path, err)
+		return "", cmdline.Errorf("recipients sign: failed to read %s: %v", path, err)
 	}
 	if keyfile.IsProtected(data) {
 		var passErr error
@@ -131,13 +132,13 @@ func (u *ui) readOrgKey(path string) (string, error) {
 		case passErr != nil:
 			return "", passphraseError("recipients sign: "+path, passErr)
 		case errors.Is(err, keyfile.ErrIncorrectPassphrase):
-			return "", errorf("type the passphrase chosen at \""+prog+" org init -passphrase\"; nothing was signed",
-				"recipients sign: incorrect passphrase for the organisation key %s", path)
+			return "", cmdline.Errorf("recipients sign: incorrect passphrase for the organisation key %s", path).
+				Hint("type the passphrase chosen at \"%s org init -passphrase\"; nothing was signed", prog)
 		case errors.Is(err, keyfile.ErrEmptyPassphrase):
-			return "", errorf("type the passphrase chosen at \""+prog+" org init -passphrase\"; nothing was signed",
-				"recipients sign: the passphrase for %s is empty", path)
+			return "", cmdline.Errorf("recipients sign: the passphrase for %s is empty", path).
+				Hint("type the passphrase chosen at \"%s org init -passphrase\"; nothing was signed", prog)
 		case err != nil:
-			return "", errorf(hint, "recipients sign: %s is not an organisation key: %v", path, err)
+			return "", cmdline.Errorf("recipients sign: %s is not an organisation key: %v", path, err).Hint("%s", hint)
 		}
 	}
 	var key string
@@ -147,12 +148,12 @@ func (u *ui) readOrgKey(path string) (string, error) {
 			continue
 		}
 		if key != "" {
-			return "", errorf(hint, "recipients sign: %s holds more than one key", path)
+			return "", cmdline.Errorf("recipients sign: %s holds more than one key", path).Hint("%s", hint)
 		}
 		key = line
 	}
 	if _, err := note.NewSigner(key); err != nil {
-		return "", errorf(hint, "recipients sign: %s is not an organisation key", path)
+		return "", cmdline.Errorf("recipients sign: %s is not an organisation key", path).Hint("%s", hint)
 	}
 	return key, nil
 }
@@ -163,9 +164,9 @@ func (u *ui) recipientsCmd(args []string) error {
 	}
 	const example = prog + " recipients sign -org org.key -version 2 recipients.txt > recipients.note"
 	if len(args) == 0 || args[0] != "sign" {
-		return errorf(example, "recipients: the only subcommand is sign")
+		return cmdline.Errorf("recipients: the only subcommand is sign").Hint("%s", example)
 	}
-	fs := newFlagSet("recipients sign")
+	fs := cmdline.NewFlagSet("recipients sign")
 	orgFile := fs.String("org", "", "organisation key `FILE`")
 	versionFlag := fs.String("version", "", "note version `N` (at least 1, higher than the last one)")
 	if err := parseFlags(fs, args[1:]); err != nil {
@@ -173,17 +174,17 @@ func (u *ui) recipientsCmd(args []string) error {
 	}
 	switch {
 	case fs.NArg() == 0:
-		return errorf(example, "recipients sign: missing the RECIPIENTS file")
+		return cmdline.Errorf("recipients sign: missing the RECIPIENTS file").Hint("%s", example)
 	case fs.NArg() > 1:
-		return errorf("flags go before RECIPIENTS: "+example, "recipients sign: too many arguments: %q", fs.Args())
+		return cmdline.Errorf("recipients sign: too many arguments: %q", fs.Args()).Hint("flags go before RECIPIENTS: %s", example)
 	case *orgFile == "":
-		return errorf(example, "recipients sign: missing -org FILE")
+		return cmdline.Errorf("recipients sign: missing -org FILE").Hint("%s", example)
 	case *versionFlag == "":
-		return errorf("use 1 for the first list and a higher number for every new one: "+example, "recipients sign: missing -version N")
+		return cmdline.Errorf("recipients sign: missing -version N").Hint("use 1 for the first list and a higher number for every new one: %s", example)
 	}
 	version, err := strconv.ParseUint(*versionFlag, 10, 64)
 	if err != nil || version < 1 {
-		return errorf("use 1 for the first list and a higher number for every new one", "recipients sign: -version %q is not a number of at least 1", *versionFlag)
+		return cmdline.Errorf("recipients sign: -version %q is not a number of at least 1", *versionFlag).Hint("use 1 for the first list and a higher number for every new one")
 	}
 	skey, err := u.readOrgKey(*orgFile)
 	if err != nil {
@@ -192,7 +193,7 @@ func (u *ui) recipientsCmd(args []string) error {
 	name := fs.Arg(0)
 	f, err := os.Open(name)
 	if err != nil {
-		return errorf("RECIPIENTS is a file of age1… lines, e.g. made by \""+prog+" keygen -passphrase -o NAME.key >> recipients.txt\"", "recipients sign: %v", err)
+		return cmdline.Errorf("recipients sign: %v", err).Hint("RECIPIENTS is a file of age1… lines, e.g. made by \"%s keygen -passphrase -o NAME.key >> recipients.txt\"", prog)
 	}
 	defer f.Close()
 	set, err := recipients.Parse(f)
@@ -201,14 +202,14 @@ func (u *ui) recipientsCmd(args []string) error {
 		if errors.Is(err, recipients.ErrPrivateKey) {
 			hint = "a recipients file holds public recipients only; never put an identity (AGE-SECRET-KEY-…) in it"
 		}
-		return errorf(hint, "recipients sign: %s: %v", name, err)
+		return cmdline.Errorf("recipients sign: %s: %v", name, err).Hint("%s", hint)
 	}
 	msg, err := recipients.SignNote(set, version, skey)
 	if err != nil {
-		return errorf("", "recipients sign: %v", err)
+		return cmdline.Errorf("recipients sign: %v", err)
 	}
 	if _, err := u.stdout.Write(msg); err != nil {
-		return errorf("", "recipients sign: failed to write the note: %v", err)
+		return cmdline.Errorf("recipients sign: failed to write the note: %v", err)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/term"
+
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 )
 
 // maxPassphraseLine caps a passphrase line read from standard input.
@@ -22,10 +24,10 @@ var errNoPassphrase = errors.New("a passphrase is needed and none could be read"
 // usual cause is a script, or a passphrase file one line too short.
 func passphraseError(what string, err error) error {
 	if errors.Is(err, errNoPassphrase) {
-		return errorf("run the command in a terminal to type it; in a script, give the passphrase on standard input, one line per protected file, in order (e.g. < passphrases.txt)",
-			"%s: %v", what, err)
+		return cmdline.Errorf("%s: %v", what, err).
+			Hint("run the command in a terminal to type it; in a script, give the passphrase on standard input, one line per protected file, in order (e.g. < passphrases.txt)")
 	}
-	return errorf("", "%s: %v", what, err)
+	return cmdline.Errorf("%s: %v", what, err)
 }
 
 // stdinIsTerminal reports whether passphrases should be asked on the

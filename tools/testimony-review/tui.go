@@ -1,18 +1,20 @@
 package main
 
-// This file holds the output rules. Results go to standard output (the
-// recipient from keygen, the table from open) so they can be redirected;
-// everything else goes to standard error as "testimony-review: error: …",
+// This file holds the output rules, internal/cmdline's. Results go to
+// standard output (the recipient from keygen, the table from open) so they
+// can be redirected; everything else goes to standard error as
+// "testimony-review: error: …",
 // "testimony-review: hint: …", "testimony-review: warning: …" or a plain
 // "testimony-review: …" note of what a long wait is doing, lowercase, with
 // no trailing period. Passphrase prompts go to the terminal only; progress
 // lines (progress.go) only to a terminal.
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 )
 
 const prog = "testimony-review"
@@ -29,37 +31,14 @@ type ui struct {
 	now  func() time.Time
 }
 
-// cliError is an error with the hints that tell the user how to fix it.
-type cliError struct {
-	msg   string
-	hints []string
-}
-
-func (e *cliError) Error() string { return e.msg }
-
-func errorf(hint string, format string, args ...any) error {
-	e := &cliError{msg: fmt.Sprintf(format, args...)}
-	if hint != "" {
-		e.hints = []string{hint}
-	}
-	return e
-}
-
-func usageErrorf(cmd string, format string, args ...any) error {
-	return errorf(fmt.Sprintf("run %q for its usage and an example", prog+" "+cmd+" -h"), "%s: %s", cmd, fmt.Sprintf(format, args...))
+func usageErrorf(cmd string, format string, args ...any) *cmdline.Error {
+	return cmdline.Errorf("%s: %s", cmd, fmt.Sprintf(format, args...)).Usage(cmd)
 }
 
 // fail prints err with its hints and returns the exit code for a failure.
 func (u *ui) fail(err error) int {
-	var ce *cliError
-	if errors.As(err, &ce) {
-		u.errorf("%s", ce.msg)
-		for _, h := range ce.hints {
-			u.hintf("%s", h)
-		}
-	} else {
-		u.errorf("%v", err)
-	}
+	u.clearProgress()
+	cmdline.Print(u.stderr, prog, "", err)
 	return 1
 }
 

@@ -7,6 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
 
@@ -19,7 +20,7 @@ const maxWaiverText = 1000
 // record stays in failed.json; opening the submission later still works
 // and removes it.
 func (u *ui) waive(args []string) error {
-	fs := newFlagSet("waive")
+	fs := cmdline.NewFlagSet("waive")
 	by := fs.String("by", "", "the reviewer's `NAME`")
 	reason := fs.String("reason", "", "why it will not be opened (`TEXT`)")
 	if err := parseFlags(fs, args); err != nil {
@@ -28,18 +29,18 @@ func (u *ui) waive(args []string) error {
 	const example = prog + ` waive -by "Lee Min-ho" -reason "damaged before upload; the caseworker sent it again as 5c1f…" ID`
 	switch {
 	case fs.NArg() == 0:
-		return errorf(example, "waive: missing the submission ID")
+		return cmdline.Errorf("waive: missing the submission ID").Hint("%s", example)
 	case fs.NArg() > 1:
-		return errorf("flags go before ID: "+example, "waive: too many arguments: %q", fs.Args())
+		return cmdline.Errorf("waive: too many arguments: %q", fs.Args()).Hint("flags go before ID: %s", example)
 	}
 	for _, f := range []struct{ name, value string }{{"-by", *by}, {"-reason", *reason}} {
 		switch v := strings.TrimSpace(f.value); {
 		case v == "":
-			return errorf(example, "waive: missing %s: a waiver records who decided and why", f.name)
+			return cmdline.Errorf("waive: missing %s: a waiver records who decided and why", f.name).Hint("%s", example)
 		case len(v) > maxWaiverText:
-			return errorf("", "waive: %s is longer than %d bytes", f.name, maxWaiverText)
+			return cmdline.Errorf("waive: %s is longer than %d bytes", f.name, maxWaiverText)
 		case !printable(v):
-			return errorf("", "waive: %s holds control characters or invalid UTF-8", f.name)
+			return cmdline.Errorf("waive: %s holds control characters or invalid UTF-8", f.name)
 		}
 	}
 	id := fs.Arg(0)
@@ -59,11 +60,11 @@ func (u *ui) waive(args []string) error {
 	}
 	switch {
 	case i < 0:
-		return errorf("open lists the submissions that failed to open, and only those can be waived",
-			"waive: no submission %s failed to open on this machine (%s)", id, st.Path(state.FailedFile))
+		return cmdline.Errorf("waive: no submission %s failed to open on this machine (%s)", id, st.Path(state.FailedFile)).
+			Hint("open lists the submissions that failed to open, and only those can be waived")
 	case list[i].Waiver != nil:
 		w := list[i].Waiver
-		return errorf("", "waive: submission %s was already waived by %s on %s: %s", id, w.By, w.At, w.Reason)
+		return cmdline.Errorf("waive: submission %s was already waived by %s on %s: %s", id, w.By, w.At, w.Reason)
 	}
 	list[i].Waiver = &state.Waiver{
 		By:     strings.TrimSpace(*by),
@@ -72,7 +73,7 @@ func (u *ui) waive(args []string) error {
 		Tool:   prog + " " + toolVersion(),
 	}
 	if err := st.SaveFailed(list); err != nil {
-		return errorf("", "waive: %v", err)
+		return cmdline.Errorf("waive: %v", err)
 	}
 	fmt.Fprint(u.stdout, waiverText(list[i]))
 	return nil

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/internal/bundle"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/review"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
@@ -38,16 +39,16 @@ type witness struct {
 func openStore(cmd string) (*state.Store, error) {
 	dir, err := state.Dir()
 	if err != nil {
-		return nil, errorf("set "+state.EnvHome+" to a directory on this machine", "%s: %v", cmd, err)
+		return nil, cmdline.Errorf("%s: %v", cmd, err).Hint("set %s to a directory on this machine", state.EnvHome)
 	}
 	return state.New(dir), nil
 }
 
 func stateError(cmd string, err error) error {
 	if errors.Is(err, state.ErrCorrupt) {
-		return errorf("restore the file from a backup; do not delete it, it is this machine's record of what it verified", "%s: %v", cmd, err)
+		return cmdline.Errorf("%s: %v", cmd, err).Hint("restore the file from a backup; do not delete it, it is this machine's record of what it verified")
 	}
-	return errorf("", "%s: %v", cmd, err)
+	return cmdline.Errorf("%s: %v", cmd, err)
 }
 
 // loadWitness reads the state and settles which log key to use. keyFlag is
@@ -75,14 +76,14 @@ func loadWitness(cmd, keyFlag string) (*witness, error) {
 			return nil, err
 		}
 		if l.LogKey != "" && l.LogKey != keyFlag {
-			return nil, errorf("a new log key means a new log: check the key with the operator out of band, then run \""+prog+" log trust -replace KEY\"",
-				"%s: -log-key differs from the log key pinned in %s (%s)", cmd, st.Path(state.LogFile), l.LogKey)
+			return nil, cmdline.Errorf("%s: -log-key differs from the log key pinned in %s (%s)", cmd, st.Path(state.LogFile), l.LogKey).
+				Hint("a new log key means a new log: check the key with the operator out of band, then run \"%s log trust -replace KEY\"", prog)
 		}
 		w.key = keyFlag
 	}
 	if w.key == "" {
-		return nil, errorf("pin the key \"testimony-server init\" printed (the operator gives it to you out of band): "+prog+" log trust KEY, or pass -log-key KEY",
-			"%s: no log key is pinned on this machine", cmd)
+		return nil, cmdline.Errorf("%s: no log key is pinned on this machine", cmd).
+			Hint("pin the key \"testimony-server init\" printed (the operator gives it to you out of band): %s log trust KEY, or pass -log-key KEY", prog)
 	}
 	switch {
 	case opened.LogKey == w.key:
@@ -119,8 +120,8 @@ func (u *ui) warnStale(w *witness) {
 // checkLogKey checks that key is a note verifier key.
 func checkLogKey(what, key string) error {
 	if _, err := note.NewVerifier(key); err != nil {
-		return errorf("the log key looks like testimony-log-0a1b2c3d+5055fc05+AWsok8…, as printed by testimony-server init",
-			"%s is not a log verifier key: %v", what, err)
+		return cmdline.Errorf("%s is not a log verifier key: %v", what, err).
+			Hint("the log key looks like testimony-log-0a1b2c3d+5055fc05+AWsok8…, as printed by testimony-server init")
 	}
 	return nil
 }
@@ -163,13 +164,13 @@ func (w *witness) explain(cmd, bundleDir string, err error) error {
 	var r *review.RefusedError
 	switch {
 	case errors.As(err, &r):
-		return errorf(refusalHint(r, w), "%s", r.Error())
+		return cmdline.Errorf("%s", r.Error()).Hint("%s", refusalHint(r, w))
 	case errors.Is(err, review.ErrWitnessState):
-		return errorf("restore "+w.store.Path(state.LogFile)+" from a backup; do not open bundles until it verifies", "%s: %v", cmd, err)
+		return cmdline.Errorf("%s: %v", cmd, err).Hint("restore %s from a backup; do not open bundles until it verifies", w.store.Path(state.LogFile))
 	case errors.Is(err, fs.ErrNotExist):
-		return errorf("BUNDLE is the directory \"testimony collect\" wrote, containing "+bundle.FileName, "%s: %s is not a bundle: %v", cmd, bundleDir, err)
+		return cmdline.Errorf("%s: %s is not a bundle: %v", cmd, bundleDir, err).Hint("BUNDLE is the directory \"testimony collect\" wrote, containing %s", bundle.FileName)
 	}
-	return errorf("", "%s: %v", cmd, err)
+	return cmdline.Errorf("%s: %v", cmd, err)
 }
 
 // refusalHint says what a refusal means for the reviewer and what to do.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	wkey "github.com/testimony-ngo/testimony/crypto/witness"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/keyfile"
 )
 
@@ -26,7 +27,7 @@ const witnessVkeyPrefix = "# verifier key: "
 // logWitnessKey prints this machine's witness verifier key, making the key
 // on first use.
 func (u *ui) logWitnessKey(args []string) error {
-	flags := newFlagSet("log witness-key")
+	flags := cmdline.NewFlagSet("log witness-key")
 	protect := flags.Bool("passphrase", false, "encrypt a new witness key with a passphrase")
 	name := flags.String("name", wkey.DefaultName, "key `NAME` of a new witness key")
 	if err := parseFlags(flags, args); err != nil {
@@ -60,11 +61,11 @@ func (u *ui) logWitnessKey(args []string) error {
 func (u *ui) makeWitnessKey(path, name string, protect bool) error {
 	skey, err := wkey.NewKey(name)
 	if err != nil {
-		return errorf("the name is printable text without spaces or '+', e.g. -name ngo-reviewer-1", "log witness-key: %v", err)
+		return cmdline.Errorf("log witness-key: %v", err).Hint("the name is printable text without spaces or '+', e.g. -name ngo-reviewer-1")
 	}
 	k, err := wkey.ParseKey(skey)
 	if err != nil {
-		return errorf("", "log witness-key: %v", err)
+		return cmdline.Errorf("log witness-key: %v", err)
 	}
 	contents := []byte(fmt.Sprintf("# testimony witness key, created %s\n%s%s\n%s\n",
 		time.Now().UTC().Format(time.DateOnly), witnessVkeyPrefix, k.VerifierKey(), skey))
@@ -74,25 +75,24 @@ func (u *ui) makeWitnessKey(path, name string, protect bool) error {
 			return passphraseError("log witness-key", err)
 		}
 		if pass == "" {
-			return errorf("choose a passphrase, or leave out -passphrase and keep the state directory on an encrypted disk",
-				"log witness-key: the passphrase is empty")
+			return cmdline.Errorf("log witness-key: the passphrase is empty").Hint("choose a passphrase, or leave out -passphrase and keep the state directory on an encrypted disk")
 		}
 		u.notef("encrypting %s with the passphrase (scrypt, a few seconds)…", path)
 		if contents, err = keyfile.Protect(contents, pass); err != nil {
-			return errorf("", "log witness-key: %v", err)
+			return cmdline.Errorf("log witness-key: %v", err)
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return errorf("", "log witness-key: %v", err)
+		return cmdline.Errorf("log witness-key: %v", err)
 	}
 	if err := keyfile.Create(path, contents); err != nil {
-		return errorf("", "log witness-key: %v", err)
+		return cmdline.Errorf("log witness-key: %v", err)
 	}
 	if protect {
 		// The verifier key is public: keep it readable without the
 		// passphrase, next to the protected key.
 		if err := keyfile.Create(path+".pub", []byte(k.VerifierKey()+"\n")); err != nil {
-			return errorf("", "log witness-key: %v", err)
+			return cmdline.Errorf("log witness-key: %v", err)
 		}
 	}
 	u.notef("made a new witness key in %s; register it on the server: testimony-server witness add -data DIR NAME %s", path, k.VerifierKey())
@@ -106,15 +106,15 @@ func readWitnessKeyFile(path string) ([]byte, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
-		return nil, errorf("", "failed to read the witness key: %v", err)
+		return nil, cmdline.Errorf("failed to read the witness key: %v", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxWitnessKeyFile+1))
 	if err != nil {
-		return nil, errorf("", "failed to read the witness key %s: %v", path, err)
+		return nil, cmdline.Errorf("failed to read the witness key %s: %v", path, err)
 	}
 	if len(data) > maxWitnessKeyFile {
-		return nil, errorf("restore the file from a backup", "%s is not a witness key: too large", path)
+		return nil, cmdline.Errorf("%s is not a witness key: too large", path).Hint("restore the file from a backup")
 	}
 	return data, nil
 }
@@ -125,7 +125,7 @@ func witnessVkeyLine(path string, data []byte) (string, error) {
 	if keyfile.IsProtected(data) {
 		pub, err := readWitnessKeyFile(path + ".pub")
 		if err != nil {
-			return "", errorf("", "the witness key %s is protected and its verifier key file %s.pub cannot be read", path, path)
+			return "", cmdline.Errorf("the witness key %s is protected and its verifier key file %s.pub cannot be read", path, path)
 		}
 		data = []byte(witnessVkeyPrefix + string(bytes.TrimSpace(pub)) + "\n")
 	}
@@ -137,7 +137,7 @@ func witnessVkeyLine(path string, data []byte) (string, error) {
 			return v, nil
 		}
 	}
-	return "", errorf("restore the file from a backup", "%s has no valid verifier key line", path)
+	return "", cmdline.Errorf("%s has no valid verifier key line", path).Hint("restore the file from a backup")
 }
 
 // loadWitnessKey reads the witness key for signing, asking for its
@@ -146,8 +146,7 @@ func witnessVkeyLine(path string, data []byte) (string, error) {
 func (u *ui) loadWitnessKey(cmd, path string) (*wkey.Key, error) {
 	data, err := readWitnessKeyFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errorf("make it and register it on the server first: "+prog+" log witness-key, then testimony-server witness add -data DIR NAME VKEY",
-			"%s: this machine has no witness key (%s)", cmd, path)
+		return nil, cmdline.Errorf("%s: this machine has no witness key (%s)", cmd, path).Hint("%s", "make it and register it on the server first: "+prog+" log witness-key, then testimony-server witness add -data DIR NAME VKEY")
 	}
 	if err != nil {
 		return nil, err
@@ -171,10 +170,9 @@ func (u *ui) loadWitnessKey(cmd, path string) (*wkey.Key, error) {
 		case passErr != nil:
 			return nil, passphraseError(cmd+": "+path, passErr)
 		case errors.Is(err, keyfile.ErrIncorrectPassphrase), errors.Is(err, keyfile.ErrEmptyPassphrase):
-			return nil, errorf("type the passphrase chosen at \""+prog+" log witness-key -passphrase\"; nothing was signed",
-				"%s: incorrect passphrase for the witness key %s", cmd, path)
+			return nil, cmdline.Errorf("%s: incorrect passphrase for the witness key %s", cmd, path).Hint("%s", "type the passphrase chosen at \""+prog+" log witness-key -passphrase\"; nothing was signed")
 		case err != nil:
-			return nil, errorf("restore the file from a backup", "%s: %s is not a witness key: %v", cmd, path, err)
+			return nil, cmdline.Errorf("%s: %s is not a witness key: %v", cmd, path, err).Hint("restore the file from a backup")
 		}
 	}
 	var k *wkey.Key
@@ -184,14 +182,14 @@ func (u *ui) loadWitnessKey(cmd, path string) (*wkey.Key, error) {
 			continue
 		}
 		if k != nil {
-			return nil, errorf("restore the file from a backup", "%s: %s holds more than one key", cmd, path)
+			return nil, cmdline.Errorf("%s: %s holds more than one key", cmd, path).Hint("restore the file from a backup")
 		}
 		if k, err = wkey.ParseKey(line); err != nil {
-			return nil, errorf("restore the file from a backup", "%s: %s is not a witness key", cmd, path)
+			return nil, cmdline.Errorf("%s: %s is not a witness key", cmd, path).Hint("restore the file from a backup")
 		}
 	}
 	if k == nil || k.VerifierKey() != vkey {
-		return nil, errorf("restore the file from a backup", "%s: the key in %s does not match its verifier key %s", cmd, path, vkey)
+		return nil, cmdline.Errorf("%s: the key in %s does not match its verifier key %s", cmd, path, vkey).Hint("restore the file from a backup")
 	}
 	return k, nil
 }
