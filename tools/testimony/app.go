@@ -73,7 +73,7 @@ func (c *cli) appCmd(ctx context.Context, args []string) error {
 	unlock, err := h.outbox().Lock()
 	if errors.Is(err, outbox.ErrLocked) {
 		return errorf("the testimony app is already running, or another testimony command is using %s", h.dir).
-			hint("use the app's browser window that is already open; if there is none, wait for the other testimony command to finish, then run 'testimony app' again")
+			Hint("use the app's browser window that is already open; if there is none, wait for the other testimony command to finish, then run 'testimony app' again")
 	}
 	if err != nil {
 		return errorf("%v", err)
@@ -166,13 +166,13 @@ func (c *cli) wipe(args []string) error {
 		line, _ := bufio.NewReader(c.stdinReader()).ReadString('\n')
 		if strings.TrimSpace(line) != "wipe" {
 			unlock()
-			return errorf("nothing was removed").hint("type the word wipe to confirm, or pass -yes")
+			return errorf("nothing was removed").Hint("type the word wipe to confirm, or pass -yes")
 		}
 	}
 	unlock()
 	rep, err := app.Wipe(h.dir)
 	if err != nil {
-		return errorf("%v", err).hint("some files in %s could not be removed; remove them by hand", h.dir)
+		return errorf("%v", err).Hint("some files in %s could not be removed; remove them by hand", h.dir)
 	}
 	fmt.Fprintf(c.stdout, "removed %s: %d file(s), each overwritten first\n", h.dir, rep.Files)
 	fmt.Fprintln(c.stdout, "not erased: your original recordings and documents; traces an SSD may keep of overwritten data;")

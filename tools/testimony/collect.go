@@ -114,13 +114,13 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 	if err != nil {
 		if *since != 0 {
 			return errorf("%v", err).
-				hint("if the log key was replaced on purpose, run 'testimony collect -since 0' to start again from the beginning of the log")
+				Hint("if the log key was replaced on purpose, run 'testimony collect -since 0' to start again from the beginning of the log")
 		}
 		state = &collect.State{Version: collect.StateVersion, LogKey: keys.logKey, Checkpoints: []string{}}
 	}
 	lastRaw, last, err := state.Last()
 	if err != nil {
-		return errorf("%v", err).hint("the collector state %s may be damaged; run 'testimony collect -since 0' to start again", statePath)
+		return errorf("%v", err).Hint("the collector state %s may be damaged; run 'testimony collect -since 0' to start again", statePath)
 	}
 	from, fromRaw := last, lastRaw
 	switch {
@@ -134,7 +134,7 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 				known = strings.Join(sizes, ", ")
 			}
 			return usageErrorf("no bundle collected on this device ended at log size %d, so there is no signed checkpoint to start from", *since).
-				hint("-since takes 0 (everything) or a size at which an earlier bundle ended: %s", known)
+				Hint("-since takes 0 (everything) or a size at which an earlier bundle ended: %s", known)
 		}
 		from = *since
 	}
@@ -166,13 +166,13 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 	case errors.Is(err, intakelog.ErrStored):
 		return errorf("the last verified checkpoint in %s does not verify with the log key: %s", logFile.Path,
 			strings.TrimPrefix(errors.Unwrap(err).Error(), intakelog.ErrStored.Error()+": ")).
-			hint("if the log key was replaced on purpose, run 'testimony collect -since 0' to start again from the beginning of the log")
+			Hint("if the log key was replaced on purpose, run 'testimony collect -since 0' to start again from the beginning of the log")
 	case errors.Is(err, collect.ErrLog), errors.Is(err, collect.ErrMismatch):
-		return errorf("%v", err).hint("no bundle was written; " + serverSuspect)
+		return errorf("%v", err).Hint("no bundle was written; " + serverSuspect)
 	case errors.Is(err, collect.ErrOtherKey):
-		return errorf("%v", err).hint("collect into a new directory")
+		return errorf("%v", err).Hint("collect into a new directory")
 	case errors.Is(err, collect.ErrNotBundleDir):
-		return errorf("%v", err).hint("nothing was written; -o takes an empty or new directory (or one holding an earlier bundle of this log), e.g. -o %s", filepath.Join(*dir, "bundle-"+c.now().UTC().Format("2006-01-02")))
+		return errorf("%v", err).Hint("nothing was written; -o takes an empty or new directory (or one holding an earlier bundle of this log), e.g. -o %s", filepath.Join(*dir, "bundle-"+c.now().UTC().Format("2006-01-02")))
 	case err != nil:
 		return explain(err, u, "run 'testimony collect' again; what was downloaded is kept")
 	}
@@ -182,7 +182,7 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 	state.Record(sum.Checkpoint)
 	if err := state.Save(statePath); err != nil {
 		return errorf("the bundle was written, but the collector state was not: %v", err).
-			hint("the next collect would start at log size %d again; pass -since %d once the state directory is writable", from, sum.Size)
+			Hint("the next collect would start at log size %d again; pass -since %d once the state directory is writable", from, sum.Size)
 	}
 	if r := sum.Replaced; r != nil {
 		c.notef("replaced the bundle.json in %s, which covered log entries %d to %d", *dir, r.From, r.To-1)

@@ -35,13 +35,13 @@ func (c *cli) readEnrolment(file string, cf *connFlags, tf *trustFlags) (*enrol.
 		var pe *fs.PathError
 		switch {
 		case errors.As(err, &pe):
-			return nil, errorf("%v", err).hint("pass the enrolment file your operator gave you, e.g. -enrol laptop-3.enrol")
+			return nil, errorf("%v", err).Hint("pass the enrolment file your operator gave you, e.g. -enrol laptop-3.enrol")
 		case errors.Is(err, enrol.ErrVersion):
-			return nil, errorf("%s: %v", file, err).hint("the file was made by a newer testimony-server; install the newer testimony your operator uses, or ask for a file this version reads")
+			return nil, errorf("%s: %v", file, err).Hint("the file was made by a newer testimony-server; install the newer testimony your operator uses, or ask for a file this version reads")
 		case errors.Is(err, enrol.ErrTooLarge), errors.Is(err, enrol.ErrNotEnrolment):
-			return nil, errorf("%s: %v", file, err).hint("pass the enrolment file (.enrol) your operator made with 'testimony-server token create -enrol', not another file")
+			return nil, errorf("%s: %v", file, err).Hint("pass the enrolment file (.enrol) your operator made with 'testimony-server token create -enrol', not another file")
 		default:
-			return nil, errorf("%s: %v", file, err).hint("the file was damaged or changed on its way; do not edit it, ask your operator for a new one")
+			return nil, errorf("%s: %v", file, err).Hint("the file was damaged or changed on its way; do not edit it, ask your operator for a new one")
 		}
 	}
 	cf.server, cf.pin = e.Server, e.Pin
@@ -57,7 +57,7 @@ func (c *cli) readEnrolment(file string, cf *connFlags, tf *trustFlags) (*enrol.
 func checkEnrolmentOrg(file string, e *enrol.Enrolment, orgKey string) error {
 	if orgKey == "" {
 		return usageErrorf("-enrol needs -org-key: the organisation key never comes in the enrolment file").
-			hint("type or paste the key from the card your organisation gave you in person: testimony init -enrol %s -org-key KEY", file)
+			Hint("type or paste the key from the card your organisation gave you in person: testimony init -enrol %s -org-key KEY", file)
 	}
 	if err := pin.CheckKey(orgKey); err != nil {
 		return usageErrorf("-org-key: %v", err)
@@ -65,8 +65,8 @@ func checkEnrolmentOrg(file string, e *enrol.Enrolment, orgKey string) error {
 	name, err := enrol.KeyName(orgKey)
 	if err != nil || name != e.OrgKeyName {
 		return errorf("the enrolment file %s names the organisation key %s, but your organisation's key is %s", file, api.Sanitize(e.OrgKeyName, 100), keyID(orgKey)).
-			hint("the file was made for another organisation, or changed on its way: do not use it").
-			hint("compare the key with the card you were given in person, and ask your operator for a new enrolment file")
+			Hint("the file was made for another organisation, or changed on its way: do not use it").
+			Hint("compare the key with the card you were given in person, and ask your operator for a new enrolment file")
 	}
 	return nil
 }
@@ -81,7 +81,7 @@ func (c *cli) finishEnrolment(h *home, u *url.URL, e *enrol.Enrolment, file stri
 	c.notef("saved the %s token %q for %s in %s; later commands to this server need no TESTIMONY_TOKEN or -token-file", e.Role, api.Sanitize(e.Name, 64), origin(u), path)
 	if remove {
 		if err := os.Remove(file); err != nil {
-			return errorf("failed to delete the enrolment file: %v", err).hint("delete it yourself: it holds your access token")
+			return errorf("failed to delete the enrolment file: %v", err).Hint("delete it yourself: it holds your access token")
 		}
 		c.notef("deleted the enrolment file %s", file)
 		return nil

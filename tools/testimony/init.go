@@ -115,7 +115,7 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	t, err := pin.LoadTrust(h.trustPath())
 	if err != nil {
 		return errorf("%v", err).
-			hint("the trust file may be damaged or tampered with; restore it from a backup, or delete it and run 'testimony init' again with the keys your organisation gave you")
+			Hint("the trust file may be damaged or tampered with; restore it from a backup, or delete it and run 'testimony init' again with the keys your organisation gave you")
 	}
 	if en != nil {
 		org := tf.orgKey

@@ -39,16 +39,16 @@ func checkKeyKinds(orgKey, logKey, pinnedOrg, pinnedLog string) error {
 	switch {
 	case orgKey != "" && orgKey == logKey:
 		return usageErrorf("-org-key and -log-key are the same key %s; they are two different keys", keyID(orgKey)).
-			hint("%s", swapHint)
+			Hint("%s", swapHint)
 	case orgIsLog && logIsOrg:
 		return usageErrorf("-org-key %s is the intake log's key and -log-key %s is the organisation's: swap -org-key and -log-key", keyID(orgKey), keyID(logKey)).
-			hint("%s", swapHint)
+			Hint("%s", swapHint)
 	case orgIsLog:
 		return usageErrorf("-org-key %s is the intake log's key, not the organisation's: swap -org-key and -log-key", keyID(orgKey)).
-			hint("%s", swapHint)
+			Hint("%s", swapHint)
 	case logIsOrg:
 		return usageErrorf("-log-key %s is the organisation's key, not the intake log's: swap -org-key and -log-key", keyID(logKey)).
-			hint("%s", swapHint)
+			Hint("%s", swapHint)
 	}
 	return nil
 }
@@ -72,7 +72,7 @@ func swappedWithServer(orgKey, logKey string, got *api.Recipients) *cliError {
 	default:
 		e = errorf("the log key %s pinned in trust.json is the organisation's key (it signs the server's recipients), not the intake log's: the organisation key and the log key were swapped", keyID(logKey))
 	}
-	return e.hint("run 'testimony init -replace -org-key ORGKEY -log-key LOGKEY' with each key in its place, as your organisation gave them")
+	return e.Hint("run 'testimony init -replace -org-key ORGKEY -log-key LOGKEY' with each key in its place, as your organisation gave them")
 }
 
 func signsNote(vkey, msg string) bool {

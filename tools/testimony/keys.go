@@ -48,7 +48,7 @@ func (c *cli) trust(h *home, tf trustFlags) (*pin.Trust, error) {
 	t, err := pin.LoadTrust(h.trustPath())
 	if err != nil {
 		return nil, errorf("%v", err).
-			hint("the trust file may be damaged or tampered with; restore it from a backup, or delete it and run 'testimony init' with the keys your organisation gave you")
+			Hint("the trust file may be damaged or tampered with; restore it from a backup, or delete it and run 'testimony init' with the keys your organisation gave you")
 	}
 	changed, err := c.applyTrust(h, t, tf, false)
 	if err != nil {
@@ -93,8 +93,8 @@ func (c *cli) applyTrust(h *home, t *pin.Trust, tf trustFlags, replace bool) (bo
 		}
 		if *k.dst != "" && !replace {
 			return false, errorf("%s %s differs from the %s pinned in %s (%s)", k.flag, keyID(k.val), k.what, h.trustPath(), keyID(*k.dst)).
-				hint("a changed key may mean someone is trying to make you trust theirs; confirm the new key with your organisation out of band").
-				hint("if it was really replaced, run 'testimony init -replace %s KEY'", k.flag)
+				Hint("a changed key may mean someone is trying to make you trust theirs; confirm the new key with your organisation out of band").
+				Hint("if it was really replaced, run 'testimony init -replace %s KEY'", k.flag)
 		}
 		if *k.dst == "" {
 			c.notef("pinned the %s %s in %s", k.what, keyID(k.val), h.trustPath())
@@ -127,7 +127,7 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 	}
 	if err := pin.CheckKey(got.LogKey); err != nil {
 		return nil, errorf("the server published a malformed log key: %v", err).
-			hint("report this to the operator; do not submit until it is fixed")
+			Hint("report this to the operator; do not submit until it is fixed")
 	}
 	if e := swappedWithServer(t.OrgKey, t.LogKey, got); e != nil {
 		return nil, e
@@ -136,8 +136,8 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 	if t.LogKey != "" && got.LogKey != t.LogKey {
 		return nil, errorf("the server's log key %s is not the log key pinned in %s (%s); a different log key may mean the server was replaced or compromised, and its receipts would prove nothing",
 			keyID(got.LogKey), h.trustPath(), keyID(t.LogKey)).
-			hint("confirm the log key with your organisation out of band (not through this server)").
-			hint("if it was really replaced, run 'testimony init -replace -log-key KEY'")
+			Hint("confirm the log key with your organisation out of band (not through this server)").
+			Hint("if it was really replaced, run 'testimony init -replace -log-key KEY'")
 	}
 
 	// Without an organisation key the recipients are pinned on first use,
@@ -149,11 +149,11 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 		set, err = recipients.Parse(strings.NewReader(strings.Join(got.Recipients, "\n")))
 		if err != nil {
 			return nil, errorf("the server published unusable recipients: %v", err).
-				hint("report this to the operator; do not submit until it is fixed")
+				Hint("report this to the operator; do not submit until it is fixed")
 		}
 		if set.Type != got.Type {
 			return nil, errorf("the server says its recipients are of type %s, but they are of type %s", api.Sanitize(got.Type, 40), set.Type).
-				hint("report this to the operator; do not submit until it is fixed")
+				Hint("report this to the operator; do not submit until it is fixed")
 		}
 		keys.Type, keys.Recipients = set.Type, set.Strings
 	}
@@ -165,7 +165,7 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 		})
 		if err != nil {
 			return nil, errorf("%v", err).
-				hint("the pin file may be damaged or tampered with; restore it from a backup, or delete it and confirm the keys with your organisation when they are pinned again")
+				Hint("the pin file may be damaged or tampered with; restore it from a backup, or delete it and confirm the keys with your organisation when they are pinned again")
 		}
 	}
 	p, res, err := h.pins().Check(hp, keys, pin.CheckOptions{
@@ -174,17 +174,17 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 	var changed *pin.ChangedError
 	if errors.As(err, &changed) && logOnly {
 		return nil, errorf("%v; a changed log key may mean the server was replaced or compromised, and its receipts and bundles would prove nothing", err).
-			hint("confirm the log key with your organisation out of band (not through this server)").
-			hint("if it was really replaced, run 'testimony init -replace -log-key KEY'")
+			Hint("confirm the log key with your organisation out of band (not through this server)").
+			Hint("if it was really replaced, run 'testimony init -replace -log-key KEY'")
 	}
 	if errors.As(err, &changed) {
 		return nil, errorf("%v; a changed key may mean the server was compromised, and whoever holds the new key would read everything you submit or be able to fake receipts", err).
-			hint("verify the new keys with your organisation out of band (not through this server), then re-run with -accept-new-recipients").
-			hint("the pinned keys are in %s", h.pinPath(hp))
+			Hint("verify the new keys with your organisation out of band (not through this server), then re-run with -accept-new-recipients").
+			Hint("the pinned keys are in %s", h.pinPath(hp))
 	}
 	if err != nil {
 		return nil, errorf("%v", err).
-			hint("the pin file may be damaged or tampered with; restore it from a backup, or delete it and confirm the keys with your organisation when they are pinned again")
+			Hint("the pin file may be damaged or tampered with; restore it from a backup, or delete it and confirm the keys with your organisation when they are pinned again")
 	}
 	switch {
 	case res == pin.FirstUse && tofu:
@@ -202,7 +202,7 @@ func (c *cli) fetchKeys(ctx context.Context, h *home, t *pin.Trust, cl *api.Clie
 	case local != nil:
 		if local.Type != got.Type {
 			return nil, errorf("the recipients file is of type %s, but the server accepts only %s", local.Type, api.Sanitize(got.Type, 40)).
-				hint("use a recipients file of type %s, as your organisation publishes it", api.Sanitize(got.Type, 40))
+				Hint("use a recipients file of type %s, as your organisation publishes it", api.Sanitize(got.Type, 40))
 		}
 		k.recipients = local
 	case t.OrgKey != "":
@@ -225,21 +225,21 @@ func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got
 	org := keyID(t.OrgKey)
 	if got.SignedRecipients == "" {
 		return nil, errorf("the server offers no recipients signed by your organisation, but you pinned your organisation's key %s: without that signature nothing shows the recipients are your reviewers' keys and not the server's own", org).
-			hint("do not submit; ask the operator to install the signed recipients ('testimony-server recipients set -data DIR NOTEFILE' with the note from 'testimony-review recipients sign')")
+			Hint("do not submit; ask the operator to install the signed recipients ('testimony-server recipients set -data DIR NOTEFILE' with the note from 'testimony-review recipients sign')")
 	}
 	ss, err := recipients.VerifyNote([]byte(got.SignedRecipients), t.OrgKey)
 	if errors.Is(err, recipients.ErrNoteSignature) {
 		return nil, errorf("the recipients offered by the server were not signed by your organisation's key %s: the server may be compromised, and whoever holds the keys it offers could read what you submit", org).
-			hint("do not submit; report this to your organisation through another channel than this server").
-			hint("if your organisation really replaced its key, confirm the new key out of band and run 'testimony init -replace -org-key KEY'")
+			Hint("do not submit; report this to your organisation through another channel than this server").
+			Hint("if your organisation really replaced its key, confirm the new key out of band and run 'testimony init -replace -org-key KEY'")
 	}
 	if err != nil {
 		return nil, errorf("the server's signed recipients are unusable: %v", err).
-			hint("report this to the operator; do not submit until it is fixed")
+			Hint("report this to the operator; do not submit until it is fixed")
 	}
 	if ss.Set.Type != got.Type {
 		return nil, errorf("your organisation's recipients are of type %s, but the server accepts only %s", ss.Set.Type, api.Sanitize(got.Type, 40)).
-			hint("report this to the operator: the server must be set up for the type the organisation signed")
+			Hint("report this to the operator: the server must be set up for the type the organisation signed")
 	}
 	// The floor is per organisation key, not per server address: the
 	// same list is valid everywhere, and so is the rollback it allows.
@@ -253,11 +253,11 @@ func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got
 		switch {
 		case ss.Version < prior.Version:
 			return false, errorf("the server offers recipients version %d, but version %d was already verified: refusing a rollback (an older list may hold keys your organisation retired, perhaps because they were compromised)", ss.Version, prior.Version).
-				hint("do not submit; report this to your organisation: the server may be compromised or restored from an old backup").
-				hint("version %d was verified at %s on %s; it is recorded in %s", prior.Version, api.Sanitize(prior.Server, 200), prior.Verified, h.floorsPath())
+				Hint("do not submit; report this to your organisation: the server may be compromised or restored from an old backup").
+				Hint("version %d was verified at %s on %s; it is recorded in %s", prior.Version, api.Sanitize(prior.Server, 200), prior.Verified, h.floorsPath())
 		case ss.Version == prior.Version && (ss.Set.Type != prior.Type || !pin.SameRecipients(ss.Set.Strings, prior.Recipients)):
 			return false, errorf("the server offers recipients version %d that differ from the version %d verified before: two different lists were signed with the same version", ss.Version, prior.Version).
-				hint("do not submit; report this to your organisation: a new list must get a higher version")
+				Hint("do not submit; report this to your organisation: a new list must get a higher version")
 		}
 		return floors.Raise(t.OrgKey, pin.Floor{Version: ss.Version, Type: ss.Set.Type, Recipients: ss.Set.Strings, Server: p.Server, Verified: today}), nil
 	})
@@ -267,7 +267,7 @@ func (c *cli) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got
 	}
 	if err != nil {
 		return nil, errorf("%v", err).
-			hint("the file may be damaged or tampered with; restore it from a backup. Deleting the floors file would let a server roll the recipients back")
+			Hint("the file may be damaged or tampered with; restore it from a backup. Deleting the floors file would let a server roll the recipients back")
 	}
 	if p.OrgKey == t.OrgKey && p.RecipientsVersion == ss.Version {
 		return ss, nil
@@ -298,7 +298,7 @@ func pinnedLogKey(h *home, t *pin.Trust, u *url.URL) (string, error) {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", errorf("no log key is pinned for %s", u.Host).
-				hint("run 'testimony init -log-key KEY' with the key your organisation gave you, or 'testimony submit' to the same server once to pin it")
+				Hint("run 'testimony init -log-key KEY' with the key your organisation gave you, or 'testimony submit' to the same server once to pin it")
 		}
 		return "", errorf("%v", err)
 	}

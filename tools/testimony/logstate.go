@@ -52,9 +52,9 @@ func (c *cli) logState(ctx context.Context, h *home, u *url.URL, logKey string, 
 	switch {
 	case errors.Is(err, intakelog.ErrStored):
 		return nil, nil, errorf("%v", err).
-			hint("if the log key was replaced on purpose, delete that file and run the command again")
+			Hint("if the log key was replaced on purpose, delete that file and run the command again")
 	case intakelog.IsLogError(err):
-		return nil, nil, errorf("%v", err).hint(serverSuspect)
+		return nil, nil, errorf("%v", err).Hint(serverSuspect)
 	case err != nil:
 		return nil, nil, explain(err, u, again)
 	}
@@ -68,5 +68,5 @@ func storedError(f *logclient.File, err error) error {
 	}
 	return errorf("the last verified checkpoint in %s does not verify with the log key: %s", f.Path,
 		strings.TrimPrefix(err.Error(), intakelog.ErrStored.Error()+": ")).
-		hint("if the log key was replaced on purpose, delete that file and run the command again")
+		Hint("if the log key was replaced on purpose, delete that file and run the command again")
 }

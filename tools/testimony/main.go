@@ -323,7 +323,7 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			err = errorf("interrupted").hint("run 'testimony resume' to finish what is in the outbox")
+			err = errorf("interrupted").Hint("run 'testimony resume' to finish what is in the outbox")
 		}
 		printError(c.stderr, cmd, err)
 		return 1
@@ -347,7 +347,7 @@ func (c *cli) parseFlags(fs *flag.FlagSet, help string, args []string) error {
 	for _, a := range fs.Args() {
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
 			return usageErrorf("flag %s comes after the first file name", a).
-				hint("put all flags before the file names")
+				Hint("put all flags before the file names")
 		}
 	}
 	return nil

@@ -189,7 +189,7 @@ func (c *cli) readMeta(name string) (*testimonyMeta, error) {
 		}
 		if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 			return nil, errorf("meta file %s can be read by other users of this computer (mode %04o), and it says whose testimony this is", name, fi.Mode().Perm()).
-				hint("restrict it with: chmod 600 %s", name)
+				Hint("restrict it with: chmod 600 %s", name)
 		}
 		if data, err = io.ReadAll(io.LimitReader(f, maxMetaFile+1)); err != nil {
 			return nil, errorf("cannot read meta file %v", pathError(err))
@@ -198,7 +198,7 @@ func (c *cli) readMeta(name string) (*testimonyMeta, error) {
 	m, err := parseMeta(data)
 	if err != nil {
 		return nil, errorf("meta file %s: %v", name, err).
-			hint("write one key: value per line with the keys case, lang, date, consent and file (one line per file), or a JSON object with case, lang, date, consent and files")
+			Hint("write one key: value per line with the keys case, lang, date, consent and file (one line per file), or a JSON object with case, lang, date, consent and files")
 	}
 	return m, nil
 }
@@ -244,7 +244,7 @@ func (c *cli) submitInput(fs *flag.FlagSet, metaFile string, flags envelope.Meta
 			}
 			if slices.Contains(onCmdline, "-"+f.name) {
 				return meta, nil, usageErrorf("%s is given both with -%s and in the meta file", f.name, f.name).
-					hint("give it once, in the meta file")
+					Hint("give it once, in the meta file")
 			}
 			*f.dst = f.from
 		}
@@ -252,7 +252,7 @@ func (c *cli) submitInput(fs *flag.FlagSet, metaFile string, flags envelope.Meta
 	}
 	if len(files) == 0 {
 		return meta, nil, usageErrorf("no files to submit").
-			hint("list them after the flags, or as file: lines in the -meta file")
+			Hint("list them after the flags, or as file: lines in the -meta file")
 	}
 	if meta.InterviewDate != "" {
 		if _, err := time.Parse(time.DateOnly, meta.InterviewDate); err != nil {
@@ -280,12 +280,12 @@ func (c *cli) checkFiles(files []string, allowEmpty bool) error {
 			return errorf("cannot read %v", pathError(err))
 		}
 		if !fi.Mode().IsRegular() {
-			return errorf("%s is not a regular file", f).hint("submit files, not directories; list each file")
+			return errorf("%s is not a regular file", f).Hint("submit files, not directories; list each file")
 		}
 		if fi.Size() == 0 {
 			if !allowEmpty {
 				return errorf("%s is empty (0 bytes); a failed recording is the usual cause", f).
-					hint("check the recording; to send the empty file anyway, add -allow-empty")
+					Hint("check the recording; to send the empty file anyway, add -allow-empty")
 			}
 			c.notef("warning: %s is empty (0 bytes); sending it because of -allow-empty", f)
 		}

@@ -21,7 +21,7 @@ func (c *cli) proxyURL(cf connFlags) (*url.URL, error) {
 	p, err := api.ParseProxy(s)
 	if err != nil {
 		return nil, usageErrorf("%s: %v", source, err).
-			hint("with Tor running on this machine: -proxy socks5h://127.0.0.1:9050 (Tor Browser: socks5h://127.0.0.1:9150)")
+			Hint("with Tor running on this machine: -proxy socks5h://127.0.0.1:9050 (Tor Browser: socks5h://127.0.0.1:9150)")
 	}
 	return p, nil
 }

@@ -160,7 +160,7 @@ Example:
 
 func (c *cli) receiptsCmd(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("missing receipts command").hint("the only one is 'testimony receipts verify'")
+		return usageErrorf("missing receipts command").Hint("the only one is 'testimony receipts verify'")
 	}
 	switch args[0] {
 	case "verify":
@@ -169,7 +169,7 @@ func (c *cli) receiptsCmd(ctx context.Context, args []string) error {
 		fmt.Fprint(c.stdout, receiptsUsage)
 		return flag.ErrHelp
 	}
-	return usageErrorf("unknown receipts command %q", args[0]).hint("the only one is 'testimony receipts verify'")
+	return usageErrorf("unknown receipts command %q", args[0]).Hint("the only one is 'testimony receipts verify'")
 }
 
 func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
@@ -215,7 +215,7 @@ func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
 	}
 	if err != nil {
 		return errorf("the server's newest checkpoint does not verify: %v", err).
-			hint(serverSuspect)
+			Hint(serverSuspect)
 	}
 	if err := checkWitness(ctx, lc, f, u, newest); err != nil {
 		return err
@@ -253,12 +253,12 @@ func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
 	}
 	if failed > 0 {
 		return errorf("%d receipt(s) are not proven by the server's log any more: it dropped, altered or rewrote what it acknowledged", failed).
-			hint("keep the receipts in %s and this output: they are evidence; report this to your organisation through another channel than this server", h.receiptsDir())
+			Hint("keep the receipts in %s and this output: they are evidence; report this to your organisation through another channel than this server", h.receiptsDir())
 	}
 	if err := lc.Accept(ctx, newest, raw); err != nil {
 		if intakelog.IsLogError(err) {
 			return errorf("the server's checkpoint of size %d is not consistent with the one another command saved meanwhile: %v", newest.Size, err).
-				hint(serverSuspect)
+				Hint(serverSuspect)
 		}
 		return explain(err, u, again)
 	}
@@ -288,10 +288,10 @@ func checkWitness(ctx context.Context, lc *intakelog.Client, f *logclient.File, 
 	case err == nil:
 		return nil
 	case errors.Is(err, intakelog.ErrMalformed):
-		return errorf("the server sent a malformed consistency proof: %v", err).hint(serverSuspect)
+		return errorf("the server sent a malformed consistency proof: %v", err).Hint(serverSuspect)
 	case intakelog.IsLogError(err):
 		return errorf("the server's log is not consistent with the checkpoint of size %d verified before: %v", old.Size, err).
-			hint(serverSuspect)
+			Hint(serverSuspect)
 	}
 	return explain(err, u, "run 'testimony receipts verify' again")
 }

@@ -71,7 +71,7 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 	}
 	if cf.replacePin {
 		return usageErrorf("resume does not take -replace-pin").
-			hint("replace the remembered certificate check first: 'testimony init -server URL -pin SHA256 -replace-pin'")
+			Hint("replace the remembered certificate check first: 'testimony init -server URL -pin SHA256 -replace-pin'")
 	}
 	only, err := cf.serverURL(false)
 	if err != nil {
@@ -118,7 +118,7 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 	floors, _, err := h.pins().LoadFloors(h.floorsPath())
 	if err != nil {
 		return errorf("%v", err).
-			hint("the file may be damaged or tampered with; restore it from a backup. Without it, resume cannot tell ciphertext encrypted to a replaced list of reviewers' keys")
+			Hint("the file may be damaged or tampered with; restore it from a backup. Without it, resume cannot tell ciphertext encrypted to a replaced list of reviewers' keys")
 	}
 	failed := 0
 	for _, name := range slices.Sorted(maps.Keys(l.Broken)) {
@@ -142,8 +142,8 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 		if cur, ok := superseded(floors, e.Meta); ok {
 			if !*sendSuperseded {
 				printError(c.stderr, "", errorf("outbox entry %s was encrypted to version %d of your organisation's list of reviewers' keys, which the organisation has since replaced (version %d is current), possibly because a key was compromised: not uploading it", e.Name, e.Meta.RecipientsVersion, cur).
-					hint("submit the files again: they are then encrypted to the current reviewers' keys").
-					hint("only if you no longer have the files and your organisation agrees, upload the old ciphertext with 'testimony resume -send-superseded'"))
+					Hint("submit the files again: they are then encrypted to the current reviewers' keys").
+					Hint("only if you no longer have the files and your organisation agrees, upload the old ciphertext with 'testimony resume -send-superseded'"))
 				failed++
 				continue
 			}
@@ -190,7 +190,7 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 	}
 	if failed > 0 {
 		return errorf("%d submission(s) are still in the outbox", failed).
-			hint("run 'testimony resume' again once the problem above is solved; 'testimony status' lists them")
+			Hint("run 'testimony resume' again once the problem above is solved; 'testimony status' lists them")
 	}
 	return nil
 }

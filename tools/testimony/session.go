@@ -67,7 +67,7 @@ func (cf *connFlags) serverURL(required bool) (*url.URL, error) {
 func (cf *connFlags) tlsOptions() (opt api.TLSOptions, set bool, err error) {
 	if cf.ca != "" && cf.pin != "" {
 		return opt, false, usageErrorf("-ca and -pin are mutually exclusive").
-			hint("use -ca with the operator's CA certificate, or -pin with the certificate's SHA-256, not both")
+			Hint("use -ca with the operator's CA certificate, or -pin with the certificate's SHA-256, not both")
 	}
 	if cf.caPEM != nil {
 		opt.CAPEM = cf.caPEM
@@ -76,7 +76,7 @@ func (cf *connFlags) tlsOptions() (opt api.TLSOptions, set bool, err error) {
 	if cf.ca != "" {
 		opt.CAPEM, err = api.ReadCAFile(cf.ca)
 		if err != nil {
-			return opt, false, errorf("%v", err).hint("-ca expects a PEM file, as printed by the server operator")
+			return opt, false, errorf("%v", err).Hint("-ca expects a PEM file, as printed by the server operator")
 		}
 		return opt, true, nil
 	}
@@ -121,7 +121,7 @@ func (c *cli) token(file string, u *url.URL) (string, error) {
 	if file != "" {
 		f, err := os.Open(file)
 		if err != nil {
-			return "", errorf("failed to read token file: %v", err).hint("pass the file that holds your access token to -token-file")
+			return "", errorf("failed to read token file: %v", err).Hint("pass the file that holds your access token to -token-file")
 		}
 		defer f.Close()
 		data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
@@ -150,12 +150,12 @@ func (c *cli) token(file string, u *url.URL) (string, error) {
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
 		return "", errorf("no access token").
-			hint("set TESTIMONY_TOKEN or pass -token-file FILE, or import your enrolment file with 'testimony init -enrol FILE -org-key KEY'; the server operator issues tokens")
+			Hint("set TESTIMONY_TOKEN or pass -token-file FILE, or import your enrolment file with 'testimony init -enrol FILE -org-key KEY'; the server operator issues tokens")
 	}
 	for _, r := range tok {
 		if r <= ' ' || r >= 0x7f {
 			return "", errorf("the access token in %s contains spaces or invalid characters", source).
-				hint("the token is one line like tm1_…; copy it again from the operator's message")
+				Hint("the token is one line like tm1_…; copy it again from the operator's message")
 		}
 	}
 	return tok, nil
@@ -243,7 +243,7 @@ func (c *cli) openHome(create bool) (*home, error) {
 		cfg, err := os.UserConfigDir()
 		if err != nil {
 			return nil, errorf("cannot find a place for the state directory: %v", err).
-				hint("set TESTIMONY_HOME to a directory only you can read")
+				Hint("set TESTIMONY_HOME to a directory only you can read")
 		}
 		dir = filepath.Join(cfg, "testimony")
 	}
@@ -294,7 +294,7 @@ func (h *home) lockOutbox() (func(), error) {
 	unlock, err := h.outbox().Lock()
 	if errors.Is(err, outbox.ErrLocked) {
 		return nil, errorf("another testimony command or the testimony app is using %s", h.dir).
-			hint("wait for it to finish, or close the app (the window where 'testimony app' runs), then run the command again")
+			Hint("wait for it to finish, or close the app (the window where 'testimony app' runs), then run the command again")
 	}
 	return unlock, err
 }
@@ -322,24 +322,24 @@ func explain(err error, u *url.URL, again string) error {
 	}
 	switch {
 	case errors.As(err, &se) && se.Code == http.StatusUnauthorized:
-		return errorf("%v", err).hint("the access token was refused: check TESTIMONY_TOKEN or -token-file, or ask the operator for a new token (or enrolment file)").
-			hint("then %s", again)
+		return errorf("%v", err).Hint("the access token was refused: check TESTIMONY_TOKEN or -token-file, or ask the operator for a new token (or enrolment file)").
+			Hint("then %s", again)
 	case errors.As(err, &se) && se.Code == http.StatusForbidden:
-		return errorf("%v", err).hint("this token's role does not allow this: submit needs a submit token, collect a collect token").
-			hint("then %s", again)
+		return errorf("%v", err).Hint("this token's role does not allow this: submit needs a submit token, collect a collect token").
+			Hint("then %s", again)
 	case errors.Is(err, api.ErrPinMismatch):
 		return errorf("%v: someone may be intercepting the connection, or the -pin value is wrong", err).
-			hint("do not go on: check the -pin value with the operator through another channel than this server (in person, by phone), and never use a fingerprint from anywhere else")
+			Hint("do not go on: check the -pin value with the operator through another channel than this server (in person, by phone), and never use a fingerprint from anywhere else")
 	case errors.As(err, &uerr), errors.As(err, &verr) && errors.As(verr.Err, &uerr):
-		return errorf("%v", err).hint("if %s uses its own certificate, pass -ca FILE or -pin SHA256 as given by the operator", host)
+		return errorf("%v", err).Hint("if %s uses its own certificate, pass -ca FILE or -pin SHA256 as given by the operator", host)
 	case errors.As(err, &herr):
-		return errorf("%v", err).hint("the certificate is not for %s; check the -server URL", host)
+		return errorf("%v", err).Hint("the certificate is not for %s; check the -server URL", host)
 	case errors.As(err, &se) && api.Retryable(err):
-		return errorf("%v", err).hint("the server is failing or overloaded; wait a while, then %s", again)
+		return errorf("%v", err).Hint("the server is failing or overloaded; wait a while, then %s", again)
 	case errors.As(err, &se):
 		return err
 	case api.Retryable(err):
-		return errorf("%v", err).hint("check the network connection (or proxy) to %s, then %s", host, again)
+		return errorf("%v", err).Hint("check the network connection (or proxy) to %s, then %s", host, again)
 	}
 	return err
 }

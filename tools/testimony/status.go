@@ -44,7 +44,7 @@ func (c *cli) status(args []string) error {
 	floors, _, err := h.pins().LoadFloors(h.floorsPath())
 	if err != nil {
 		return errorf("%v", err).
-			hint("the file may be damaged or tampered with; restore it from a backup")
+			Hint("the file may be damaged or tampered with; restore it from a backup")
 	}
 
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)

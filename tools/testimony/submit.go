@@ -140,7 +140,7 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 		f.Close()
 		if err != nil {
 			return errorf("recipients file %s: %v", *recipientsFile, err).
-				hint("the file lists age public keys (age1…), one per line, as your organisation publishes them")
+				Hint("the file lists age public keys (age1…), one per line, as your organisation publishes them")
 		}
 	}
 	id, err := c.submitTo(ctx, submitOptions{cf: cf, tf: tf, local: local, accept: *accept, rate: int64(rate)},
@@ -251,7 +251,7 @@ func (c *cli) send(ctx context.Context, h *home, cl *api.Client, u *url.URL, log
 	r, err := verifyReceipt(raw, logKey, id, e.Meta.Size, e.Meta.SHA256)
 	if err != nil {
 		return "", errorf("%v", err).
-			hint("the submission stays in the outbox; report this to your organisation, as the server may be misbehaving")
+			Hint("the submission stays in the outbox; report this to your organisation, as the server may be misbehaving")
 	}
 	if err := h.saveReceipt(r); err != nil {
 		return "", err
@@ -276,7 +276,7 @@ func (c *cli) deviceKey(h *home) (ed25519.PrivateKey, error) {
 	}
 	if err != nil {
 		return nil, errorf("%v", err).
-			hint("if %s is damaged, move it away and run 'testimony init' to make a new key; then register the new key with your reviewers", h.deviceKeyPath())
+			Hint("if %s is damaged, move it away and run 'testimony init' to make a new key; then register the new key with your reviewers", h.deviceKeyPath())
 	}
 	if created {
 		pub := priv.Public().(ed25519.PublicKey)

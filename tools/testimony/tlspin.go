@@ -91,7 +91,7 @@ func (c *cli) chooseTLS(h *home, u *url.URL, cf connFlags) (*tlsChoice, error) {
 	rem, err := h.tlsStore().Load(hp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, errorf("%v", err).
-			hint("the file may be damaged or tampered with; restore it from a backup, or delete it and give -pin or -ca again as the operator told you")
+			Hint("the file may be damaged or tampered with; restore it from a backup, or delete it and give -pin or -ca again as the operator told you")
 	}
 	switch {
 	case rem == nil:
@@ -115,8 +115,8 @@ func (c *cli) chooseTLS(h *home, u *url.URL, cf connFlags) (*tlsChoice, error) {
 			was = "CA certificate"
 		}
 		return nil, errorf("%s differs from the certificate check remembered for %s in %s (%s, since %s)", what, ch.origin, ch.path, was, rem.Remembered).
-			hint("a changed certificate may mean someone is intercepting the connection; confirm the change with the operator through another channel than this server").
-			hint("if the certificate was really replaced, add -replace-pin")
+			Hint("a changed certificate may mean someone is intercepting the connection; confirm the change with the operator through another channel than this server").
+			Hint("if the certificate was really replaced, add -replace-pin")
 	default:
 		ch.remember, ch.replaced = true, rem
 	}
@@ -228,6 +228,6 @@ func (e *certChangedError) cliError() *cliError {
 		flag = "-ca NEWFILE"
 	}
 	return errorf("the certificate of %s is not the one remembered in %s (since %s): someone may be intercepting the connection, or the operator replaced the certificate", e.origin, e.path, e.since).
-		hint("do not go on until you know which: ask the operator through another channel than this server whether the certificate was replaced, and for the new fingerprint").
-		hint("only if it was, run the command again with %s -replace-pin", flag)
+		Hint("do not go on until you know which: ask the operator through another channel than this server whether the certificate was replaced, and for the new fingerprint").
+		Hint("only if it was, run the command again with %s -replace-pin", flag)
 }

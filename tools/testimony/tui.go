@@ -1,71 +1,36 @@
 package main
 
 // This file holds every rule about what the CLI prints: errors and hints on
-// stderr in the "testimony: error: …" form, notes, and the progress bar,
-// which appears only when stderr is a terminal.
+// stderr in the "testimony: error: …" form of internal/cmdline, notes, and
+// the progress bar, which appears only when stderr is a terminal.
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 )
 
-// cliError is an error with hints that tell the user what to do next.
-type cliError struct {
-	msg   string
-	hints []string
-	// usage marks errors in the command line, which get a pointer to the
-	// usage text.
-	usage bool
-}
+// cliError is the error with hints all of testimony's commands share
+// (internal/cmdline); errorf, usageErrorf and prefixed make one.
+type cliError = cmdline.Error
 
-func (e *cliError) Error() string { return e.msg }
+func errorf(format string, args ...any) *cliError { return cmdline.Errorf(format, args...) }
 
-func errorf(format string, args ...any) *cliError {
-	return &cliError{msg: fmt.Sprintf(format, args...)}
-}
-
+// usageErrorf makes an error in the command line, which Print ends with a
+// pointer to the usage text.
 func usageErrorf(format string, args ...any) *cliError {
-	return &cliError{msg: fmt.Sprintf(format, args...), usage: true}
+	return cmdline.Errorf(format, args...).Usage("")
 }
 
-func (e *cliError) hint(format string, args ...any) *cliError {
-	e.hints = append(e.hints, fmt.Sprintf(format, args...))
-	return e
-}
+// prefixed returns err with prefix before its message, keeping its hints.
+func prefixed(prefix string, err error) *cliError { return cmdline.Errorf("%s%w", prefix, err) }
 
-// prefixed returns err as a *cliError whose message starts with prefix,
-// keeping its hints.
-func prefixed(prefix string, err error) *cliError {
-	var ce *cliError
-	if errors.As(err, &ce) {
-		return &cliError{msg: prefix + ce.msg, hints: ce.hints}
-	}
-	return &cliError{msg: prefix + err.Error()}
-}
-
-// printError writes err in the house format. Errors that are not
-// *cliError come from libraries; their text is already lowercase and
-// specific ("failed to …: …").
-func printError(w io.Writer, cmd string, err error) {
-	var ce *cliError
-	if !errors.As(err, &ce) {
-		ce = &cliError{msg: err.Error()}
-	}
-	fmt.Fprintf(w, "testimony: error: %s\n", ce.msg)
-	for _, h := range ce.hints {
-		fmt.Fprintf(w, "testimony: hint: %s\n", h)
-	}
-	if ce.usage {
-		if cmd != "" {
-			fmt.Fprintf(w, "testimony: hint: run 'testimony %s -h' for usage\n", cmd)
-		} else {
-			fmt.Fprintf(w, "testimony: hint: run 'testimony -h' for usage\n")
-		}
-	}
-}
+// printError writes err in the house format; cmd is the command that was
+// run, for the usage hint.
+func printError(w io.Writer, cmd string, err error) { cmdline.Print(w, "testimony", cmd, err) }
 
 func (c *cli) notef(format string, args ...any) {
 	c.progressClear()

@@ -9,10 +9,10 @@ import (
 
 func TestPrintError(t *testing.T) {
 	var buf bytes.Buffer
-	printError(&buf, "submit", usageErrorf("no files to submit").hint("list the files"))
+	printError(&buf, "submit", usageErrorf("no files to submit").Hint("list the files"))
 	want := "testimony: error: no files to submit\n" +
 		"testimony: hint: list the files\n" +
-		"testimony: hint: run 'testimony submit -h' for usage\n"
+		"testimony: hint: run \"testimony submit -h\" for its usage\n"
 	if buf.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
 	}
