@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/testimony-ngo/testimony/tools/internal/browsertest"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/app"
 )
 
@@ -65,5 +70,37 @@ func TestAppLaunchPage(t *testing.T) {
 	appSession(t, ra) // the browser follows the page and uses the token
 	if _, err := os.Stat(page); !os.IsNotExist(err) {
 		t.Errorf("the launch page is still there after the token was used: %v", err)
+	}
+}
+
+// TestAppLaunchPageInBrowser: a real browser given the launch page's path,
+// as the opener gives it, arrives in a session on the app.
+func TestAppLaunchPageInBrowser(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "state")
+	opened := make(chan string, 1)
+	ra := startAppWith(t, home, nil, func(cfg *app.Config) {
+		cfg.OpenBrowser = func(page string) error {
+			opened <- page
+			return nil
+		}
+	})
+	page := <-opened
+	b := browsertest.New(t, "en-US")
+	// Bounded, so that a page that never arrives fails in a minute.
+	ctx, cancel := context.WithTimeout(b.Ctx, time.Minute)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Navigate((&url.URL{Scheme: "file", Path: filepath.ToSlash(page)}).String()))
+	if err == nil {
+		_, err = chromedp.Run(ctx, chromedp.WaitVisible(`input[name=server]`))
+	}
+	var loc string
+	if err == nil {
+		loc, err = chromedp.Run(ctx, chromedp.Location())
+	}
+	if err != nil || !strings.HasPrefix(loc, ra.base+"/") || strings.Contains(loc, "launch") {
+		t.Errorf("the browser is at %q (%v), want a page of the app at %s", loc, err, ra.base)
+	}
+	if _, err := os.Stat(page); !os.IsNotExist(err) {
+		t.Errorf("the launch page is still there after the browser used it: %v", err)
 	}
 }

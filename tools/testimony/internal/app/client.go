@@ -132,7 +132,9 @@ func (a *App) outbox() (Outbox, error) {
 // submission id. ev.Encrypted is called once the ciphertext is safe in
 // the outbox: an error after it leaves the entry there for resume.
 func (a *App) submit(ctx context.Context, server string, meta envelope.Meta, sources []envelope.Source, ev Events) (string, error) {
-	o := caseworker.SubmitOptions{Conn: a.cfg.Client.StoredConn(server), RateLimit: a.cfg.RateLimit}
+	// Offline, the files are encrypted into the outbox all the same: the
+	// spool's key dies with the app, the outbox survives it.
+	o := caseworker.SubmitOptions{Conn: a.cfg.Client.StoredConn(server), RateLimit: a.cfg.RateLimit, EncryptOffline: true}
 	id, err := a.cfg.Client.WithEvents(ev.handle).Submit(ctx, o, func(w io.Writer, signer ed25519.PrivateKey) error {
 		_, err := envelope.BuildSources(w, meta, sources, signer)
 		return err

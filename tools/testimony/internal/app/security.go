@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -155,8 +156,7 @@ func (a *App) guard(next http.Handler) http.Handler {
 }
 
 // handleLaunch exchanges the launch token for a session cookie and sends
-// the browser on to a clean address, so the token leaves the address bar
-// and the history.
+// the browser on to a clean address, so the token leaves the address bar.
 func (a *App) handleLaunch(w http.ResponseWriter, r *http.Request) {
 	id, ok := a.sessions.exchange(r.URL.Query().Get("t"))
 	if !ok {
@@ -171,8 +171,19 @@ func (a *App) handleLaunch(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true,
 		SameSite: http.SameSiteStrictMode,
 	})
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	// Not an HTTP redirect: a browser that came from the launch page (a
+	// local file, launch.go) is on a cross-site navigation, on which it
+	// would not send the SameSite=Strict cookie to the redirect's target.
+	// A navigation this page starts is the app's own.
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	io.WriteString(w, launchedPage)
 }
+
+// launchedPage sends the browser on to the app's first page.
+const launchedPage = `<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="0; url=/"><title>Testimony</title></head>
+<body><p><a href="/">Testimony</a></p></body></html>
+`
 
 // loopbackOnly refuses an address that is not on 127.0.0.1.
 func loopbackOnly(addr net.Addr) bool {

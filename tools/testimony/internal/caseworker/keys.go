@@ -135,6 +135,9 @@ func (c *Client) fetchKeys(ctx context.Context, s *session, o keyOptions) (*serv
 		return err
 	})
 	if err != nil {
+		if ctx.Err() == nil && api.Retryable(err) {
+			return nil, unreachableError{explain(err, u, "run the command again")}
+		}
 		return nil, explain(err, u, "run the command again")
 	}
 	if err := pin.CheckKey(got.LogKey); err != nil {
@@ -320,3 +323,51 @@ func pinnedLogKey(h *home, t *pin.Trust, u *url.URL) (string, error) {
 // KeyID names a note verifier key as messages do: its name and key hash,
 // sanitized for a terminal.
 func KeyID(vkey string) string { return keyID(vkey) }
+
+// unreachableError is a server that could not be asked for its keys: the
+// network or the server is down. It unwraps to the explained error.
+type unreachableError struct{ err error }
+
+func (e unreachableError) Error() string { return e.err.Error() }
+func (e unreachableError) Unwrap() error { return e.err }
+
+// verifiedKeys returns the keys verified on this device for the server at
+// u, without asking it: the newest organisation-signed recipients verified
+// at any server if an organisation key is pinned, else the recipients
+// pinned on first use for u; and the log key. ok is false when there are
+// none to use.
+func (c *Client) verifiedKeys(h *home, t *pin.Trust, u *url.URL) (k *serverKeys, ok bool) {
+	logKey, err := pinnedLogKey(h, t, u)
+	if err != nil {
+		return nil, false
+	}
+	var typ string
+	var list []string
+	var version uint64
+	if t.OrgKey != "" {
+		floors, _, err := h.pins().LoadFloors(h.floorsPath())
+		if err != nil {
+			return nil, false
+		}
+		fl := floors.Get(t.OrgKey)
+		if fl.Version == 0 {
+			return nil, false
+		}
+		typ, list, version = fl.Type, fl.Recipients, fl.Version
+	} else {
+		p, err := h.pins().Load(api.HostPort(u))
+		if err != nil || len(p.Recipients) == 0 {
+			return nil, false
+		}
+		typ, list = p.Type, p.Recipients
+	}
+	set, err := recipients.Parse(strings.NewReader(strings.Join(list, "\n")))
+	if err != nil || set.Type != typ {
+		return nil, false
+	}
+	k = &serverKeys{recipients: set, logKey: logKey, version: version}
+	if version > 0 {
+		k.orgKey = t.OrgKey
+	}
+	return k, true
+}

@@ -31,6 +31,14 @@ type SubmitOptions struct {
 	AcceptNew bool
 	// RateLimit is the most bytes per second to upload; 0 for no limit.
 	RateLimit int64
+	// EncryptOffline encrypts into the outbox when the server cannot be
+	// reached for its keys, to the keys verified on this device before
+	// (the newest organisation-signed list, else those pinned for the
+	// server), and then waits for the network to upload. The app sets it:
+	// what it holds of a testimony before encryption dies with it.
+	// Resume refuses to upload an entry whose list has been replaced
+	// since, as for any other.
+	EncryptOffline bool
 }
 
 // BuildFunc writes the plaintext envelope to w, its manifest signed with
@@ -53,11 +61,20 @@ func (c *Client) Submit(ctx context.Context, o SubmitOptions, build BuildFunc) (
 	}
 	defer unlock()
 	keys, err := c.fetchKeys(ctx, sess, keyOptions{local: o.Recipients, accept: o.AcceptNew})
-	if err != nil {
+	var unreachable unreachableError
+	switch {
+	case errors.As(err, &unreachable) && o.EncryptOffline && o.Recipients == nil:
+		var ok bool
+		if keys, ok = c.verifiedKeys(h, sess.t, u); !ok {
+			return "", err
+		}
+		c.notef("%s cannot be reached: encrypting to the reviewers' keys verified on this device before; the upload waits for the network", u.Host)
+	case err != nil:
 		return "", err
-	}
-	if err := c.connected(sess); err != nil {
-		return "", err
+	default:
+		if err := c.connected(sess); err != nil {
+			return "", err
+		}
 	}
 	signer, err := c.deviceKey(h)
 	if err != nil {
