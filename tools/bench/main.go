@@ -45,7 +45,7 @@ Builds the binaries, runs each path of testimony and its baseline
 interleaved, and prints medians and ratios (baseline time / testimony
 time). With -quick, exits 1 when a ratio is below half of its goal.
 
-    -quick      small sizes and one round, for CI (-size 16MiB -small 640)
+    -quick      small sizes and one round, for CI (-size 64MiB -small 1920)
     -size N     plaintext bytes of the file submitted and opened
                 (default 1GiB; suffixes KiB, MiB, GiB)
     -rounds N   rounds of every pair (default 3)
@@ -70,7 +70,7 @@ func main() {
 		os.Exit(2)
 	}
 	if *quick {
-		size, *rounds, *small = 16<<20, 1, 640
+		size, *rounds, *small = 64<<20, 1, 1920
 	}
 	cfg := config{size: size, rounds: *rounds, small: *small, only: strings.Split(*only, ",")}
 	failed, err := run(cfg, *quick)
@@ -198,7 +198,7 @@ func parseSize(s string) (int64, error) {
 
 func formatSize(n int64) string {
 	switch {
-	case n < 0:
+	case n <= 0:
 		return "?"
 	case n >= 1<<30 && n%(1<<30) == 0:
 		return fmt.Sprintf("%d GiB", n>>30)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,8 +170,13 @@ func (b *bench) openBaseline(int) error {
 }
 
 func (b *bench) smallSubmissions(int) error {
-	return parallel(b.cfg.small, func() error {
-		return post(b.d.client, b.d.url()+"/v1/submissions", b.d.submitTok, "", b.small)
+	// Each client has a connection of its own, as separate caseworkers do.
+	clients := make([]*http.Client, smallClients)
+	for i := range clients {
+		clients[i] = httpsClient(b.d.certFile())
+	}
+	return parallel(b.cfg.small, func(client int) error {
+		return post(clients[client], b.d.url()+"/v1/submissions", b.d.submitTok, "", b.small)
 	})
 }
 
@@ -186,7 +192,7 @@ func (b *bench) smallBatch(round int) error {
 	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucket); return err }); err != nil {
 		return err
 	}
-	return parallel(b.cfg.small, func() error {
+	return parallel(b.cfg.small, func(int) error {
 		var key [16]byte
 		for i := range key {
 			key[i] = byte(rand.Uint32())
@@ -195,17 +201,18 @@ func (b *bench) smallBatch(round int) error {
 	})
 }
 
-// parallel calls f n times from smallClients goroutines.
-func parallel(n int, f func() error) error {
+// parallel calls f n times from smallClients goroutines, each passing its
+// number.
+func parallel(n int, f func(client int) error) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, smallClients)
-	for range smallClients {
+	for c := range smallClients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(n) {
-				if err := f(); err != nil {
+				if err := f(c); err != nil {
 					errs <- err
 					return
 				}
