@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -117,10 +118,13 @@ func (b *bench) submit(round int) error {
 	defer os.RemoveAll(home)
 	cmd := exec.Command(filepath.Join(b.bin, "testimony"), "submit", "-server", b.d.url(), "-ca", b.d.certFile(), filepath.Join(b.plain, "recording.bin"))
 	cmd.Env = append(os.Environ(), "TESTIMONY_HOME="+home, "TESTIMONY_TOKEN="+b.d.submitTok)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("testimony submit: %w\n%s", err, out)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	rss, err := runPeak(cmd)
+	if err != nil {
+		return fmt.Errorf("testimony submit: %w\n%s", err, out.Bytes())
 	}
-	b.rss.submit = max(b.rss.submit, maxRSS(cmd))
+	b.rss.submit = max(b.rss.submit, rss)
 	return nil
 }
 
@@ -140,10 +144,13 @@ func (b *bench) open(round int) error {
 	defer os.RemoveAll(home)
 	cmd := exec.Command(filepath.Join(b.bin, "testimony-review"), "open", "-log-key", b.d.logKey, "-i", b.d.identity, "-o", out, b.bundle)
 	cmd.Env = append(os.Environ(), "TESTIMONY_REVIEW_HOME="+home)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("testimony-review open: %w\n%s", err, msg)
+	var msg bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &msg, &msg
+	rss, err := runPeak(cmd)
+	if err != nil {
+		return fmt.Errorf("testimony-review open: %w\n%s", err, msg.Bytes())
 	}
-	b.rss.open = max(b.rss.open, maxRSS(cmd))
+	b.rss.open = max(b.rss.open, rss)
 	return nil
 }
 
