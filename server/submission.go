@@ -55,6 +55,8 @@ func (s *Server) submitOneShot(c *call) (any, int, error) {
 		return nil, 0, err
 	}
 	id := newID()
+	s.receiving.Store(id, struct{}{})
+	defer s.receiving.Delete(id)
 	if err := s.quota.open(c.tok.ID, id, -1, s.now(), s.uploadExists); err != nil {
 		return nil, 0, err
 	}
