@@ -9,6 +9,9 @@
 //	intake      one-shot POST of a ready age file to testimony-server,
 //	            against the same POST to a bare HTTPS sink that reads,
 //	            SHA-256s, writes and fsyncs the body
+//	chunked     the same file sent with the chunked protocol (create,
+//	            PUT each 1 MiB chunk, finish), against the same POST to
+//	            the sink
 //	submit      testimony submit (envelope, encrypt, chunked upload),
 //	            against tar | age -R to a file, then the POST to the sink
 //	open        testimony-review open of a collected bundle, against
@@ -50,7 +53,7 @@ time). With -quick, exits 1 when a ratio is below half of its goal.
                 (default 1GiB; suffixes KiB, MiB, GiB)
     -rounds N   rounds of every pair (default 3)
     -small N    submissions of about 10 KiB per round (default 6400)
-    -only LIST  comma-separated pairs to run: intake,submit,open,small
+    -only LIST  comma-separated pairs to run: intake,chunked,submit,open,small
 
 Example:
     go run ./tools/bench -size 2GiB -rounds 3
@@ -62,7 +65,7 @@ func main() {
 	sizeFlag := flag.String("size", "1GiB", "")
 	rounds := flag.Int("rounds", 3, "")
 	small := flag.Int("small", 6400, "")
-	only := flag.String("only", "intake,submit,open,small", "")
+	only := flag.String("only", "intake,chunked,submit,open,small", "")
 	flag.Parse()
 	size, err := parseSize(*sizeFlag)
 	if err != nil || *rounds < 1 || *small < smallClients || flag.NArg() != 0 {
