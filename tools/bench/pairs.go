@@ -100,17 +100,17 @@ func (b *bench) stop() peakRSS {
 
 func (b *bench) pairs() []*pair {
 	return []*pair{
-		{name: "intake", what: "intake, one-shot POST", baseline: "HTTPS sink", goal: 0.8,
+		{name: "intake", what: "intake, one-shot POST", baseline: "HTTPS sink", goal: 0.8, floor: 0.25,
 			testimony: func(int) error { return post(b.d.client, b.d.url()+"/v1/submissions", b.d.submitTok, b.oneShot, nil) },
 			base:      func(int) error { return post(poolClient(b.sink.pool), b.sink.url, "", b.oneShot, nil) }},
-		{name: "chunked", what: "intake, chunked upload", baseline: "HTTPS sink", goal: 0.8,
+		{name: "chunked", what: "intake, chunked upload", baseline: "HTTPS sink", goal: 0.8, floor: 0.1,
 			testimony: func(int) error { return uploadChunked(b.d.client, b.d.url(), b.d.submitTok, b.oneShot) },
 			base:      func(int) error { return post(poolClient(b.sink.pool), b.sink.url, "", b.oneShot, nil) }},
-		{name: "submit", what: "`testimony submit`", baseline: "`tar | age -R`, POST to sink", goal: 1 / 1.3,
+		{name: "submit", what: "`testimony submit`", baseline: "`tar | age -R`, POST to sink", goal: 1 / 1.3, floor: 0.2,
 			testimony: b.submit, base: b.submitBaseline},
-		{name: "open", what: "`testimony-review open`", baseline: "`age -d | tar -x`, fsync", goal: 1 / 1.1,
+		{name: "open", what: "`testimony-review open`", baseline: "`age -d | tar -x`, fsync", goal: 1 / 1.1, floor: 0.4,
 			testimony: b.open, base: b.openBaseline},
-		{name: "small", what: fmt.Sprintf("%d B one-shot, %d clients", len(b.small), smallClients), baseline: "bbolt DB.Batch", goal: 0.5,
+		{name: "small", what: fmt.Sprintf("%d B one-shot, %d clients", len(b.small), smallClients), baseline: "bbolt DB.Batch", goal: 0.5, floor: 0.15,
 			count: b.cfg.small, testimony: b.smallSubmissions, base: b.smallBatch},
 	}
 }
