@@ -245,6 +245,9 @@ func retryAfterOf(err error) string {
 }
 
 func (s *Server) uploadExists(id string) bool {
+	if _, ok := s.receiving.Load(id); ok {
+		return true
+	}
 	_, err := s.db.Upload(id)
 	return !errors.Is(err, store.ErrNotFound)
 }

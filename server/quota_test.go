@@ -3,7 +3,9 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +61,36 @@ func TestLimitOpenUploads(t *testing.T) {
 	expect(t, e.do(req{method: "DELETE", path: "/v1/uploads/" + r.id, token: e.submit}), http.StatusNoContent, "")
 	if r := e.createAs(e.submit, 100); r.code != 201 {
 		t.Errorf("after delete: %d %s", r.code, r.body)
+	}
+}
+
+// TestLimitOpenUploadsCountsOneShotsInFlight: a one-shot whose body is
+// still arriving has no upload record yet (a small one is stored whole at
+// the end), and still counts as an open upload.
+func TestLimitOpenUploadsCountsOneShotsInFlight(t *testing.T) {
+	e := newTestEnv(t, withLimits(Limits{OpenUploads: 1}))
+	file := e.testFile(100)
+	body, send := io.Pipe()
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		r := newRequest(req{method: "POST", path: "/v1/submissions", token: e.submit, unknownLength: true})
+		r.Body = body
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		done <- w
+	}()
+	// Once the first bytes are read, the one-shot holds its place.
+	if _, err := send.Write(file[:10]); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.createAs(e.submit, 100); r.code != http.StatusTooManyRequests {
+		t.Errorf("an upload beside a one-shot in flight, with a limit of 1: %d %s, want 429", r.code, r.body)
+	}
+	send.Write(file[10:])
+	send.Close()
+	expect(t, <-done, http.StatusCreated, "")
+	if r := e.createAs(e.submit, 100); r.code != 201 {
+		t.Errorf("after the one-shot finished: %d %s", r.code, r.body)
 	}
 }
 

@@ -83,6 +83,11 @@ type Server struct {
 	buffers *bufferPool
 	quota   *quotas
 	retain  time.Duration
+	// receiving holds the ids of one-shot submissions whose body is still
+	// arriving before anything of them is stored (a body of one chunk is
+	// stored whole at the end), so that the limit on open uploads counts
+	// them although the store has no upload record for them.
+	receiving sync.Map
 	// testHookCommitted, if set, is called after a submission is committed
 	// and before its checkpoint is signed; crash tests kill the process
 	// there.

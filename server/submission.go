@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"errors"
 	"io"
 	"net/http"
@@ -38,20 +39,18 @@ func (s *Server) recipients(*call) (any, int, error) {
 }
 
 // POST /v1/submissions: the whole age file as the body, for small files and
-// for plain tools such as curl. The body goes into an upload that no client
-// can address, chunk by chunk, so memory stays bounded; if anything fails
-// the upload is deleted and nothing remains.
+// for plain tools such as curl. A body of one chunk is stored with its log
+// leaf in one transaction (store.SubmitWhole). A longer one goes into an
+// upload that no client can address, chunk by chunk, so memory stays
+// bounded; if anything fails the upload is deleted and nothing remains.
 func (s *Server) submitOneShot(c *call) (any, int, error) {
 	if err := checkContentType(c.r, oneShotContentTypes...); err != nil {
 		return nil, 0, err
 	}
-	now := s.now()
 	id := newID()
-	if err := s.quota.open(c.tok.ID, id, -1, now, s.uploadExists); err != nil {
-		return nil, 0, err
-	}
-	if err := s.db.CreateUpload(store.Upload{ID: id, Size: -1, Created: now, Expires: now.Add(s.expiry)}); err != nil {
-		s.quota.closed(id)
+	s.receiving.Store(id, struct{}{})
+	defer s.receiving.Delete(id)
+	if err := s.quota.open(c.tok.ID, id, -1, s.now(), s.uploadExists); err != nil {
 		return nil, 0, err
 	}
 	resp, status, size, err := s.storeOneShot(c, id)
@@ -101,6 +100,16 @@ func (s *Server) storeOneShot(c *call, id string) (any, int, int64, error) {
 			if err := s.quota.unreviewedWith(c.tok.ID, size+int64(n)); err != nil {
 				return nil, 0, 0, err
 			}
+			if index == 0 && last {
+				resp, status, err := s.storeWhole(id, chunk, headerLen)
+				return resp, status, int64(n), err
+			}
+			if index == 0 {
+				now := s.now()
+				if err := s.db.CreateUpload(store.Upload{ID: id, Size: -1, Created: now, Expires: now.Add(s.expiry)}); err != nil {
+					return nil, 0, 0, err
+				}
+			}
 			if err := s.db.PutChunk(id, index, chunk); err != nil {
 				return nil, 0, 0, err
 			}
@@ -124,6 +133,22 @@ func (s *Server) storeOneShot(c *call, id string) (any, int, int64, error) {
 	}
 	resp, status, err := s.complete(id, size, sum, index)
 	return resp, status, size, err
+}
+
+// storeWhole stores data, a one-shot body of one chunk with an age header
+// of headerLen bytes, as the submission id, and returns its receipt.
+func (s *Server) storeWhole(id string, data []byte, headerLen int64) (any, int, error) {
+	if err := checkPayload(headerLen, int64(len(data))); err != nil {
+		return nil, 0, err
+	}
+	sum := sha256.Sum256(data)
+	sub := newSubmission(id, int64(len(data)), sum, 1, s.now())
+	leaf := leafOf(sub)
+	index, err := s.db.SubmitWhole(sub, data, leaf.Bytes())
+	if err != nil {
+		return nil, 0, err
+	}
+	return s.receipt(id, leaf, index)
 }
 
 func (s *Server) oneShotBodyError(err error) error {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/store"
@@ -583,22 +584,32 @@ func (s *Server) uploadSum(id string, size int64) ([32]byte, error) {
 
 // complete turns a fully stored upload into a submission, appending its
 // leaf to the intake log in the same transaction, and returns its receipt.
-// The leaf carries the UTC date only, and so does the stored submission:
-// nothing on the server pins an interview to an hour.
 func (s *Server) complete(id string, size int64, sum [32]byte, chunks int) (any, int, error) {
-	y, m, d := s.now().UTC().Date()
-	sub := store.Submission{
+	sub := newSubmission(id, size, sum, chunks, s.now())
+	leaf := leafOf(sub)
+	index, err := s.db.FinishUpload(id, sub, leaf.Bytes())
+	if err != nil {
+		return nil, 0, finishedIsConflict(err, id)
+	}
+	return s.receipt(id, leaf, index)
+}
+
+// newSubmission is the record of a submission received now. It carries the
+// UTC date only, and so does its log leaf: nothing on the server pins an
+// interview to an hour.
+func newSubmission(id string, size int64, sum [32]byte, chunks int, now time.Time) store.Submission {
+	y, m, d := now.UTC().Date()
+	return store.Submission{
 		ID:       id,
 		Size:     size,
 		SHA256:   hex.EncodeToString(sum[:]),
 		Chunks:   chunks,
 		Received: time.Date(y, m, d, 0, 0, 0, 0, time.UTC),
 	}
-	leaf := leafOf(sub)
-	index, err := s.db.FinishUpload(id, sub, leaf.Bytes())
-	if err != nil {
-		return nil, 0, finishedIsConflict(err, id)
-	}
+}
+
+// receipt answers for the submission id, committed as log leaf index.
+func (s *Server) receipt(id string, leaf intakelog.Leaf, index int64) (any, int, error) {
 	if s.testHookCommitted != nil {
 		s.testHookCommitted(index)
 	}

@@ -50,7 +50,10 @@
 // each alone in a nested bucket of the chunk's for the same reason, and
 // replaced by its "data" when its last byte arrives (PutChunkUntil).
 // FinishUpload moves an upload's record to submissions in one
-// transaction and leaves the chunks where they are.
+// transaction and leaves the chunks where they are. SubmitWhole stores a
+// submission of one chunk, its record and its log leaf in a single
+// transaction shared with concurrent calls (bbolt's Batch), for small
+// one-shot submissions.
 //
 // In that same transaction FinishUpload appends the submission's leaf to
 // the intake log and stores the tree hashes that tlog.StoredHashes derives

@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,26 +102,84 @@ func (db *DB) FinishUpload(id string, s Submission, leaf []byte) (int64, error) 
 		if err := deleteHash(tx, id); err != nil {
 			return err
 		}
-		if index, err = appendLeaf(tx, leaf); err != nil {
-			return err
-		}
-		rec.Index = index
-		val, err := json.Marshal(&rec)
-		if err != nil {
-			return fmt.Errorf("failed to encode submission record: %w", err)
-		}
-		if err := tx.Bucket(bucketByIndex).Put(u64(index), []byte(id)); err != nil {
-			return err
-		}
-		if !rec.Collected {
-			if err := tx.Bucket(bucketPending).Put(u64(index), []byte(id)); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(bucketSubmissions).Put([]byte(id), val)
+		index, err = putSubmission(tx, rec, leaf)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("failed to finish upload %s: %w", id, err)
+	}
+	return index, nil
+}
+
+// putSubmission appends leaf to the log and writes the submission record
+// rec with the leaf's index, and its index entries, and returns the index.
+func putSubmission(tx *bolt.Tx, rec submissionRecord, leaf []byte) (int64, error) {
+	index, err := appendLeaf(tx, leaf)
+	if err != nil {
+		return 0, err
+	}
+	rec.Index = index
+	val, err := json.Marshal(&rec)
+	if err != nil {
+		return 0, fmt.Errorf("failed to encode submission record: %w", err)
+	}
+	if err := tx.Bucket(bucketByIndex).Put(u64(index), []byte(rec.ID)); err != nil {
+		return 0, err
+	}
+	if !rec.Collected {
+		if err := tx.Bucket(bucketPending).Put(u64(index), []byte(rec.ID)); err != nil {
+			return 0, err
+		}
+	}
+	return index, tx.Bucket(bucketSubmissions).Put([]byte(rec.ID), val)
+}
+
+// SubmitWhole stores data, a whole ciphertext of at most ChunkSize bytes, as
+// the submission s (s.Index is ignored) and appends leaf to the intake log,
+// in one transaction, and returns the leaf's index: a small one-shot
+// submission then costs one commit instead of three (CreateUpload,
+// PutChunk, FinishUpload). Concurrent calls share a commit and its fsync
+// (bbolt's Batch), so many small submissions arriving at once are not
+// limited by one fsync each. It checks s as FinishUpload does, and that
+// s.Size and s.SHA256 are those of data; it returns ErrExists if an upload
+// or submission has the id.
+func (db *DB) SubmitWhole(s Submission, data, leaf []byte) (int64, error) {
+	raw, err := parseID(s.ID)
+	if err != nil {
+		return 0, fmt.Errorf("failed to store submission: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	switch {
+	case len(data) == 0 || len(data) > ChunkSize:
+		return 0, fmt.Errorf("failed to store submission %s: %d bytes, not 1 to %d: %w", s.ID, len(data), ChunkSize, ErrInvalid)
+	case s.Size != int64(len(data)) || s.Chunks != 1 || s.SHA256 != hex.EncodeToString(sum[:]):
+		return 0, fmt.Errorf("failed to store submission %s: size, chunks or sha256 differ from the data: %w", s.ID, ErrInvalid)
+	case len(leaf) == 0 || len(leaf) > MaxLeafSize:
+		return 0, fmt.Errorf("failed to store submission %s: log leaf must be 1 to %d bytes, not %d: %w", s.ID, MaxLeafSize, len(leaf), ErrInvalid)
+	case s.Received.IsZero():
+		return 0, fmt.Errorf("failed to store submission %s: no received time: %w", s.ID, ErrInvalid)
+	}
+	rec := submissionRecord{ID: s.ID, Size: s.Size, SHA256: s.SHA256, Chunks: 1, Received: s.Received.UTC(), Collected: s.Collected}
+	var index int64
+	// Batch may run the function again, alone, if another one of its batch
+	// failed; everything it sets is set afresh on every run.
+	err = db.bolt.Batch(func(tx *bolt.Tx) error {
+		if idInUse(tx, s.ID) {
+			return ErrExists
+		}
+		b := tx.Bucket(bucketChunks)
+		if k, _ := b.Cursor().Seek(raw[:]); k != nil && bytes.HasPrefix(k, raw[:]) {
+			return ErrExists
+		}
+		if err := putChunkValue(b, chunkKey(raw, 0), data); err != nil {
+			return err
+		}
+		var err error
+		index, err = putSubmission(tx, rec, leaf)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("failed to store submission %s: %w", s.ID, err)
 	}
 	return index, nil
 }

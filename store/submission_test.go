@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -227,5 +228,62 @@ func TestReceivedStoredInUTC(t *testing.T) {
 	}
 	if !got.Received.Equal(local) || got.Received.Location() != time.UTC {
 		t.Errorf("Received = %v, want %v in UTC", got.Received, local.UTC())
+	}
+}
+
+func TestSubmitWhole(t *testing.T) {
+	db := openTemp(t)
+	data := randomBytes(10 << 10)
+	// Concurrent calls share commits, and each gets its own log index.
+	var wg sync.WaitGroup
+	subs := make([]Submission, 16)
+	errs := make([]error, len(subs))
+	for i := range subs {
+		subs[i] = submissionOf(newID(t), data, t0)
+		wg.Go(func() {
+			subs[i].Index, errs[i] = db.SubmitWhole(subs[i], data, leafOf(subs[i]))
+		})
+	}
+	wg.Wait()
+	seen := map[int64]bool{}
+	for i, s := range subs {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if seen[s.Index] {
+			t.Fatalf("log index %d given twice", s.Index)
+		}
+		seen[s.Index] = true
+		got, err := db.Submission(s.ID)
+		if err != nil || got != s {
+			t.Fatalf("Submission = %+v, %v; want %+v", got, err, s)
+		}
+		if chunk, err := db.ReadChunk(s.ID, 0); err != nil || !bytes.Equal(chunk, data) {
+			t.Fatalf("ReadChunk: %v", err)
+		}
+	}
+	if n, err := db.LogSize(); err != nil || n != int64(len(subs)) {
+		t.Fatalf("LogSize = %d, %v", n, err)
+	}
+	if got := pageAll(t, db, true, MaxSubmissionsPage); len(got) != len(subs) {
+		t.Errorf("%d pending, want %d", len(got), len(subs))
+	}
+
+	s := subs[0]
+	if _, err := db.SubmitWhole(s, data, leafOf(s)); !errors.Is(err, ErrExists) {
+		t.Errorf("same id again: %v, want ErrExists", err)
+	}
+	other := submissionOf(newID(t), data, t0)
+	for name, tt := range map[string]struct {
+		s    Submission
+		data []byte
+	}{
+		"sha256 of other data": {other, randomBytes(10 << 10)},
+		"empty":                {submissionOf(newID(t), nil, t0), nil},
+		"two chunks":           {submissionOf(newID(t), make([]byte, ChunkSize+1), t0), make([]byte, ChunkSize+1)},
+	} {
+		if _, err := db.SubmitWhole(tt.s, tt.data, leafOf(tt.s)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
 	}
 }

@@ -115,9 +115,9 @@ func (d *deployment) stop() int64 {
 	if d.server == nil {
 		return -1
 	}
+	rss := vmHWM(d.server.Process.Pid)
 	d.server.Process.Signal(syscall.SIGTERM)
 	d.server.Wait()
-	rss := maxRSS(d.server)
 	d.server = nil
 	return rss
 }

@@ -4,5 +4,8 @@ package main
 
 import "os/exec"
 
-// maxRSS is unknown outside Linux, whose Rusage.Maxrss is in KiB.
-func maxRSS(*exec.Cmd) int64 { return -1 }
+// runPeak runs cmd; the peak resident memory is read from /proc, so it is
+// unknown (-1) outside Linux.
+func runPeak(cmd *exec.Cmd) (int64, error) { return -1, cmd.Run() }
+
+func vmHWM(int) int64 { return -1 }
