@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/collect"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/logclient"
@@ -40,7 +41,7 @@ func (c *Client) logState(ctx context.Context, h *home, u *url.URL, logKey strin
 	if data, err := readSmall(old, intakelog.MaxCheckpointSize); err == nil {
 		legacy[0].Note = data
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, errorf("failed to read %s: %v", old, err)
+		return nil, nil, cmdline.Errorf("failed to read %s: %v", old, err)
 	}
 	statePath := h.collectStatePath(hp)
 	// A damaged collector state is reported by collect, which reads it
@@ -51,10 +52,10 @@ func (c *Client) logState(ctx context.Context, h *home, u *url.URL, logKey strin
 	err = logclient.Migrate(ctx, f, ops, legacy)
 	switch {
 	case errors.Is(err, intakelog.ErrStored):
-		return nil, nil, errorf("%v", err).
+		return nil, nil, cmdline.Errorf("%v", err).
 			Hint("if the log key was replaced on purpose, delete that file and run the command again")
 	case intakelog.IsLogError(err):
-		return nil, nil, errorf("%v", err).Hint(serverSuspect)
+		return nil, nil, cmdline.Errorf("%v", err).Hint(serverSuspect)
 	case err != nil:
 		return nil, nil, explain(err, u, again)
 	}
@@ -64,9 +65,9 @@ func (c *Client) logState(ctx context.Context, h *home, u *url.URL, logKey strin
 // storedError explains a saved checkpoint that does not verify.
 func storedError(f *logclient.File, err error) error {
 	if !errors.Is(err, intakelog.ErrStored) {
-		return errorf("failed to read the last verified checkpoint: %v", err)
+		return cmdline.Errorf("failed to read the last verified checkpoint: %v", err)
 	}
-	return errorf("the last verified checkpoint in %s does not verify with the log key: %s", f.Path,
+	return cmdline.Errorf("the last verified checkpoint in %s does not verify with the log key: %s", f.Path,
 		strings.TrimPrefix(err.Error(), intakelog.ErrStored.Error()+": ")).
 		Hint("if the log key was replaced on purpose, delete that file and run the command again")
 }
