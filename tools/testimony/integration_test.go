@@ -206,7 +206,7 @@ func (d *deployment) pin() string {
 }
 
 // setNote installs a signed recipients note through the running server's
-// admin API, as 'testimony-server recipients set' does.
+// admin API, as "testimony-server recipients set" does.
 func (d *deployment) setNote(msg []byte) {
 	d.t.Helper()
 	rec := httptest.NewRecorder()
@@ -216,7 +216,7 @@ func (d *deployment) setNote(msg []byte) {
 	}
 }
 
-// org is an organisation signing key, as made by 'testimony-review org init'.
+// org is an organisation signing key, as made by "testimony-review org init".
 type org struct {
 	signer, verifier string
 }

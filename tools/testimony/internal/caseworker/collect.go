@@ -13,7 +13,7 @@ import (
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/collect"
 )
 
-// CollectOptions are what 'testimony collect' is given.
+// CollectOptions are what "testimony collect" is given.
 type CollectOptions struct {
 	Conn Conn
 	// LogKey is -log-key: pinned in trust.json if none is yet.
@@ -36,7 +36,7 @@ func (c *Client) Collect(ctx context.Context, o CollectOptions) (*collect.Summar
 	}
 	u, h, cl := sess.u, sess.h, sess.cl
 	// A collector has no recipients to accept; a replaced log key is
-	// pinned with 'testimony init -replace -log-key', never accepted from
+	// pinned with "testimony init -replace -log-key", never accepted from
 	// the server.
 	keys, err := c.fetchKeys(ctx, sess, keyOptions{logOnly: true})
 	if err != nil {

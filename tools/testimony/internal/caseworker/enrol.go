@@ -1,8 +1,8 @@
 package caseworker
 
-// Enrolment: 'testimony init -enrol FILE -org-key KEY' takes the server,
+// Enrolment: "testimony init -enrol FILE -org-key KEY" takes the server,
 // its certificate check, the log key and the token from the enrolment file
-// the operator made with 'testimony-server token create -enrol', and the
+// the operator made with "testimony-server token create -enrol", and the
 // organisation key from the organisation, never from the file: the file
 // only names that key, so that a file made for another organisation (or
 // changed on its way) is refused.

@@ -10,7 +10,7 @@ import (
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
 )
 
-// InitOptions are what 'testimony init' is given.
+// InitOptions are what "testimony init" is given.
 type InitOptions struct {
 	// Conn, if Conn.Server is set, is the server to check now.
 	Conn Conn

@@ -9,9 +9,9 @@ import (
 )
 
 // Organisation keys and log keys are both note verifier keys of the same
-// algorithm; only their names tell them apart. 'testimony-review org init'
+// algorithm; only their names tell them apart. "testimony-review org init"
 // names an organisation key testimony-org unless told otherwise, and
-// 'testimony-server init' names the log key testimony-log-<8 hex digits>.
+// "testimony-server init" names the log key testimony-log-<8 hex digits>.
 // Swapping the two at init used to pass silently and surface later as a
 // "possible server compromise", which sends people on the wrong chase.
 const (

@@ -66,7 +66,7 @@ func (c *Client) trust(h *home, tf TrustKeys) (*pin.Trust, error) {
 // applyTrust sets the keys of tf in t. It reports whether t changed.
 func (c *Client) applyTrust(h *home, t *pin.Trust, tf TrustKeys, replace bool) (bool, error) {
 	// A pinned key is compared with only when the flags do not replace it,
-	// so that 'init -replace' can put swapped keys back in their places.
+	// so that "init -replace" can put swapped keys back in their places.
 	pinnedOrg, pinnedLog := t.OrgKey, t.LogKey
 	if tf.OrgKey != "" {
 		pinnedOrg = ""

@@ -16,7 +16,7 @@ import (
 )
 
 // logStatePath is the one record per server of the newest checkpoint of
-// its log this device verified, by 'receipts verify' or 'collect'.
+// its log this device verified, by "receipts verify" or "collect".
 func (h *home) logStatePath(hp string) string { return filepath.Join(h.dir, "logs", hp) }
 
 // logState returns the client of the server's log and its saved
@@ -24,8 +24,8 @@ func (h *home) logStatePath(hp string) string { return filepath.Join(h.dir, "log
 // replaceOtherKey treats a checkpoint saved for another log key as none
 // (collect -since 0, starting again after a replaced log key).
 //
-// The old files were checkpoints/<host_port> ('receipts verify') and the
-// last checkpoint in collect/<host_port>.json ('collect'); the first is
+// The old files were checkpoints/<host_port> ("receipts verify") and the
+// last checkpoint in collect/<host_port>.json ("collect"); the first is
 // removed once migrated, the second stays, as it also records where
 // bundles ended and which ids were collected.
 func (c *Client) logState(ctx context.Context, h *home, u *url.URL, logKey string, cl *api.Client, again string, replaceOtherKey bool) (*intakelog.Client, *logclient.File, error) {

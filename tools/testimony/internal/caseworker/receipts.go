@@ -119,7 +119,7 @@ func readSmall(name string, max int64) ([]byte, error) {
 	return data, nil
 }
 
-// VerifyOptions are what 'testimony receipts verify' is given.
+// VerifyOptions are what "testimony receipts verify" is given.
 type VerifyOptions struct {
 	Conn Conn
 	// LogKey is -log-key: pinned in trust.json if none is yet.

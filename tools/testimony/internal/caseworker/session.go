@@ -82,7 +82,7 @@ func (cf *Conn) tlsOptions() (opt api.TLSOptions, set bool, err error) {
 }
 
 // token returns the access token from -token-file, $TESTIMONY_TOKEN, or
-// else the one 'init -enrol' stored for the server u (if u is not nil). It
+// else the one "init -enrol" stored for the server u (if u is not nil). It
 // is never a flag value: the command line of a process is visible to every
 // user of the machine.
 func (c *Client) token(file string, u *url.URL) (string, error) {
