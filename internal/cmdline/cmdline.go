@@ -55,27 +55,34 @@ func (e *Error) Usage(cmd string) *Error {
 func (e *Error) Error() string { return e.err.Error() }
 func (e *Error) Unwrap() error { return e.err }
 
-// Print writes err to w in the house format: the error line, the hints of
-// every Error in err's chain (outermost first), and for an error in the
-// command line the hint to run "PROG CMD -h". cmd is the command that was
-// run, or "" for none.
+// Print writes err to w in the house format: the error line, then its
+// hints as Hints returns them. cmd is the command that was run, or "" for
+// none.
 func Print(w io.Writer, prog, cmd string, err error) {
 	fmt.Fprintf(w, "%s: error: %v\n", prog, err)
+	for _, h := range Hints(prog, cmd, err) {
+		fmt.Fprintf(w, "%s: hint: %s\n", prog, h)
+	}
+}
+
+// Hints returns the hints of every Error in err's chain (outermost first)
+// and, for an error in the command line, the hint to run "PROG CMD -h", for
+// a program that shows errors other than on a terminal.
+func Hints(prog, cmd string, err error) []string {
+	var hints []string
 	usage, usageCmd := false, ""
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		ce, ok := e.(*Error)
 		if !ok {
 			continue
 		}
-		for _, h := range ce.hints {
-			fmt.Fprintf(w, "%s: hint: %s\n", prog, h)
-		}
+		hints = append(hints, ce.hints...)
 		if ce.usage && !usage {
 			usage, usageCmd = true, ce.cmd
 		}
 	}
 	if !usage {
-		return
+		return hints
 	}
 	if usageCmd == "" {
 		usageCmd = cmd
@@ -84,7 +91,7 @@ func Print(w io.Writer, prog, cmd string, err error) {
 	if usageCmd != "" {
 		page = prog + " " + usageCmd + " -h"
 	}
-	fmt.Fprintf(w, "%s: hint: run %q for its usage\n", prog, page)
+	return append(hints, fmt.Sprintf("run %q for its usage", page))
 }
 
 // NewFlagSet returns a flag set named after its command ("token create")

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 
 	"github.com/testimony-ngo/testimony/crypto/witness"
 	"github.com/testimony-ngo/testimony/internal/bounded"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
@@ -37,21 +37,21 @@ Example:
 `
 
 func (c *cli) ack(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("ack", flag.ContinueOnError)
+	fs := cmdline.NewFlagSet("ack")
 	var cf caseworker.Conn
 	registerConn(fs, &cf)
 	if err := c.parseFlags(fs, ackUsage, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageErrorf("ack takes one ACK file, written by 'testimony-review ack'")
+		return cmdline.Errorf(`ack takes one ACK file, written by "testimony-review ack"`).Usage("")
 	}
 	data, err := bounded.ReadFile(fs.Arg(0), witness.MaxAckSize)
 	switch {
 	case errors.Is(err, bounded.ErrTooLarge):
-		return errorf("%s is larger than %d bytes: not an acknowledgement", fs.Arg(0), witness.MaxAckSize)
+		return cmdline.Errorf("%s is larger than %d bytes: not an acknowledgement", fs.Arg(0), witness.MaxAckSize)
 	case err != nil:
-		return errorf("%v", err).Hint("ACK is the file 'testimony-review ack -o ACK BUNDLE' wrote on the reviewer's machine")
+		return cmdline.Errorf("%v", err).Hint(`ACK is the file "testimony-review ack -o ACK BUNDLE" wrote on the reviewer's machine`)
 	}
 	r, err := c.client().Ack(ctx, cf, data)
 	if err != nil {

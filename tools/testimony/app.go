@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/app"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/outbox"
 )
@@ -49,7 +49,7 @@ keeps of overwritten data, the browser's history of the app's pages
 `
 
 func (c *cli) appCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("app", flag.ContinueOnError)
+	fs := cmdline.NewFlagSet("app")
 	noBrowser := fs.Bool("no-browser", false, "")
 	var rate rateFlag
 	fs.Var(&rate, "limit-rate", "")
@@ -57,7 +57,7 @@ func (c *cli) appCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageErrorf("app takes no arguments")
+		return cmdline.Errorf("app takes no arguments").Usage("")
 	}
 	cw := c.client()
 	dir, err := cw.StateDir(true)
@@ -66,11 +66,11 @@ func (c *cli) appCmd(ctx context.Context, args []string) error {
 	}
 	unlock, err := cw.TryLockOutbox()
 	if errors.Is(err, outbox.ErrLocked) {
-		return errorf("the testimony app is already running, or another testimony command is using %s", dir).
-			Hint("use the app's browser window that is already open; if there is none, wait for the other testimony command to finish, then run 'testimony app' again")
+		return cmdline.Errorf("the testimony app is already running, or another testimony command is using %s", dir).
+			Hint(`use the app's browser window that is already open; if there is none, wait for the other testimony command to finish, then run "testimony app" again`)
 	}
 	if err != nil {
-		return errorf("%v", err)
+		return cmdline.Errorf("%v", err)
 	}
 	locked := true
 	release := func() {
@@ -103,7 +103,7 @@ func (c *cli) appCmd(ctx context.Context, args []string) error {
 	}
 	a, err := app.New(cfg)
 	if err != nil {
-		return errorf("%v", err)
+		return cmdline.Errorf("%v", err)
 	}
 	c.notef("the app runs at the address below; keep this window open while you use it, and close it to stop the app")
 	return a.Serve(ctx)
@@ -144,13 +144,13 @@ func browserCommand(goos, page string) []string {
 }
 
 func (c *cli) wipe(args []string) error {
-	fl := flag.NewFlagSet("wipe", flag.ContinueOnError)
+	fl := cmdline.NewFlagSet("wipe")
 	yes := fl.Bool("yes", false, "")
 	if err := c.parseFlags(fl, wipeUsage, args); err != nil {
 		return err
 	}
 	if fl.NArg() > 0 {
-		return usageErrorf("wipe takes no arguments")
+		return cmdline.Errorf("wipe takes no arguments").Usage("")
 	}
 	cw := c.client()
 	dir, err := cw.StateDir(false)
@@ -170,13 +170,13 @@ func (c *cli) wipe(args []string) error {
 		line, _ := bufio.NewReader(c.stdinReader()).ReadString('\n')
 		if strings.TrimSpace(line) != "wipe" {
 			unlock()
-			return errorf("nothing was removed").Hint("type the word wipe to confirm, or pass -yes")
+			return cmdline.Errorf("nothing was removed").Hint("type the word wipe to confirm, or pass -yes")
 		}
 	}
 	unlock()
 	rep, err := app.Wipe(dir)
 	if err != nil {
-		return errorf("%v", err).Hint("some files in %s could not be removed; remove them by hand", dir)
+		return cmdline.Errorf("%v", err).Hint("some files in %s could not be removed; remove them by hand", dir)
 	}
 	fmt.Fprintf(c.stdout, "removed %s: %d file(s), each overwritten first\n", dir, rep.Files)
 	fmt.Fprintln(c.stdout, "not erased: your original recordings and documents; traces an SSD may keep of overwritten data;")

@@ -16,7 +16,7 @@ import (
 
 // TestAppDeviceKeyQR: the settings page shows the device key as a QR code
 // that the app serves itself, only within a session, and that a QR reader
-// reads back as exactly the key 'testimony init' printed.
+// reads back as exactly the key "testimony init" printed.
 func TestAppDeviceKeyQR(t *testing.T) {
 	cw := newUser(t, "tm1_x")
 	cw.home = filepath.Join(t.TempDir(), "state")

@@ -32,7 +32,7 @@ import (
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
 )
 
-// runningApp is 'testimony app' run in-process on a state directory.
+// runningApp is "testimony app" run in-process on a state directory.
 type runningApp struct {
 	t      *testing.T
 	url    string // the launch URL
@@ -60,7 +60,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startApp runs 'testimony app -no-browser' for home and waits for the
+// startApp runs "testimony app -no-browser" for home and waits for the
 // address it prints.
 func startApp(t *testing.T, home string, env map[string]string) *runningApp {
 	t.Helper()
@@ -653,7 +653,7 @@ func TestAppKoreanPages(t *testing.T) {
 
 func languageEnglish() language.Tag { return language.English }
 
-// TestWipeCommand: 'testimony wipe' removes the whole state directory and
+// TestWipeCommand: "testimony wipe" removes the whole state directory and
 // refuses without the typed word.
 func TestWipeCommand(t *testing.T) {
 	cw := newUser(t, "tm1_x")

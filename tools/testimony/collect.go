@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"maps"
 	"slices"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
 
@@ -58,8 +58,8 @@ Files, in the state directory:
                                  the ids collected (a server that logs a
                                  second submission under one is refused)
     logs/<host>_<port>           the newest checkpoint of the log verified
-                                 on this device, shared with 'testimony
-                                 receipts verify': the log may only grow
+                                 on this device, shared with "testimony
+                                 receipts verify": the log may only grow
     tls/<host>_<port>.json       the remembered -pin or -ca
 
 Example:
@@ -69,7 +69,7 @@ Example:
 `
 
 func (c *cli) collect(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
+	fs := cmdline.NewFlagSet("collect")
 	var cf caseworker.Conn
 	registerConn(fs, &cf)
 	var (
@@ -82,13 +82,13 @@ func (c *cli) collect(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageErrorf("collect takes no arguments")
+		return cmdline.Errorf("collect takes no arguments").Usage("")
 	}
 	if *dir == "" {
-		return usageErrorf("missing -o DIR")
+		return cmdline.Errorf("missing -o DIR").Usage("")
 	}
 	if *since < -1 {
-		return usageErrorf("-since must be a log size, 0 or more")
+		return cmdline.Errorf("-since must be a log size, 0 or more").Usage("")
 	}
 	sum, err := c.client().Collect(ctx, caseworker.CollectOptions{Conn: cf, LogKey: tf.LogKey, Dir: *dir, Since: *since})
 	if err != nil {

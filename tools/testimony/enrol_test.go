@@ -165,7 +165,7 @@ func TestEnrolRefused(t *testing.T) {
 			"extra.enrol: malformed enrolment file: unknown field \"org_key\"\n"}},
 		{"oversized", writeFile(t, filepath.Join(dir, "big.enrol"), append(data, make([]byte, enrol.MaxSize)...)), []string{
 			"big.enrol: enrolment file is too large (more than 65536 bytes)\n",
-			"testimony: hint: pass the enrolment file (.enrol) your operator made with 'testimony-server token create -enrol', not another file\n"}},
+			"testimony: hint: pass the enrolment file (.enrol) your operator made with \"testimony-server token create -enrol\", not another file\n"}},
 		{"version 2", writeFile(t, filepath.Join(dir, "v2.enrol"), []byte(strings.Replace(string(data), `"version": 1`, `"version": 2`, 1))), []string{
 			"v2.enrol: unknown enrolment file version 2 (this program reads version 1)\n",
 			"testimony: hint: the file was made by a newer testimony-server; install the newer testimony your operator uses, or ask for a file this version reads\n"}},

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
 
@@ -62,7 +62,7 @@ Example:
 `
 
 func (c *cli) init(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fs := cmdline.NewFlagSet("init")
 	var cf caseworker.Conn
 	registerConn(fs, &cf)
 	var tf caseworker.TrustKeys
@@ -75,7 +75,7 @@ func (c *cli) init(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageErrorf("init takes no arguments")
+		return cmdline.Errorf("init takes no arguments").Usage("")
 	}
 	key, err := c.client().Init(ctx, caseworker.InitOptions{Conn: cf, Keys: tf, Replace: *replace, Enrol: *enrolFile, DeleteEnrol: *deleteEnrol})
 	if key != "" {

@@ -206,7 +206,7 @@ func (d *deployment) pin() string {
 }
 
 // setNote installs a signed recipients note through the running server's
-// admin API, as 'testimony-server recipients set' does.
+// admin API, as "testimony-server recipients set" does.
 func (d *deployment) setNote(msg []byte) {
 	d.t.Helper()
 	rec := httptest.NewRecorder()
@@ -216,7 +216,7 @@ func (d *deployment) setNote(msg []byte) {
 	}
 }
 
-// org is an organisation signing key, as made by 'testimony-review org init'.
+// org is an organisation signing key, as made by "testimony-review org init".
 type org struct {
 	signer, verifier string
 }
@@ -370,7 +370,7 @@ func TestEndToEnd(t *testing.T) {
 	stdout, stderr, code = col.run("collect", "-server", d.ts.URL, "-ca", caFile, "-o", bundleDir)
 	if code != 0 || !strings.Contains(stdout, "nothing new in the log since size 2") ||
 		!strings.Contains(stderr, "testimony: replaced the bundle.json in "+bundleDir+", which covered log entries 0 to 1") ||
-		!strings.Contains(stderr, "run 'testimony collect -since 0'") {
+		!strings.Contains(stderr, `run "testimony collect -since 0"`) {
 		t.Fatalf("second collect: exit %d, stdout %q\n%s", code, stdout, stderr)
 	}
 	// Everything again, from the start of the log: nothing downloaded twice.

@@ -35,7 +35,7 @@ func TestSwappedKeysFromServer(t *testing.T) {
 			file := writeFile(t, filepath.Join(t.TempDir(), "a.txt"), []byte("testimony"))
 			stdout, stderr, code := cw.run("submit", "-server", d.ts.URL, "-pin", d.pin(), file)
 			if code != 1 || stdout != "" || !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "were swapped") ||
-				!strings.Contains(stderr, "testimony: hint: run 'testimony init -replace -org-key ORGKEY -log-key LOGKEY'") ||
+				!strings.Contains(stderr, `testimony: hint: run "testimony init -replace -org-key ORGKEY -log-key LOGKEY"`) ||
 				strings.Contains(stderr, "compromised") {
 				t.Fatalf("submit: exit %d\n%s", code, stderr)
 			}

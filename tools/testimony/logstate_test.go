@@ -201,7 +201,7 @@ func TestCollectNewLogKeyNotAccepted(t *testing.T) {
 	}
 	_, stderr, code = col.run("collect", "-server", d.ts.URL, "-pin", d.pin(), "-o", filepath.Join(t.TempDir(), "b"))
 	if code != 1 || !strings.Contains(stderr, "the log key of "+api.HostPort(mustURL(t, d.ts.URL))+" changed since") ||
-		!strings.Contains(stderr, "testimony: hint: if it was really replaced, run 'testimony init -replace -log-key KEY'") {
+		!strings.Contains(stderr, `testimony: hint: if it was really replaced, run "testimony init -replace -log-key KEY"`) {
 		t.Fatalf("collect with a changed log key: exit %d\n%s", code, stderr)
 	}
 	if _, stderr, code := col.run("init", "-replace", "-log-key", d.logKey); code != 0 {

@@ -127,7 +127,7 @@
 //	tls/<host>_<port>.json    per server: the -pin or -ca remembered after the first
 //	                          successful init -server, submit, collect or receipts verify
 //	logs/<host>_<port>        the newest checkpoint of the server's log verified on
-//	                          this device, by 'receipts verify' or 'collect' (made
+//	                          this device, by "receipts verify" or "collect" (made
 //	                          from checkpoints/<host>_<port> and the collector state
 //	                          of older versions on first use)
 //	collect/<host>_<port>.json the checkpoints at which collected bundles ended
@@ -163,12 +163,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/app"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/retry"
@@ -191,18 +191,18 @@ Commands:
     submit     Encrypt FILE... into one submission, upload it and keep its receipt.
     resume     Finish the uploads left in the outbox.
     status     List the outbox and the saved receipts.
-    receipts   Re-check the saved receipts against the server's log ('receipts verify').
+    receipts   Re-check the saved receipts against the server's log ("receipts verify").
     collect    Collect the log and its submissions into a bundle directory.
     app        Start the caseworker's app in your web browser (Korean or English).
     wipe       Remove everything testimony keeps on this laptop.
 
-Run 'testimony COMMAND -h' for the flags of a command.
+Run "testimony COMMAND -h" for the flags of a command.
 
 -ca or -pin is remembered for each server after the first successful
 connection; later commands need neither (-replace-pin changes it).
 
 The access token is read from $TESTIMONY_TOKEN or from -token-file FILE,
-or else is the one 'init -enrol' kept for the server; it is never
+or else is the one "init -enrol" kept for the server; it is never
 accepted as a command-line argument, where other users of the machine
 could see it. State lives in $TESTIMONY_HOME, by default in
 testimony/ under your configuration directory. To reach an onion service,
@@ -292,7 +292,7 @@ func run(args []string) int {
 func (c *cli) main(ctx context.Context, args []string) int {
 	if len(args) == 0 {
 		fmt.Fprint(c.stderr, usage)
-		printError(c.stderr, "", usageErrorf("missing command"))
+		cmdline.Print(c.stderr, "testimony", "", cmdline.Errorf("missing command").Usage(""))
 		return 1
 	}
 	cmd, args := args[0], args[1:]
@@ -320,7 +320,7 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		fmt.Fprint(c.stdout, usage)
 		return 0
 	default:
-		err = usageErrorf("unknown command %q", cmd)
+		err = cmdline.Errorf("unknown command %q", cmd).Usage("")
 		cmd = ""
 	}
 	c.progressClear()
@@ -329,32 +329,21 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			err = errorf("interrupted").Hint("run 'testimony resume' to finish what is in the outbox")
+			err = cmdline.Errorf("interrupted").Hint(`run "testimony resume" to finish what is in the outbox`)
 		}
-		printError(c.stderr, cmd, err)
+		cmdline.Print(c.stderr, "testimony", cmd, err)
 		return 1
 	}
 	return 0
 }
 
-// parseFlags parses args with fs. On -h it prints help to stdout and
-// returns flag.ErrHelp. The flag package's own messages are replaced by
-// errors in the house format.
-func (c *cli) parseFlags(fs *flag.FlagSet, help string, args []string) error {
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(c.stdout, help)
-			return err
-		}
-		return usageErrorf("%s", err.Error())
+// parseFlags parses args with fs by the rules of package cmdline: flags
+// before the arguments. On -h, wherever it is, it prints page to stdout
+// and returns flag.ErrHelp.
+func (c *cli) parseFlags(fs *flag.FlagSet, page string, args []string) error {
+	err := cmdline.Parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(c.stdout, page)
 	}
-	for _, a := range fs.Args() {
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			return usageErrorf("flag %s comes after the first file name", a).
-				Hint("put all flags before the file names")
-		}
-	}
-	return nil
+	return err
 }

@@ -22,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 )
 
 const (
@@ -171,33 +172,33 @@ func (c *cli) readMeta(name string) (*testimonyMeta, error) {
 	if name == "-" {
 		var err error
 		if data, err = io.ReadAll(io.LimitReader(c.stdinReader(), maxMetaFile+1)); err != nil {
-			return nil, errorf("failed to read the metadata from standard input: %v", err)
+			return nil, cmdline.Errorf("failed to read the metadata from standard input: %v", err)
 		}
 		name = "standard input"
 	} else {
 		f, err := os.Open(name)
 		if err != nil {
-			return nil, errorf("cannot read meta file %v", pathError(err))
+			return nil, cmdline.Errorf("cannot read meta file %v", pathError(err))
 		}
 		defer f.Close()
 		fi, err := f.Stat()
 		if err != nil {
-			return nil, errorf("cannot read meta file %v", pathError(err))
+			return nil, cmdline.Errorf("cannot read meta file %v", pathError(err))
 		}
 		if !fi.Mode().IsRegular() {
-			return nil, errorf("meta file %s is not a regular file", name)
+			return nil, cmdline.Errorf("meta file %s is not a regular file", name)
 		}
 		if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-			return nil, errorf("meta file %s can be read by other users of this computer (mode %04o), and it says whose testimony this is", name, fi.Mode().Perm()).
+			return nil, cmdline.Errorf("meta file %s can be read by other users of this computer (mode %04o), and it says whose testimony this is", name, fi.Mode().Perm()).
 				Hint("restrict it with: chmod 600 %s", name)
 		}
 		if data, err = io.ReadAll(io.LimitReader(f, maxMetaFile+1)); err != nil {
-			return nil, errorf("cannot read meta file %v", pathError(err))
+			return nil, cmdline.Errorf("cannot read meta file %v", pathError(err))
 		}
 	}
 	m, err := parseMeta(data)
 	if err != nil {
-		return nil, errorf("meta file %s: %v", name, err).
+		return nil, cmdline.Errorf("meta file %s: %v", name, err).
 			Hint("write one key: value per line with the keys case, lang, date, consent and file (one line per file), or a JSON object with case, lang, date, consent and files")
 	}
 	return m, nil
@@ -243,7 +244,7 @@ func (c *cli) submitInput(fs *flag.FlagSet, metaFile string, flags envelope.Meta
 				continue
 			}
 			if slices.Contains(onCmdline, "-"+f.name) {
-				return meta, nil, usageErrorf("%s is given both with -%s and in the meta file", f.name, f.name).
+				return meta, nil, cmdline.Errorf("%s is given both with -%s and in the meta file", f.name, f.name).Usage("").
 					Hint("give it once, in the meta file")
 			}
 			*f.dst = f.from
@@ -251,7 +252,7 @@ func (c *cli) submitInput(fs *flag.FlagSet, metaFile string, flags envelope.Meta
 		files = append(slices.Clone(m.Files), files...)
 	}
 	if len(files) == 0 {
-		return meta, nil, usageErrorf("no files to submit").
+		return meta, nil, cmdline.Errorf("no files to submit").Usage("").
 			Hint("list them after the flags, or as file: lines in the -meta file")
 	}
 	if meta.InterviewDate != "" {
@@ -260,12 +261,12 @@ func (c *cli) submitInput(fs *flag.FlagSet, metaFile string, flags envelope.Meta
 			if flags.InterviewDate == "" {
 				where = "the date in the meta file"
 			}
-			return meta, nil, usageErrorf("%s %q is not a date like 2026-11-27", where, meta.InterviewDate)
+			return meta, nil, cmdline.Errorf("%s %q is not a date like 2026-11-27", where, meta.InterviewDate).Usage("")
 		}
 	}
 	if len(onCmdline) > 0 {
 		c.notef("warning: %s on the command line can be seen by other users of this computer while testimony runs, and your shell keeps them in its history", strings.Join(onCmdline, ", "))
-		c.hintf("put the metadata and the file names in a file only you can read and pass -meta FILE (or -meta - to read it from standard input); see 'testimony submit -h'")
+		c.hintf(`put the metadata and the file names in a file only you can read and pass -meta FILE (or -meta - to read it from standard input); see "testimony submit -h"`)
 	}
 	return meta, files, nil
 }
@@ -277,14 +278,14 @@ func (c *cli) checkFiles(files []string, allowEmpty bool) error {
 	for _, f := range files {
 		fi, err := os.Stat(f)
 		if err != nil {
-			return errorf("cannot read %v", pathError(err))
+			return cmdline.Errorf("cannot read %v", pathError(err))
 		}
 		if !fi.Mode().IsRegular() {
-			return errorf("%s is not a regular file", f).Hint("submit files, not directories; list each file")
+			return cmdline.Errorf("%s is not a regular file", f).Hint("submit files, not directories; list each file")
 		}
 		if fi.Size() == 0 {
 			if !allowEmpty {
-				return errorf("%s is empty (0 bytes); a failed recording is the usual cause", f).
+				return cmdline.Errorf("%s is empty (0 bytes); a failed recording is the usual cause", f).
 					Hint("check the recording; to send the empty file anyway, add -allow-empty")
 			}
 			c.notef("warning: %s is empty (0 bytes); sending it because of -allow-empty", f)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
 
@@ -18,7 +19,7 @@ log only grew since), and must still include each submission. A server
 that dropped, swapped or rewrote a submission after acknowledging it
 cannot pass. The newest verified checkpoint is kept, so the next run also
 catches a server that rolls its log back or shows another history; it is
-the same record 'testimony collect' keeps, in logs/<host>_<port> in the
+the same record "testimony collect" keeps, in logs/<host>_<port> in the
 state directory.
 
 Any access token (submit or collect) may read the log.
@@ -49,7 +50,7 @@ Example:
 
 func (c *cli) receiptsCmd(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("missing receipts command").Hint("the only one is 'testimony receipts verify'")
+		return cmdline.Errorf("missing receipts command").Usage("").Hint(`the only one is "testimony receipts verify"`)
 	}
 	switch args[0] {
 	case "verify":
@@ -58,11 +59,11 @@ func (c *cli) receiptsCmd(ctx context.Context, args []string) error {
 		fmt.Fprint(c.stdout, receiptsUsage)
 		return flag.ErrHelp
 	}
-	return usageErrorf("unknown receipts command %q", args[0]).Hint("the only one is 'testimony receipts verify'")
+	return cmdline.Errorf("unknown receipts command %q", args[0]).Usage("").Hint(`the only one is "testimony receipts verify"`)
 }
 
 func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("receipts verify", flag.ContinueOnError)
+	fs := cmdline.NewFlagSet("receipts verify")
 	var cf caseworker.Conn
 	registerConn(fs, &cf)
 	var tf caseworker.TrustKeys
@@ -71,7 +72,7 @@ func (c *cli) receiptsVerify(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageErrorf("receipts verify takes no arguments")
+		return cmdline.Errorf("receipts verify takes no arguments").Usage("")
 	}
 	cw := c.client()
 	cw.Events = func(e caseworker.Event) {

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
 
@@ -51,7 +51,7 @@ Example:
 `
 
 func (c *cli) resume(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
+	fs := cmdline.NewFlagSet("resume")
 	var cf caseworker.Conn
 	registerConn(fs, &cf)
 	sendSuperseded := fs.Bool("send-superseded", false, "")
@@ -62,7 +62,7 @@ func (c *cli) resume(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageErrorf("resume takes no arguments")
+		return cmdline.Errorf("resume takes no arguments").Usage("")
 	}
 	cw := c.client()
 	cw.Events = func(e caseworker.Event) {

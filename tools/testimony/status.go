@@ -1,11 +1,12 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"maps"
 	"slices"
 	"text/tabwriter"
+
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 )
 
 const statusUsage = `Usage:
@@ -15,19 +16,19 @@ Lists the submissions waiting in the outbox (encrypted, not yet
 acknowledged by the server) and the receipts of completed submissions.
 It does not contact any server. An entry encrypted to a list of
 reviewers' keys your organisation has since replaced is marked
-"superseded": resume does not upload it (see 'testimony resume -help').
+"superseded": resume does not upload it (see "testimony resume -help").
 
 Example:
     $ testimony status
 `
 
 func (c *cli) status(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs := cmdline.NewFlagSet("status")
 	if err := c.parseFlags(fs, statusUsage, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageErrorf("status takes no arguments")
+		return cmdline.Errorf("status takes no arguments").Usage("")
 	}
 	st, err := c.client().Status()
 	if err != nil {

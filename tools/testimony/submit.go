@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
 	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
 
@@ -22,7 +22,7 @@ against the intake log's key. The submission id is the last line of
 standard output. Over a bad link the upload goes on through cuts and
 stalls, continuing where the server's copy ends, and prints a line before
 each wait; it stops only after -give-up-after without progress. If it is
-interrupted, run 'testimony resume'.
+interrupted, run "testimony resume".
 
 The manifest inside the envelope (metadata and every file's SHA-256) is
 signed with this device's key (device.key, created on first use), so the
@@ -73,7 +73,7 @@ first successful connection, so later commands need neither; a server
 whose certificate no longer matches is refused, and so is a -pin or -ca
 that differs from the remembered one, unless -replace-pin is given.
 
-With your organisation's key pinned ('testimony init -org-key KEY'), only
+With your organisation's key pinned ("testimony init -org-key KEY"), only
 recipients your organisation signed are used: a server that offers others,
 none, or an older version of the list is refused. Without it, the first
 connection to a server pins its recipients and log key, and a later change
@@ -90,7 +90,7 @@ Example:
 `
 
 func (c *cli) submit(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	fs := cmdline.NewFlagSet("submit")
 	var cf caseworker.Conn
 	registerConn(fs, &cf)
 	var (
@@ -127,12 +127,12 @@ func (c *cli) submit(ctx context.Context, args []string) error {
 	if *recipientsFile != "" {
 		f, err := os.Open(*recipientsFile)
 		if err != nil {
-			return errorf("cannot read recipients file %v", pathError(err))
+			return cmdline.Errorf("cannot read recipients file %v", pathError(err))
 		}
 		local, err = recipients.Parse(f)
 		f.Close()
 		if err != nil {
-			return errorf("recipients file %s: %v", *recipientsFile, err).
+			return cmdline.Errorf("recipients file %s: %v", *recipientsFile, err).
 				Hint("the file lists age public keys (age1…), one per line, as your organisation publishes them")
 		}
 	}

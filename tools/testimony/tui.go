@@ -1,48 +1,17 @@
 package main
 
 // This file holds every rule about what the CLI prints: errors and hints on
-// stderr in the "testimony: error: …" form, notes, and the progress bar,
-// which appears only when stderr is a terminal.
+// stderr in the "testimony: error: …" form of package cmdline, notes, and
+// the progress bar, which appears only when stderr is a terminal.
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/caseworker"
 )
-
-// cliError is an error with hints that tell the user what to do next.
-type cliError = caseworker.Error
-
-var (
-	errorf      = caseworker.Errorf
-	usageErrorf = caseworker.UsageErrorf
-	prefixed    = caseworker.Prefixed
-)
-
-// printError writes err in the house format. Errors that are not
-// *cliError come from libraries; their text is already lowercase and
-// specific ("failed to …: …").
-func printError(w io.Writer, cmd string, err error) {
-	var ce *cliError
-	if !errors.As(err, &ce) {
-		ce = &cliError{Msg: err.Error()}
-	}
-	fmt.Fprintf(w, "testimony: error: %s\n", ce.Msg)
-	for _, h := range ce.Hints {
-		fmt.Fprintf(w, "testimony: hint: %s\n", h)
-	}
-	if ce.Usage {
-		if cmd != "" {
-			fmt.Fprintf(w, "testimony: hint: run 'testimony %s -h' for usage\n", cmd)
-		} else {
-			fmt.Fprintf(w, "testimony: hint: run 'testimony -h' for usage\n")
-		}
-	}
-}
 
 // event prints what the caseworker package reports while a command runs.
 func (c *cli) event(e caseworker.Event) {
@@ -53,7 +22,7 @@ func (c *cli) event(e caseworker.Event) {
 		c.hintf("%s", e.Text)
 	case caseworker.Failure:
 		c.progressClear()
-		printError(c.stderr, "", e.Err)
+		cmdline.Print(c.stderr, "testimony", "", e.Err)
 	case caseworker.Progress:
 		c.progress(e.Label, e.Done, e.Total)
 	case caseworker.UploadWait:

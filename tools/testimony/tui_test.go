@@ -5,19 +5,21 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 )
 
 func TestPrintError(t *testing.T) {
 	var buf bytes.Buffer
-	printError(&buf, "submit", usageErrorf("no files to submit").Hint("list the files"))
+	cmdline.Print(&buf, "testimony", "submit", cmdline.Errorf("no files to submit").Hint("list the files").Usage(""))
 	want := "testimony: error: no files to submit\n" +
 		"testimony: hint: list the files\n" +
-		"testimony: hint: run 'testimony submit -h' for usage\n"
+		"testimony: hint: run \"testimony submit -h\" for its usage\n"
 	if buf.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
 	}
 	buf.Reset()
-	printError(&buf, "", prefixed("outbox entry x: ", errors.New("failed to open: denied")))
+	cmdline.Print(&buf, "testimony", "", cmdline.Errorf("outbox entry %s: %w", "x", errors.New("failed to open: denied")))
 	if buf.String() != "testimony: error: outbox entry x: failed to open: denied\n" {
 		t.Errorf("got %q", buf.String())
 	}

@@ -1,4 +1,4 @@
-// Package app is the caseworker's app: 'testimony app' serves a small web
+// Package app is the caseworker's app: "testimony app" serves a small web
 // UI on 127.0.0.1 for people who are not programmers — enrolment, a new
 // testimony with its files and notes, the outbox and receipts, settings
 // and wiping the laptop — in Korean and English.

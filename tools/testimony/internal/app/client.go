@@ -148,7 +148,7 @@ func (a *App) resume(ctx context.Context, ev Events) error {
 }
 
 // verifyReceipts re-checks every saved receipt of server's log against its
-// newest checkpoint, as 'testimony receipts verify' does.
+// newest checkpoint, as "testimony receipts verify" does.
 func (a *App) verifyReceipts(ctx context.Context, server string) Verification {
 	var v Verification
 	cw := a.cfg.Client.WithEvents(func(e caseworker.Event) {

@@ -240,7 +240,7 @@ func (a *App) forbidden(w http.ResponseWriter, r *http.Request, why string) {
 	case "launch-used":
 		d.Text = tr(p, "This address works only once, and it was used already. Use the app window that is already open, or close the app and start it again.")
 	case "no-session":
-		d.Text = tr(p, "Open the app from the address that 'testimony app' printed when it started. If that window is closed, close the app and start it again.")
+		d.Text = tr(p, "Open the app from the address that \"testimony app\" printed when it started. If that window is closed, close the app and start it again.")
 	default:
 		d.Text = tr(p, "The request did not come from this app's own pages, so it was refused. If you clicked something in the app, reload the page and try again.")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 )
 
@@ -20,9 +21,9 @@ func (c *Client) Ack(ctx context.Context, cf Conn, ack []byte) (*api.AckResult, 
 	if err != nil {
 		var se *api.StatusError
 		if errors.As(err, &se) && (se.Code == 403 || se.Code == 400) {
-			return nil, errorf("%v", err).Hint("nothing was deleted; check that the operator registered the reviewer's key ('testimony-server witness add') and that ACK is the file 'testimony-review ack' wrote")
+			return nil, cmdline.Errorf("%v", err).Hint(`nothing was deleted; check that the operator registered the reviewer's key ("testimony-server witness add") and that ACK is the file "testimony-review ack" wrote`)
 		}
-		return nil, explain(err, sess.u, "run 'testimony ack' again; sending it twice is harmless")
+		return nil, explain(err, sess.u, `run "testimony ack" again; sending it twice is harmless`)
 	}
 	if err := c.connected(sess); err != nil {
 		return nil, err

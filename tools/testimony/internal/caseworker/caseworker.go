@@ -9,8 +9,9 @@
 // pinned on first use, a warning, progress, an upload that waits for the
 // network, an outbox entry sent) is reported as an Event to the Client's
 // Events callback; the CLI prints those events, the app shows them on its
-// pages. Errors that need advice are *Error values, with hints that name
-// the command that fixes the problem.
+// pages. Errors that need advice are *cmdline.Error values (the error type
+// all of testimony's commands share), with hints that name the command that
+// fixes the problem; Message renders them for the app.
 package caseworker
 
 import (

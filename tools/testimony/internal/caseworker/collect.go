@@ -8,11 +8,12 @@ import (
 	"strings"
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/collect"
 )
 
-// CollectOptions are what 'testimony collect' is given.
+// CollectOptions are what "testimony collect" is given.
 type CollectOptions struct {
 	Conn Conn
 	// LogKey is -log-key: pinned in trust.json if none is yet.
@@ -35,7 +36,7 @@ func (c *Client) Collect(ctx context.Context, o CollectOptions) (*collect.Summar
 	}
 	u, h, cl := sess.u, sess.h, sess.cl
 	// A collector has no recipients to accept; a replaced log key is
-	// pinned with 'testimony init -replace -log-key', never accepted from
+	// pinned with "testimony init -replace -log-key", never accepted from
 	// the server.
 	keys, err := c.fetchKeys(ctx, sess, keyOptions{logOnly: true})
 	if err != nil {
@@ -46,14 +47,14 @@ func (c *Client) Collect(ctx context.Context, o CollectOptions) (*collect.Summar
 	state, err := collect.LoadState(statePath, keys.logKey)
 	if err != nil {
 		if o.Since != 0 {
-			return nil, errorf("%v", err).
-				Hint("if the log key was replaced on purpose, run 'testimony collect -since 0' to start again from the beginning of the log")
+			return nil, cmdline.Errorf("%v", err).
+				Hint(`if the log key was replaced on purpose, run "testimony collect -since 0" to start again from the beginning of the log`)
 		}
 		state = &collect.State{Version: collect.StateVersion, LogKey: keys.logKey, Checkpoints: []string{}}
 	}
 	lastRaw, last, err := state.Last()
 	if err != nil {
-		return nil, errorf("%v", err).Hint("the collector state %s may be damaged; run 'testimony collect -since 0' to start again", statePath)
+		return nil, cmdline.Errorf("%v", err).Hint(`the collector state %s may be damaged; run "testimony collect -since 0" to start again`, statePath)
 	}
 	from, fromRaw := last, lastRaw
 	switch {
@@ -66,19 +67,19 @@ func (c *Client) Collect(ctx context.Context, o CollectOptions) (*collect.Summar
 			if sizes := state.Sizes(); len(sizes) > 0 {
 				known = strings.Join(sizes, ", ")
 			}
-			return nil, usageErrorf("no bundle collected on this device ended at log size %d, so there is no signed checkpoint to start from", o.Since).
+			return nil, cmdline.Errorf("no bundle collected on this device ended at log size %d, so there is no signed checkpoint to start from", o.Since).Usage("").
 				Hint("-since takes 0 (everything) or a size at which an earlier bundle ended: %s", known)
 		}
 		from = o.Since
 	}
 	// -since 0 after a replaced log key starts again: the checkpoint saved
 	// for the old key is replaced, as the collector state is.
-	_, logFile, err := c.logState(ctx, h, u, keys.logKey, cl, "run 'testimony collect' again", o.Since == 0)
+	_, logFile, err := c.logState(ctx, h, u, keys.logKey, cl, `run "testimony collect" again`, o.Since == 0)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, errorf("failed to create bundle directory: %v", err)
+		return nil, cmdline.Errorf("failed to create bundle directory: %v", err)
 	}
 	col := &collect.Collector{
 		Server:         cl,
@@ -96,29 +97,29 @@ func (c *Client) Collect(ctx context.Context, o CollectOptions) (*collect.Summar
 	sum, err := col.Run(ctx)
 	switch {
 	case errors.Is(err, intakelog.ErrStored):
-		return nil, errorf("the last verified checkpoint in %s does not verify with the log key: %s", logFile.Path,
+		return nil, cmdline.Errorf("the last verified checkpoint in %s does not verify with the log key: %s", logFile.Path,
 			strings.TrimPrefix(errors.Unwrap(err).Error(), intakelog.ErrStored.Error()+": ")).
-			Hint("if the log key was replaced on purpose, run 'testimony collect -since 0' to start again from the beginning of the log")
+			Hint(`if the log key was replaced on purpose, run "testimony collect -since 0" to start again from the beginning of the log`)
 	case errors.Is(err, collect.ErrLog), errors.Is(err, collect.ErrMismatch):
-		return nil, errorf("%v", err).Hint("no bundle was written; " + serverSuspect)
+		return nil, cmdline.Errorf("%v", err).Hint("no bundle was written; " + serverSuspect)
 	case errors.Is(err, collect.ErrOtherKey):
-		return nil, errorf("%v", err).Hint("collect into a new directory")
+		return nil, cmdline.Errorf("%v", err).Hint("collect into a new directory")
 	case errors.Is(err, collect.ErrNotBundleDir):
-		return nil, errorf("%v", err).Hint("nothing was written; -o takes an empty or new directory (or one holding an earlier bundle of this log), e.g. -o %s", filepath.Join(o.Dir, "bundle-"+c.Now().UTC().Format("2006-01-02")))
+		return nil, cmdline.Errorf("%v", err).Hint("nothing was written; -o takes an empty or new directory (or one holding an earlier bundle of this log), e.g. -o %s", filepath.Join(o.Dir, "bundle-"+c.Now().UTC().Format("2006-01-02")))
 	case err != nil:
-		return nil, explain(err, u, "run 'testimony collect' again; what was downloaded is kept")
+		return nil, explain(err, u, `run "testimony collect" again; what was downloaded is kept`)
 	}
 	if err := c.connected(sess); err != nil {
 		return nil, err
 	}
 	state.Record(sum.Checkpoint)
 	if err := state.Save(statePath); err != nil {
-		return nil, errorf("the bundle was written, but the collector state was not: %v", err).
+		return nil, cmdline.Errorf("the bundle was written, but the collector state was not: %v", err).
 			Hint("the next collect would start at log size %d again; pass -since %d once the state directory is writable", from, sum.Size)
 	}
 	if r := sum.Replaced; r != nil {
 		c.notef("replaced the bundle.json in %s, which covered log entries %d to %d", o.Dir, r.From, r.To-1)
-		c.hintf("if the reviewer has not opened that bundle yet, run 'testimony collect -since %d' so that the new bundle covers those entries too", r.From)
+		c.hintf(`if the reviewer has not opened that bundle yet, run "testimony collect -since %d" so that the new bundle covers those entries too`, r.From)
 	}
 	return sum, nil
 }

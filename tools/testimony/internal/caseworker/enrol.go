@@ -1,8 +1,8 @@
 package caseworker
 
-// Enrolment: 'testimony init -enrol FILE -org-key KEY' takes the server,
+// Enrolment: "testimony init -enrol FILE -org-key KEY" takes the server,
 // its certificate check, the log key and the token from the enrolment file
-// the operator made with 'testimony-server token create -enrol', and the
+// the operator made with "testimony-server token create -enrol", and the
 // organisation key from the organisation, never from the file: the file
 // only names that key, so that a file made for another organisation (or
 // changed on its way) is refused.
@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/internal/enrol"
 	"github.com/testimony-ngo/testimony/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
@@ -28,20 +29,20 @@ import (
 // must not be given as well.
 func (c *Client) readEnrolment(file string, cf *Conn, tf *TrustKeys) (*enrol.Enrolment, error) {
 	if cf.Server != "" || cf.CA != "" || cf.Pin != "" || cf.TokenFile != "" || tf.LogKey != "" {
-		return nil, usageErrorf("-enrol gives the server, its certificate, the log key and the token: do not add -server, -ca, -pin, -token-file or -log-key")
+		return nil, cmdline.Errorf("-enrol gives the server, its certificate, the log key and the token: do not add -server, -ca, -pin, -token-file or -log-key").Usage("")
 	}
 	e, err := enrol.Read(file)
 	if err != nil {
 		var pe *fs.PathError
 		switch {
 		case errors.As(err, &pe):
-			return nil, errorf("%v", err).Hint("pass the enrolment file your operator gave you, e.g. -enrol laptop-3.enrol")
+			return nil, cmdline.Errorf("%v", err).Hint("pass the enrolment file your operator gave you, e.g. -enrol laptop-3.enrol")
 		case errors.Is(err, enrol.ErrVersion):
-			return nil, errorf("%s: %v", file, err).Hint("the file was made by a newer testimony-server; install the newer testimony your operator uses, or ask for a file this version reads")
+			return nil, cmdline.Errorf("%s: %v", file, err).Hint("the file was made by a newer testimony-server; install the newer testimony your operator uses, or ask for a file this version reads")
 		case errors.Is(err, enrol.ErrTooLarge), errors.Is(err, enrol.ErrNotEnrolment):
-			return nil, errorf("%s: %v", file, err).Hint("pass the enrolment file (.enrol) your operator made with 'testimony-server token create -enrol', not another file")
+			return nil, cmdline.Errorf("%s: %v", file, err).Hint(`pass the enrolment file (.enrol) your operator made with "testimony-server token create -enrol", not another file`)
 		default:
-			return nil, errorf("%s: %v", file, err).Hint("the file was damaged or changed on its way; do not edit it, ask your operator for a new one")
+			return nil, cmdline.Errorf("%s: %v", file, err).Hint("the file was damaged or changed on its way; do not edit it, ask your operator for a new one")
 		}
 	}
 	cf.Server, cf.Pin = e.Server, e.Pin
@@ -56,15 +57,15 @@ func (c *Client) readEnrolment(file string, cf *Conn, tf *TrustKeys) (*enrol.Enr
 // organisation key than the one the caseworker was given (or had pinned).
 func checkEnrolmentOrg(file string, e *enrol.Enrolment, orgKey string) error {
 	if orgKey == "" {
-		return usageErrorf("-enrol needs -org-key: the organisation key never comes in the enrolment file").
+		return cmdline.Errorf("-enrol needs -org-key: the organisation key never comes in the enrolment file").Usage("").
 			Hint("type or paste the key from the card your organisation gave you in person: testimony init -enrol %s -org-key KEY", file)
 	}
 	if err := pin.CheckKey(orgKey); err != nil {
-		return usageErrorf("-org-key: %v", err)
+		return cmdline.Errorf("-org-key: %v", err).Usage("")
 	}
 	name, err := enrol.KeyName(orgKey)
 	if err != nil || name != e.OrgKeyName {
-		return errorf("the enrolment file %s names the organisation key %s, but your organisation's key is %s", file, api.Sanitize(e.OrgKeyName, 100), keyID(orgKey)).
+		return cmdline.Errorf("the enrolment file %s names the organisation key %s, but your organisation's key is %s", file, api.Sanitize(e.OrgKeyName, 100), keyID(orgKey)).
 			Hint("the file was made for another organisation, or changed on its way: do not use it").
 			Hint("compare the key with the card you were given in person, and ask your operator for a new enrolment file")
 	}
@@ -76,12 +77,12 @@ func checkEnrolmentOrg(file string, e *enrol.Enrolment, orgKey string) error {
 func (c *Client) finishEnrolment(h *home, u *url.URL, e *enrol.Enrolment, file string, remove bool) error {
 	path, err := saveToken(h, u, e.Token)
 	if err != nil {
-		return errorf("%v", err)
+		return cmdline.Errorf("%v", err)
 	}
 	c.notef("saved the %s token %q for %s in %s; later commands to this server need no TESTIMONY_TOKEN or -token-file", e.Role, api.Sanitize(e.Name, 64), origin(u), path)
 	if remove {
 		if err := os.Remove(file); err != nil {
-			return errorf("failed to delete the enrolment file: %v", err).Hint("delete it yourself: it holds your access token")
+			return cmdline.Errorf("failed to delete the enrolment file: %v", err).Hint("delete it yourself: it holds your access token")
 		}
 		c.notef("deleted the enrolment file %s", file)
 		return nil

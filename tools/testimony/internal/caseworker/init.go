@@ -5,11 +5,12 @@ import (
 	"crypto/ed25519"
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/internal/enrol"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
 )
 
-// InitOptions are what 'testimony init' is given.
+// InitOptions are what "testimony init" is given.
 type InitOptions struct {
 	// Conn, if Conn.Server is set, is the server to check now.
 	Conn Conn
@@ -35,7 +36,7 @@ func (c *Client) Init(ctx context.Context, o InitOptions) (deviceKey string, err
 			return "", err
 		}
 	} else if o.DeleteEnrol {
-		return "", usageErrorf("-delete-enrol needs -enrol FILE")
+		return "", cmdline.Errorf("-delete-enrol needs -enrol FILE").Usage("")
 	}
 	u, err := cf.URL(false)
 	if err != nil {
@@ -46,7 +47,7 @@ func (c *Client) Init(ctx context.Context, o InitOptions) (deviceKey string, err
 		return "", err
 	}
 	if u == nil && (tlsSet || cf.TokenFile != "" || cf.ReplacePin) {
-		return "", usageErrorf("-ca, -pin, -replace-pin and -token-file need -server")
+		return "", cmdline.Errorf("-ca, -pin, -replace-pin and -token-file need -server").Usage("")
 	}
 	h, err := c.openHome(true)
 	if err != nil {
@@ -62,8 +63,8 @@ func (c *Client) Init(ctx context.Context, o InitOptions) (deviceKey string, err
 	}
 	t, err := pin.LoadTrust(h.trustPath())
 	if err != nil {
-		return "", errorf("%v", err).
-			Hint("the trust file may be damaged or tampered with; restore it from a backup, or delete it and run 'testimony init' again with the keys your organisation gave you")
+		return "", cmdline.Errorf("%v", err).
+			Hint(`the trust file may be damaged or tampered with; restore it from a backup, or delete it and run "testimony init" again with the keys your organisation gave you`)
 	}
 	if en != nil {
 		org := tf.OrgKey
@@ -90,7 +91,7 @@ func (c *Client) Init(ctx context.Context, o InitOptions) (deviceKey string, err
 	deviceKey = envelope.DeviceKeyString(priv.Public().(ed25519.PublicKey))
 	if t.OrgKey == "" && u == nil {
 		c.notef("warning: no organisation key is pinned")
-		c.hintf("ask your organisation for its key and run 'testimony init -org-key KEY'; until then a compromised server could hand out its own recipients")
+		c.hintf(`ask your organisation for its key and run "testimony init -org-key KEY"; until then a compromised server could hand out its own recipients`)
 	}
 	if u == nil {
 		return deviceKey, nil

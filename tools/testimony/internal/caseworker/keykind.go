@@ -4,13 +4,14 @@ import (
 	"strings"
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 )
 
 // Organisation keys and log keys are both note verifier keys of the same
-// algorithm; only their names tell them apart. 'testimony-review org init'
+// algorithm; only their names tell them apart. "testimony-review org init"
 // names an organisation key testimony-org unless told otherwise, and
-// 'testimony-server init' names the log key testimony-log-<8 hex digits>.
+// "testimony-server init" names the log key testimony-log-<8 hex digits>.
 // Swapping the two at init used to pass silently and surface later as a
 // "possible server compromise", which sends people on the wrong chase.
 const (
@@ -35,19 +36,19 @@ func looksLikeOrgKey(vkey string) bool { return keyName(vkey) == orgKeyDefaultNa
 func checkKeyKinds(orgKey, logKey, pinnedOrg, pinnedLog string) error {
 	orgIsLog := orgKey != "" && (looksLikeLogKey(orgKey) || orgKey == pinnedLog || orgKey == logKey)
 	logIsOrg := logKey != "" && (looksLikeOrgKey(logKey) || logKey == pinnedOrg)
-	swapHint := "the organisation key comes from 'testimony-review org init' (by default it starts with " + orgKeyDefaultName + "+), the log key from 'testimony-server init' (it starts with " + logKeyNamePrefix + "…)"
+	swapHint := `the organisation key comes from "testimony-review org init" (by default it starts with ` + orgKeyDefaultName + `+), the log key from "testimony-server init" (it starts with ` + logKeyNamePrefix + "…)"
 	switch {
 	case orgKey != "" && orgKey == logKey:
-		return usageErrorf("-org-key and -log-key are the same key %s; they are two different keys", keyID(orgKey)).
+		return cmdline.Errorf("-org-key and -log-key are the same key %s; they are two different keys", keyID(orgKey)).Usage("").
 			Hint("%s", swapHint)
 	case orgIsLog && logIsOrg:
-		return usageErrorf("-org-key %s is the intake log's key and -log-key %s is the organisation's: swap -org-key and -log-key", keyID(orgKey), keyID(logKey)).
+		return cmdline.Errorf("-org-key %s is the intake log's key and -log-key %s is the organisation's: swap -org-key and -log-key", keyID(orgKey), keyID(logKey)).Usage("").
 			Hint("%s", swapHint)
 	case orgIsLog:
-		return usageErrorf("-org-key %s is the intake log's key, not the organisation's: swap -org-key and -log-key", keyID(orgKey)).
+		return cmdline.Errorf("-org-key %s is the intake log's key, not the organisation's: swap -org-key and -log-key", keyID(orgKey)).Usage("").
 			Hint("%s", swapHint)
 	case logIsOrg:
-		return usageErrorf("-log-key %s is the organisation's key, not the intake log's: swap -org-key and -log-key", keyID(logKey)).
+		return cmdline.Errorf("-log-key %s is the organisation's key, not the intake log's: swap -org-key and -log-key", keyID(logKey)).Usage("").
 			Hint("%s", swapHint)
 	}
 	return nil
@@ -57,22 +58,22 @@ func checkKeyKinds(orgKey, logKey, pinnedOrg, pinnedLog string) error {
 // publishes, for keys with custom names: the server's log key pinned as the
 // organisation key, or the key that signs the server's recipients note
 // pinned as the log key. It returns nil if neither is the case.
-func swappedWithServer(orgKey, logKey string, got *api.Recipients) *Error {
+func swappedWithServer(orgKey, logKey string, got *api.Recipients) *cmdline.Error {
 	orgIsLog := orgKey != "" && orgKey == got.LogKey
 	logIsOrg := logKey != "" && got.SignedRecipients != "" && signsNote(logKey, got.SignedRecipients)
 	if !orgIsLog && !logIsOrg {
 		return nil
 	}
-	var e *Error
+	var e *cmdline.Error
 	switch {
 	case orgIsLog && logIsOrg:
-		e = errorf("the organisation key %s pinned in trust.json is the intake log's key, and the log key %s is the organisation's: the two were swapped", keyID(orgKey), keyID(logKey))
+		e = cmdline.Errorf("the organisation key %s pinned in trust.json is the intake log's key, and the log key %s is the organisation's: the two were swapped", keyID(orgKey), keyID(logKey))
 	case orgIsLog:
-		e = errorf("the organisation key %s pinned in trust.json is this server's intake log key, not the organisation's: the organisation key and the log key were swapped", keyID(orgKey))
+		e = cmdline.Errorf("the organisation key %s pinned in trust.json is this server's intake log key, not the organisation's: the organisation key and the log key were swapped", keyID(orgKey))
 	default:
-		e = errorf("the log key %s pinned in trust.json is the organisation's key (it signs the server's recipients), not the intake log's: the organisation key and the log key were swapped", keyID(logKey))
+		e = cmdline.Errorf("the log key %s pinned in trust.json is the organisation's key (it signs the server's recipients), not the intake log's: the organisation key and the log key were swapped", keyID(logKey))
 	}
-	return e.Hint("run 'testimony init -replace -org-key ORGKEY -log-key LOGKEY' with each key in its place, as your organisation gave them")
+	return e.Hint(`run "testimony init -replace -org-key ORGKEY -log-key LOGKEY" with each key in its place, as your organisation gave them`)
 }
 
 func signsNote(vkey, msg string) bool {

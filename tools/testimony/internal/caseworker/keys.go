@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
 )
@@ -47,8 +48,8 @@ func keyID(vkey string) string {
 func (c *Client) trust(h *home, tf TrustKeys) (*pin.Trust, error) {
 	t, err := pin.LoadTrust(h.trustPath())
 	if err != nil {
-		return nil, errorf("%v", err).
-			Hint("the trust file may be damaged or tampered with; restore it from a backup, or delete it and run 'testimony init' with the keys your organisation gave you")
+		return nil, cmdline.Errorf("%v", err).
+			Hint(`the trust file may be damaged or tampered with; restore it from a backup, or delete it and run "testimony init" with the keys your organisation gave you`)
 	}
 	changed, err := c.applyTrust(h, t, tf, false)
 	if err != nil {
@@ -65,7 +66,7 @@ func (c *Client) trust(h *home, tf TrustKeys) (*pin.Trust, error) {
 // applyTrust sets the keys of tf in t. It reports whether t changed.
 func (c *Client) applyTrust(h *home, t *pin.Trust, tf TrustKeys, replace bool) (bool, error) {
 	// A pinned key is compared with only when the flags do not replace it,
-	// so that 'init -replace' can put swapped keys back in their places.
+	// so that "init -replace" can put swapped keys back in their places.
 	pinnedOrg, pinnedLog := t.OrgKey, t.LogKey
 	if tf.OrgKey != "" {
 		pinnedOrg = ""
@@ -89,12 +90,12 @@ func (c *Client) applyTrust(h *home, t *pin.Trust, tf TrustKeys, replace bool) (
 			continue
 		}
 		if err := pin.CheckKey(k.val); err != nil {
-			return false, usageErrorf("%s: %v", k.flag, err)
+			return false, cmdline.Errorf("%s: %v", k.flag, err).Usage("")
 		}
 		if *k.dst != "" && !replace {
-			return false, errorf("%s %s differs from the %s pinned in %s (%s)", k.flag, keyID(k.val), k.what, h.trustPath(), keyID(*k.dst)).
+			return false, cmdline.Errorf("%s %s differs from the %s pinned in %s (%s)", k.flag, keyID(k.val), k.what, h.trustPath(), keyID(*k.dst)).
 				Hint("a changed key may mean someone is trying to make you trust theirs; confirm the new key with your organisation out of band").
-				Hint("if it was really replaced, run 'testimony init -replace %s KEY'", k.flag)
+				Hint(`if it was really replaced, run "testimony init -replace %s KEY"`, k.flag)
 		}
 		if *k.dst == "" {
 			c.notef("pinned the %s %s in %s", k.what, keyID(k.val), h.trustPath())
@@ -141,7 +142,7 @@ func (c *Client) fetchKeys(ctx context.Context, s *session, o keyOptions) (*serv
 		return nil, explain(err, u, "run the command again")
 	}
 	if err := pin.CheckKey(got.LogKey); err != nil {
-		return nil, errorf("the server published a malformed log key: %v", err).
+		return nil, cmdline.Errorf("the server published a malformed log key: %v", err).
 			Hint("report this to the operator; do not submit until it is fixed")
 	}
 	if e := swappedWithServer(t.OrgKey, t.LogKey, got); e != nil {
@@ -149,10 +150,10 @@ func (c *Client) fetchKeys(ctx context.Context, s *session, o keyOptions) (*serv
 	}
 	hp := api.HostPort(u)
 	if t.LogKey != "" && got.LogKey != t.LogKey {
-		return nil, errorf("the server's log key %s is not the log key pinned in %s (%s); a different log key may mean the server was replaced or compromised, and its receipts would prove nothing",
+		return nil, cmdline.Errorf("the server's log key %s is not the log key pinned in %s (%s); a different log key may mean the server was replaced or compromised, and its receipts would prove nothing",
 			keyID(got.LogKey), h.trustPath(), keyID(t.LogKey)).
 			Hint("confirm the log key with your organisation out of band (not through this server)").
-			Hint("if it was really replaced, run 'testimony init -replace -log-key KEY'")
+			Hint(`if it was really replaced, run "testimony init -replace -log-key KEY"`)
 	}
 
 	// Without an organisation key the recipients are pinned on first use,
@@ -163,11 +164,11 @@ func (c *Client) fetchKeys(ctx context.Context, s *session, o keyOptions) (*serv
 	if tofu {
 		set, err = recipients.Parse(strings.NewReader(strings.Join(got.Recipients, "\n")))
 		if err != nil {
-			return nil, errorf("the server published unusable recipients: %v", err).
+			return nil, cmdline.Errorf("the server published unusable recipients: %v", err).
 				Hint("report this to the operator; do not submit until it is fixed")
 		}
 		if set.Type != got.Type {
-			return nil, errorf("the server says its recipients are of type %s, but they are of type %s", api.Sanitize(got.Type, 40), set.Type).
+			return nil, cmdline.Errorf("the server says its recipients are of type %s, but they are of type %s", api.Sanitize(got.Type, 40), set.Type).
 				Hint("report this to the operator; do not submit until it is fixed")
 		}
 		keys.Type, keys.Recipients = set.Type, set.Strings
@@ -179,7 +180,7 @@ func (c *Client) fetchKeys(ctx context.Context, s *session, o keyOptions) (*serv
 			Accept: true, LogKeyOnly: true, Server: u.String(), Now: c.Now(),
 		})
 		if err != nil {
-			return nil, errorf("%v", err).
+			return nil, cmdline.Errorf("%v", err).
 				Hint("the pin file may be damaged or tampered with; restore it from a backup, or delete it and confirm the keys with your organisation when they are pinned again")
 		}
 	}
@@ -188,17 +189,17 @@ func (c *Client) fetchKeys(ctx context.Context, s *session, o keyOptions) (*serv
 	})
 	var changed *pin.ChangedError
 	if errors.As(err, &changed) && logOnly {
-		return nil, errorf("%v; a changed log key may mean the server was replaced or compromised, and its receipts and bundles would prove nothing", err).
+		return nil, cmdline.Errorf("%v; a changed log key may mean the server was replaced or compromised, and its receipts and bundles would prove nothing", err).
 			Hint("confirm the log key with your organisation out of band (not through this server)").
-			Hint("if it was really replaced, run 'testimony init -replace -log-key KEY'")
+			Hint(`if it was really replaced, run "testimony init -replace -log-key KEY"`)
 	}
 	if errors.As(err, &changed) {
-		return nil, errorf("%v; a changed key may mean the server was compromised, and whoever holds the new key would read everything you submit or be able to fake receipts", err).
+		return nil, cmdline.Errorf("%v; a changed key may mean the server was compromised, and whoever holds the new key would read everything you submit or be able to fake receipts", err).
 			Hint("verify the new keys with your organisation out of band (not through this server), then re-run with -accept-new-recipients").
 			Hint("the pinned keys are in %s", h.pinPath(hp))
 	}
 	if err != nil {
-		return nil, errorf("%v", err).
+		return nil, cmdline.Errorf("%v", err).
 			Hint("the pin file may be damaged or tampered with; restore it from a backup, or delete it and confirm the keys with your organisation when they are pinned again")
 	}
 	switch {
@@ -216,7 +217,7 @@ func (c *Client) fetchKeys(ctx context.Context, s *session, o keyOptions) (*serv
 	case logOnly:
 	case local != nil:
 		if local.Type != got.Type {
-			return nil, errorf("the recipients file is of type %s, but the server accepts only %s", local.Type, api.Sanitize(got.Type, 40)).
+			return nil, cmdline.Errorf("the recipients file is of type %s, but the server accepts only %s", local.Type, api.Sanitize(got.Type, 40)).
 				Hint("use a recipients file of type %s, as your organisation publishes it", api.Sanitize(got.Type, 40))
 		}
 		k.recipients = local
@@ -228,7 +229,7 @@ func (c *Client) fetchKeys(ctx context.Context, s *session, o keyOptions) (*serv
 		k.recipients, k.orgKey, k.version = ss.Set, t.OrgKey, ss.Version
 	default:
 		c.notef("warning: no organisation key is pinned, so these recipients are trusted only because they match what %s sent the first time", u.Host)
-		c.hintf("ask your organisation for its key (it is printed by 'testimony-review org init') and run 'testimony init -org-key KEY'; a compromised server can then no longer hand out its own recipients")
+		c.hintf(`ask your organisation for its key (it is printed by "testimony-review org init") and run "testimony init -org-key KEY"; a compromised server can then no longer hand out its own recipients`)
 	}
 	return k, nil
 }
@@ -239,21 +240,21 @@ func (c *Client) fetchKeys(ctx context.Context, s *session, o keyOptions) (*serv
 func (c *Client) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, got *api.Recipients) (*recipients.SignedSet, error) {
 	org := keyID(t.OrgKey)
 	if got.SignedRecipients == "" {
-		return nil, errorf("the server offers no recipients signed by your organisation, but you pinned your organisation's key %s: without that signature nothing shows the recipients are your reviewers' keys and not the server's own", org).
-			Hint("do not submit; ask the operator to install the signed recipients ('testimony-server recipients set -data DIR NOTEFILE' with the note from 'testimony-review recipients sign')")
+		return nil, cmdline.Errorf("the server offers no recipients signed by your organisation, but you pinned your organisation's key %s: without that signature nothing shows the recipients are your reviewers' keys and not the server's own", org).
+			Hint(`do not submit; ask the operator to install the signed recipients ("testimony-server recipients set -data DIR NOTEFILE" with the note from "testimony-review recipients sign")`)
 	}
 	ss, err := recipients.VerifyNote([]byte(got.SignedRecipients), t.OrgKey)
 	if errors.Is(err, recipients.ErrNoteSignature) {
-		return nil, errorf("the recipients offered by the server were not signed by your organisation's key %s: the server may be compromised, and whoever holds the keys it offers could read what you submit", org).
+		return nil, cmdline.Errorf("the recipients offered by the server were not signed by your organisation's key %s: the server may be compromised, and whoever holds the keys it offers could read what you submit", org).
 			Hint("do not submit; report this to your organisation through another channel than this server").
-			Hint("if your organisation really replaced its key, confirm the new key out of band and run 'testimony init -replace -org-key KEY'")
+			Hint(`if your organisation really replaced its key, confirm the new key out of band and run "testimony init -replace -org-key KEY"`)
 	}
 	if err != nil {
-		return nil, errorf("the server's signed recipients are unusable: %v", err).
+		return nil, cmdline.Errorf("the server's signed recipients are unusable: %v", err).
 			Hint("report this to the operator; do not submit until it is fixed")
 	}
 	if ss.Set.Type != got.Type {
-		return nil, errorf("your organisation's recipients are of type %s, but the server accepts only %s", ss.Set.Type, api.Sanitize(got.Type, 40)).
+		return nil, cmdline.Errorf("your organisation's recipients are of type %s, but the server accepts only %s", ss.Set.Type, api.Sanitize(got.Type, 40)).
 			Hint("report this to the operator: the server must be set up for the type the organisation signed")
 	}
 	// The floor is per organisation key, not per server address: the
@@ -267,21 +268,21 @@ func (c *Client) signedRecipients(h *home, t *pin.Trust, hp string, p *pin.Pin, 
 		prior = floors.Get(t.OrgKey)
 		switch {
 		case ss.Version < prior.Version:
-			return false, errorf("the server offers recipients version %d, but version %d was already verified: refusing a rollback (an older list may hold keys your organisation retired, perhaps because they were compromised)", ss.Version, prior.Version).
+			return false, cmdline.Errorf("the server offers recipients version %d, but version %d was already verified: refusing a rollback (an older list may hold keys your organisation retired, perhaps because they were compromised)", ss.Version, prior.Version).
 				Hint("do not submit; report this to your organisation: the server may be compromised or restored from an old backup").
 				Hint("version %d was verified at %s on %s; it is recorded in %s", prior.Version, api.Sanitize(prior.Server, 200), prior.Verified, h.floorsPath())
 		case ss.Version == prior.Version && (ss.Set.Type != prior.Type || !pin.SameRecipients(ss.Set.Strings, prior.Recipients)):
-			return false, errorf("the server offers recipients version %d that differ from the version %d verified before: two different lists were signed with the same version", ss.Version, prior.Version).
+			return false, cmdline.Errorf("the server offers recipients version %d that differ from the version %d verified before: two different lists were signed with the same version", ss.Version, prior.Version).
 				Hint("do not submit; report this to your organisation: a new list must get a higher version")
 		}
 		return floors.Raise(t.OrgKey, pin.Floor{Version: ss.Version, Type: ss.Set.Type, Recipients: ss.Set.Strings, Server: p.Server, Verified: today}), nil
 	})
-	var ce *Error
+	var ce *cmdline.Error
 	if errors.As(err, &ce) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, errorf("%v", err).
+		return nil, cmdline.Errorf("%v", err).
 			Hint("the file may be damaged or tampered with; restore it from a backup. Deleting the floors file would let a server roll the recipients back")
 	}
 	if p.OrgKey == t.OrgKey && p.RecipientsVersion == ss.Version {
@@ -312,10 +313,10 @@ func pinnedLogKey(h *home, t *pin.Trust, u *url.URL) (string, error) {
 	p, err := h.pins().Load(api.HostPort(u))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return "", errorf("no log key is pinned for %s", u.Host).
-				Hint("run 'testimony init -log-key KEY' with the key your organisation gave you, or 'testimony submit' to the same server once to pin it")
+			return "", cmdline.Errorf("no log key is pinned for %s", u.Host).
+				Hint(`run "testimony init -log-key KEY" with the key your organisation gave you, or "testimony submit" to the same server once to pin it`)
 		}
-		return "", errorf("%v", err)
+		return "", cmdline.Errorf("%v", err)
 	}
 	return p.LogKey, nil
 }

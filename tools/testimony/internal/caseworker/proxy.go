@@ -3,6 +3,7 @@ package caseworker
 import (
 	"net/url"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 )
 
@@ -20,7 +21,7 @@ func (c *Client) proxyURL(cf Conn) (*url.URL, error) {
 	}
 	p, err := api.ParseProxy(s)
 	if err != nil {
-		return nil, usageErrorf("%s: %v", source, err).
+		return nil, cmdline.Errorf("%s: %v", source, err).Usage("").
 			Hint("with Tor running on this machine: -proxy socks5h://127.0.0.1:9050 (Tor Browser: socks5h://127.0.0.1:9150)")
 	}
 	return p, nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/intakelog"
 	"github.com/testimony-ngo/testimony/crypto/receipt"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/internal/ids"
 	"github.com/testimony-ngo/testimony/internal/safefile"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
@@ -118,7 +119,7 @@ func readSmall(name string, max int64) ([]byte, error) {
 	return data, nil
 }
 
-// VerifyOptions are what 'testimony receipts verify' is given.
+// VerifyOptions are what "testimony receipts verify" is given.
 type VerifyOptions struct {
 	Conn Conn
 	// LogKey is -log-key: pinned in trust.json if none is yet.
@@ -157,7 +158,7 @@ func (c *Client) VerifyReceipts(ctx context.Context, o VerifyOptions) (*Verifica
 		c.notef("warning: skipping unreadable receipt %s: %v", name, broken[name])
 	}
 
-	const again = "run 'testimony receipts verify' again"
+	const again = `run "testimony receipts verify" again`
 	lc, f, err := c.logState(ctx, h, u, keys.logKey, cl, again, false)
 	if err != nil {
 		return nil, err
@@ -170,7 +171,7 @@ func (c *Client) VerifyReceipts(ctx context.Context, o VerifyOptions) (*Verifica
 		return nil, err
 	}
 	if err != nil {
-		return nil, errorf("the server's newest checkpoint does not verify: %v", err).
+		return nil, cmdline.Errorf("the server's newest checkpoint does not verify: %v", err).
 			Hint(serverSuspect)
 	}
 	if err := checkWitness(ctx, lc, f, u, newest); err != nil {
@@ -196,7 +197,7 @@ func (c *Client) VerifyReceipts(ctx context.Context, o VerifyOptions) (*Verifica
 			err = lv.check(ctx, r, cp)
 		}
 		if err != nil {
-			var ce *Error
+			var ce *cmdline.Error
 			if errors.As(err, &ce) || errors.Is(err, context.Canceled) {
 				return nil, err // the network or the user, not the receipt
 			}
@@ -208,12 +209,12 @@ func (c *Client) VerifyReceipts(ctx context.Context, o VerifyOptions) (*Verifica
 		verified++
 	}
 	if failed > 0 {
-		return nil, errorf("%d receipt(s) are not proven by the server's log any more: it dropped, altered or rewrote what it acknowledged", failed).
+		return nil, cmdline.Errorf("%d receipt(s) are not proven by the server's log any more: it dropped, altered or rewrote what it acknowledged", failed).
 			Hint("keep the receipts in %s and this output: they are evidence; report this to your organisation through another channel than this server", h.receiptsDir())
 	}
 	if err := lc.Accept(ctx, newest, raw); err != nil {
 		if intakelog.IsLogError(err) {
-			return nil, errorf("the server's checkpoint of size %d is not consistent with the one another command saved meanwhile: %v", newest.Size, err).
+			return nil, cmdline.Errorf("the server's checkpoint of size %d is not consistent with the one another command saved meanwhile: %v", newest.Size, err).
 				Hint(serverSuspect)
 		}
 		return nil, explain(err, u, again)
@@ -239,12 +240,12 @@ func checkWitness(ctx context.Context, lc *intakelog.Client, f *logclient.File, 
 	case err == nil:
 		return nil
 	case errors.Is(err, intakelog.ErrMalformed):
-		return errorf("the server sent a malformed consistency proof: %v", err).Hint(serverSuspect)
+		return cmdline.Errorf("the server sent a malformed consistency proof: %v", err).Hint(serverSuspect)
 	case intakelog.IsLogError(err):
-		return errorf("the server's log is not consistent with the checkpoint of size %d verified before: %v", old.Size, err).
+		return cmdline.Errorf("the server's log is not consistent with the checkpoint of size %d verified before: %v", old.Size, err).
 			Hint(serverSuspect)
 	}
-	return explain(err, u, "run 'testimony receipts verify' again")
+	return explain(err, u, `run "testimony receipts verify" again`)
 }
 
 // logVerifier checks receipts against the newest checkpoint, fetching
@@ -256,7 +257,7 @@ type logVerifier struct {
 	proofs map[int64][]tlog.Hash
 }
 
-// check returns a plain error if the log does not prove r, and a *Error
+// check returns a plain error if the log does not prove r, and a *cmdline.Error
 // if the server could not be asked.
 func (lv *logVerifier) check(ctx context.Context, r *receipt.Receipt, cp intakelog.Checkpoint) error {
 	if cp.Size > lv.newest.Size {
@@ -285,7 +286,7 @@ func (lv *logVerifier) fetchError(ctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case api.Retryable(err), api.IsStatus(err, http.StatusUnauthorized), api.IsStatus(err, http.StatusForbidden):
-		return prefixed("", explain(err, lv.u, "run 'testimony receipts verify' again"))
+		return cmdline.Errorf("%w", explain(err, lv.u, `run "testimony receipts verify" again`))
 	}
 	// The server refused to prove this receipt (an index or size it says
 	// it does not have): that is the receipt's failure.

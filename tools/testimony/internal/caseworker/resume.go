@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/outbox"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
@@ -28,8 +29,8 @@ type ResumeOptions struct {
 func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 	cf := o.Conn
 	if cf.ReplacePin {
-		return usageErrorf("resume does not take -replace-pin").
-			Hint("replace the remembered certificate check first: 'testimony init -server URL -pin SHA256 -replace-pin'")
+		return cmdline.Errorf("resume does not take -replace-pin").Usage("").
+			Hint(`replace the remembered certificate check first: "testimony init -server URL -pin SHA256 -replace-pin"`)
 	}
 	only, err := cf.URL(false)
 	if err != nil {
@@ -71,11 +72,11 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 			return err
 		}
 		c.notef("discarded %d submission(s) whose encryption was interrupted; they were never sent", n)
-		c.hintf("run 'testimony submit' again for the files you were submitting then")
+		c.hintf(`run "testimony submit" again for the files you were submitting then`)
 	}
 	floors, _, err := h.pins().LoadFloors(h.floorsPath())
 	if err != nil {
-		return errorf("%v", err).
+		return cmdline.Errorf("%v", err).
 			Hint("the file may be damaged or tampered with; restore it from a backup. Without it, resume cannot tell ciphertext encrypted to a replaced list of reviewers' keys")
 	}
 	failed := 0
@@ -99,9 +100,9 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 		}
 		if cur, ok := superseded(floors, e.Meta); ok {
 			if !o.SendSuperseded {
-				c.emit(Failure{Err: errorf("outbox entry %s was encrypted to version %d of your organisation's list of reviewers' keys, which the organisation has since replaced (version %d is current), possibly because a key was compromised: not uploading it", e.Name, e.Meta.RecipientsVersion, cur).
+				c.emit(Failure{Err: cmdline.Errorf("outbox entry %s was encrypted to version %d of your organisation's list of reviewers' keys, which the organisation has since replaced (version %d is current), possibly because a key was compromised: not uploading it", e.Name, e.Meta.RecipientsVersion, cur).
 					Hint("submit the files again: they are then encrypted to the current reviewers' keys").
-					Hint("only if you no longer have the files and your organisation agrees, upload the old ciphertext with 'testimony resume -send-superseded'")})
+					Hint(`only if you no longer have the files and your organisation agrees, upload the old ciphertext with "testimony resume -send-superseded"`)})
 				failed++
 				continue
 			}
@@ -117,7 +118,7 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 		}
 		rem, err := c.chooseTLS(h, u, cf)
 		if err != nil {
-			c.emit(Failure{Err: prefixed("outbox entry "+e.Name+": ", err)})
+			c.emit(Failure{Err: cmdline.Errorf("outbox entry %s: %w", e.Name, err)})
 			failed++
 			continue
 		}
@@ -127,7 +128,7 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 		etok := tok
 		if etok == "" {
 			if etok, err = c.token("", u); err != nil {
-				c.emit(Failure{Err: prefixed("outbox entry "+e.Name+": ", err)})
+				c.emit(Failure{Err: cmdline.Errorf("outbox entry %s: %w", e.Name, err)})
 				failed++
 				continue
 			}
@@ -138,7 +139,7 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			c.emit(Failure{Err: prefixed("outbox entry "+e.Name+": ", err)})
+			c.emit(Failure{Err: cmdline.Errorf("outbox entry %s: %w", e.Name, err)})
 			failed++
 			continue
 		}
@@ -147,8 +148,8 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 		}
 	}
 	if failed > 0 {
-		return errorf("%d submission(s) are still in the outbox", failed).
-			Hint("run 'testimony resume' again once the problem above is solved; 'testimony status' lists them")
+		return cmdline.Errorf("%d submission(s) are still in the outbox", failed).
+			Hint(`run "testimony resume" again once the problem above is solved; "testimony status" lists them`)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/devicekey"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/outbox"
@@ -42,13 +43,13 @@ type Conn struct {
 func (cf *Conn) URL(required bool) (*url.URL, error) {
 	if cf.Server == "" {
 		if required {
-			return nil, usageErrorf("missing -server URL")
+			return nil, cmdline.Errorf("missing -server URL").Usage("")
 		}
 		return nil, nil
 	}
 	u, err := api.ParseServer(cf.Server)
 	if err != nil {
-		return nil, usageErrorf("%v", err)
+		return nil, cmdline.Errorf("%v", err).Usage("")
 	}
 	return u, nil
 }
@@ -56,7 +57,7 @@ func (cf *Conn) URL(required bool) (*url.URL, error) {
 // tlsOptions reads CA, CAPEM or Pin. set reports whether either was given.
 func (cf *Conn) tlsOptions() (opt api.TLSOptions, set bool, err error) {
 	if cf.CA != "" && cf.Pin != "" {
-		return opt, false, usageErrorf("-ca and -pin are mutually exclusive").
+		return opt, false, cmdline.Errorf("-ca and -pin are mutually exclusive").Usage("").
 			Hint("use -ca with the operator's CA certificate, or -pin with the certificate's SHA-256, not both")
 	}
 	if cf.CAPEM != nil {
@@ -66,14 +67,14 @@ func (cf *Conn) tlsOptions() (opt api.TLSOptions, set bool, err error) {
 	if cf.CA != "" {
 		opt.CAPEM, err = api.ReadCAFile(cf.CA)
 		if err != nil {
-			return opt, false, errorf("%v", err).Hint("-ca expects a PEM file, as printed by the server operator")
+			return opt, false, cmdline.Errorf("%v", err).Hint("-ca expects a PEM file, as printed by the server operator")
 		}
 		return opt, true, nil
 	}
 	if cf.Pin != "" {
 		opt.Pin, err = parsePinFlag(cf.Pin)
 		if err != nil {
-			return opt, false, usageErrorf("%v", err)
+			return opt, false, cmdline.Errorf("%v", err).Usage("")
 		}
 		return opt, true, nil
 	}
@@ -81,7 +82,7 @@ func (cf *Conn) tlsOptions() (opt api.TLSOptions, set bool, err error) {
 }
 
 // token returns the access token from -token-file, $TESTIMONY_TOKEN, or
-// else the one 'init -enrol' stored for the server u (if u is not nil). It
+// else the one "init -enrol" stored for the server u (if u is not nil). It
 // is never a flag value: the command line of a process is visible to every
 // user of the machine.
 func (c *Client) token(file string, u *url.URL) (string, error) {
@@ -89,15 +90,15 @@ func (c *Client) token(file string, u *url.URL) (string, error) {
 	if file != "" {
 		f, err := os.Open(file)
 		if err != nil {
-			return "", errorf("failed to read token file: %v", err).Hint("pass the file that holds your access token to -token-file")
+			return "", cmdline.Errorf("failed to read token file: %v", err).Hint("pass the file that holds your access token to -token-file")
 		}
 		defer f.Close()
 		data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
 		if err != nil {
-			return "", errorf("failed to read token file: %v", err)
+			return "", cmdline.Errorf("failed to read token file: %v", err)
 		}
 		if len(data) > maxTokenFile {
-			return "", errorf("token file %s is too large to hold a token", file)
+			return "", cmdline.Errorf("token file %s is too large to hold a token", file)
 		}
 		if fi, err := f.Stat(); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 			c.notef("warning: token file %s can be read by other users of this machine", file)
@@ -117,12 +118,12 @@ func (c *Client) token(file string, u *url.URL) (string, error) {
 	}
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
-		return "", errorf("no access token").
-			Hint("set TESTIMONY_TOKEN or pass -token-file FILE, or import your enrolment file with 'testimony init -enrol FILE -org-key KEY'; the server operator issues tokens")
+		return "", cmdline.Errorf("no access token").
+			Hint(`set TESTIMONY_TOKEN or pass -token-file FILE, or import your enrolment file with "testimony init -enrol FILE -org-key KEY"; the server operator issues tokens`)
 	}
 	for _, r := range tok {
 		if r <= ' ' || r >= 0x7f {
-			return "", errorf("the access token in %s contains spaces or invalid characters", source).
+			return "", cmdline.Errorf("the access token in %s contains spaces or invalid characters", source).
 				Hint("the token is one line like tm1_…; copy it again from the operator's message")
 		}
 	}
@@ -210,24 +211,24 @@ func (c *Client) openHome(create bool) (*home, error) {
 	if dir == "" {
 		cfg, err := os.UserConfigDir()
 		if err != nil {
-			return nil, errorf("cannot find a place for the state directory: %v", err).
+			return nil, cmdline.Errorf("cannot find a place for the state directory: %v", err).
 				Hint("set TESTIMONY_HOME to a directory only you can read")
 		}
 		dir = filepath.Join(cfg, "testimony")
 	}
 	if create {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, errorf("failed to create state directory: %v", err)
+			return nil, cmdline.Errorf("failed to create state directory: %v", err)
 		}
 		// The outbox and receipts say what this person submitted and when.
 		if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			if err := os.Chmod(dir, 0o700); err != nil {
-				return nil, errorf("failed to restrict state directory: %v", err)
+				return nil, cmdline.Errorf("failed to restrict state directory: %v", err)
 			}
 		}
 		for _, sub := range []string{"pins", "outbox", "receipts", "logs", "collect"} {
 			if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
-				return nil, errorf("failed to create state directory: %v", err)
+				return nil, cmdline.Errorf("failed to create state directory: %v", err)
 			}
 		}
 	}
@@ -261,8 +262,8 @@ func (h *home) lockOutbox() (func(), error) {
 	}
 	unlock, err := h.outbox().Lock()
 	if errors.Is(err, outbox.ErrLocked) {
-		return nil, errorf("another testimony command or the testimony app is using %s", h.dir).
-			Hint("wait for it to finish, or close the app (the window where 'testimony app' runs), then run the command again")
+		return nil, cmdline.Errorf("another testimony command or the testimony app is using %s", h.dir).
+			Hint(`wait for it to finish, or close the app (the window where "testimony app" runs), then run the command again`)
 	}
 	return unlock, err
 }
@@ -274,7 +275,7 @@ func explain(err error, u *url.URL, again string) error {
 	if errors.As(err, &cc) {
 		return cc.asError()
 	}
-	var ce *Error
+	var ce *cmdline.Error
 	if errors.As(err, &ce) {
 		return err
 	}
@@ -290,24 +291,24 @@ func explain(err error, u *url.URL, again string) error {
 	}
 	switch {
 	case errors.As(err, &se) && se.Code == http.StatusUnauthorized:
-		return errorf("%v", err).Hint("the access token was refused: check TESTIMONY_TOKEN or -token-file, or ask the operator for a new token (or enrolment file)").
+		return cmdline.Errorf("%v", err).Hint("the access token was refused: check TESTIMONY_TOKEN or -token-file, or ask the operator for a new token (or enrolment file)").
 			Hint("then %s", again)
 	case errors.As(err, &se) && se.Code == http.StatusForbidden:
-		return errorf("%v", err).Hint("this token's role does not allow this: submit needs a submit token, collect a collect token").
+		return cmdline.Errorf("%v", err).Hint("this token's role does not allow this: submit needs a submit token, collect a collect token").
 			Hint("then %s", again)
 	case errors.Is(err, api.ErrPinMismatch):
-		return errorf("%v: someone may be intercepting the connection, or the -pin value is wrong", err).
+		return cmdline.Errorf("%v: someone may be intercepting the connection, or the -pin value is wrong", err).
 			Hint("do not go on: check the -pin value with the operator through another channel than this server (in person, by phone), and never use a fingerprint from anywhere else")
 	case errors.As(err, &uerr), errors.As(err, &verr) && errors.As(verr.Err, &uerr):
-		return errorf("%v", err).Hint("if %s uses its own certificate, pass -ca FILE or -pin SHA256 as given by the operator", host)
+		return cmdline.Errorf("%v", err).Hint("if %s uses its own certificate, pass -ca FILE or -pin SHA256 as given by the operator", host)
 	case errors.As(err, &herr):
-		return errorf("%v", err).Hint("the certificate is not for %s; check the -server URL", host)
+		return cmdline.Errorf("%v", err).Hint("the certificate is not for %s; check the -server URL", host)
 	case errors.As(err, &se) && api.Retryable(err):
-		return errorf("%v", err).Hint("the server is failing or overloaded; wait a while, then %s", again)
+		return cmdline.Errorf("%v", err).Hint("the server is failing or overloaded; wait a while, then %s", again)
 	case errors.As(err, &se):
 		return err
 	case api.Retryable(err):
-		return errorf("%v", err).Hint("check the network connection (or proxy) to %s, then %s", host, again)
+		return cmdline.Errorf("%v", err).Hint("check the network connection (or proxy) to %s, then %s", host, again)
 	}
 	return err
 }
@@ -325,7 +326,7 @@ func (c *Client) StateDir(create bool) (string, error) {
 
 // LockOutbox takes the outbox lock, which every command that changes the
 // outbox holds, and the app while it runs. An outbox locked by another
-// process is an *Error with advice.
+// process is an *cmdline.Error with advice.
 func (c *Client) LockOutbox() (unlock func(), err error) {
 	h, err := c.openHome(false)
 	if err != nil {

@@ -99,7 +99,7 @@ const (
 
 // Enrol pins the organisation's and the log's keys, keeps the access
 // token for the server, creates the device key if there is none and checks
-// the server, as 'testimony init -server' does; the certificate check is
+// the server, as "testimony init -server" does; the certificate check is
 // remembered once the server answered. It returns one Check per step, in
 // order, and stops at the first that fails.
 func (c *Client) Enrol(ctx context.Context, e Enrolment) []Check {

@@ -2,6 +2,7 @@ package caseworker
 
 import (
 	"github.com/testimony-ngo/testimony/crypto/receipt"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/outbox"
 )
 
@@ -36,7 +37,7 @@ func (c *Client) Status() (*Status, error) {
 	}
 	floors, _, err := h.pins().LoadFloors(h.floorsPath())
 	if err != nil {
-		return nil, errorf("%v", err).
+		return nil, cmdline.Errorf("%v", err).
 			Hint("the file may be damaged or tampered with; restore it from a backup")
 	}
 	st := &Status{Outbox: l, Superseded: map[string]uint64{}, Receipts: receipts, BrokenReceipts: broken}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
 	"github.com/testimony-ngo/testimony/crypto/recipients"
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/devicekey"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/outbox"
@@ -103,7 +104,7 @@ func (c *Client) Submit(ctx context.Context, o SubmitOptions, build BuildFunc) (
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		return "", errorf("%v", err)
+		return "", cmdline.Errorf("%v", err)
 	}
 	c.emit(Encrypted{Name: e.Name})
 	return c.send(ctx, h, cl, u, keys.logKey, e, o.RateLimit)
@@ -129,11 +130,11 @@ func (c *Client) send(ctx context.Context, h *home, cl *api.Client, u *url.URL, 
 		SaveUploadID: func(id string) error { return ob.SetUploadID(e, id) },
 	})
 	if err != nil {
-		return "", explain(err, u, "run 'testimony resume'; the encrypted submission stays in the outbox")
+		return "", explain(err, u, `run "testimony resume"; the encrypted submission stays in the outbox`)
 	}
 	r, err := verifyReceipt(raw, logKey, id, e.Meta.Size, e.Meta.SHA256)
 	if err != nil {
-		return "", errorf("%v", err).
+		return "", cmdline.Errorf("%v", err).
 			Hint("the submission stays in the outbox; report this to your organisation, as the server may be misbehaving")
 	}
 	if err := h.saveReceipt(r); err != nil {
@@ -156,13 +157,13 @@ func (c *Client) deviceKey(h *home) (ed25519.PrivateKey, error) {
 		err = nil
 	}
 	if err != nil {
-		return nil, errorf("%v", err).
-			Hint("if %s is damaged, move it away and run 'testimony init' to make a new key; then register the new key with your reviewers", h.deviceKeyPath())
+		return nil, cmdline.Errorf("%v", err).
+			Hint(`if %s is damaged, move it away and run "testimony init" to make a new key; then register the new key with your reviewers`, h.deviceKeyPath())
 	}
 	if created {
 		pub := priv.Public().(ed25519.PublicKey)
 		c.notef("created this device's signing key %s", envelope.DeviceKeyString(pub))
-		c.hintf("give that line to your reviewers, who register it with 'testimony-review caseworkers add NAME KEY'")
+		c.hintf(`give that line to your reviewers, who register it with "testimony-review caseworkers add NAME KEY"`)
 	}
 	return priv, nil
 }

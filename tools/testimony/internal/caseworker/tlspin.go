@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/pin"
 )
@@ -81,7 +82,7 @@ func (c *Client) chooseTLS(h *home, u *url.URL, cf Conn) (*tlsChoice, error) {
 		return nil, err
 	}
 	if cf.ReplacePin && !set {
-		return nil, usageErrorf("-replace-pin needs the new -pin SHA256 or -ca FILE")
+		return nil, cmdline.Errorf("-replace-pin needs the new -pin SHA256 or -ca FILE").Usage("")
 	}
 	hp := api.HostPort(u)
 	ch := &tlsChoice{opt: opt, hp: hp, origin: origin(u), path: h.tlsStore().Path(hp)}
@@ -90,7 +91,7 @@ func (c *Client) chooseTLS(h *home, u *url.URL, cf Conn) (*tlsChoice, error) {
 	}
 	rem, err := h.tlsStore().Load(hp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, errorf("%v", err).
+		return nil, cmdline.Errorf("%v", err).
 			Hint("the file may be damaged or tampered with; restore it from a backup, or delete it and give -pin or -ca again as the operator told you")
 	}
 	switch {
@@ -114,7 +115,7 @@ func (c *Client) chooseTLS(h *home, u *url.URL, cf Conn) (*tlsChoice, error) {
 		if rem.CA != "" {
 			was = "CA certificate"
 		}
-		return nil, errorf("%s differs from the certificate check remembered for %s in %s (%s, since %s)", what, ch.origin, ch.path, was, rem.Remembered).
+		return nil, cmdline.Errorf("%s differs from the certificate check remembered for %s in %s (%s, since %s)", what, ch.origin, ch.path, was, rem.Remembered).
 			Hint("a changed certificate may mean someone is intercepting the connection; confirm the change with the operator through another channel than this server").
 			Hint("if the certificate was really replaced, add -replace-pin")
 	default:
@@ -154,7 +155,7 @@ func (c *Client) rememberTLS(h *home, ch *tlsChoice) error {
 	}
 	t := &pin.TLS{Server: ch.origin, Pin: ch.opt.Pin, CA: string(ch.opt.CAPEM), Remembered: c.Now().UTC().Format("2006-01-02")}
 	if err := h.tlsStore().Save(ch.hp, t); err != nil {
-		return errorf("%v", err)
+		return cmdline.Errorf("%v", err)
 	}
 	ch.remember = false
 	if ch.replaced != nil {
@@ -222,12 +223,12 @@ func (e *certChangedError) Error() string {
 
 func (e *certChangedError) Unwrap() error { return e.err }
 
-func (e *certChangedError) asError() *Error {
+func (e *certChangedError) asError() *cmdline.Error {
 	flag := "-pin NEW"
 	if !e.pin {
 		flag = "-ca NEWFILE"
 	}
-	return errorf("the certificate of %s is not the one remembered in %s (since %s): someone may be intercepting the connection, or the operator replaced the certificate", e.origin, e.path, e.since).
+	return cmdline.Errorf("the certificate of %s is not the one remembered in %s (since %s): someone may be intercepting the connection, or the operator replaced the certificate", e.origin, e.path, e.since).
 		Hint("do not go on until you know which: ask the operator through another channel than this server whether the certificate was replaced, and for the new fingerprint").
 		Hint("only if it was, run the command again with %s -replace-pin", flag)
 }

@@ -2,7 +2,7 @@
 // intake log into the one transport-free intakelog.Client: Ops is the
 // server's log API, with retries, as intakelog.Ops, and File is the one
 // record per log of the newest checkpoint this device verified (by
-// 'testimony receipts verify' or 'testimony collect'), as intakelog.Store.
+// "testimony receipts verify" or "testimony collect"), as intakelog.Store.
 //
 // Migrate makes that record from the two files older versions kept for
 // the same log (checkpoints/<host_port> and the last checkpoint in
