@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -69,8 +70,18 @@ func (b *Browser) Do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	if err := chromedp.Do(b.Ctx, actions...); err != nil {
 		body, _ := chromedp.Run(b.Ctx, chromedp.Text("body"))
+		logStacks(t)
 		t.Fatalf("%v; page:\n%s", err, body)
 	}
+}
+
+// logStacks logs every goroutine of the test binary, where the app under
+// test runs too: when the browser gives up, they show whether the app or
+// the browser was stuck.
+func logStacks(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 4<<20)
+	t.Logf("goroutines when the browser gave up:\n%s", buf[:runtime.Stack(buf, true)])
 }
 
 // Text returns the text of the first element matching sel.
@@ -104,6 +115,7 @@ func (b *Browser) Wait(t *testing.T, expr string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	logStacks(t)
 	t.Fatalf("gave up waiting for %s", expr)
 }
 
