@@ -112,6 +112,13 @@ func PayloadSize(n int64) int64 {
 	return nonceSize + n + chunks*tagSize
 }
 
+// CiphertextSize returns the size of the age file that encrypts n bytes
+// of plaintext, where start is the number of bytes age.Encrypt wrote
+// before it returned: the header and the payload's nonce.
+func CiphertextSize(start, n int64) int64 {
+	return start - nonceSize + PayloadSize(n)
+}
+
 // errReader remembers the first error other than io.EOF from r.
 type errReader struct {
 	r   io.Reader

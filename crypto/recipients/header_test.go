@@ -330,3 +330,33 @@ func TestHeaderLengthThenPlaintextSize(t *testing.T) {
 		})
 	}
 }
+
+// TestCiphertextSize checks the prediction a pipelined submit makes after
+// age.Encrypt returned and before the plaintext is written, for both
+// recipient types.
+func TestCiphertextSize(t *testing.T) {
+	x := x25519ID(t).Recipient()
+	hid, err := age.GenerateHybridIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []age.Recipient{x, hid.Recipient()} {
+		for _, size := range []int{0, 1, chunkSize, chunkSize + 1, 5*chunkSize - 3} {
+			var buf bytes.Buffer
+			w, err := age.Encrypt(&buf, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := int64(buf.Len())
+			if _, err := w.Write(make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := CiphertextSize(start, int64(size)); got != int64(buf.Len()) {
+				t.Errorf("%T, %d bytes: CiphertextSize(%d, %d) = %d, age wrote %d", r, size, start, size, got, buf.Len())
+			}
+		}
+	}
+}

@@ -168,11 +168,11 @@ func (c *Client) Recipients(ctx context.Context) (*Recipients, error) {
 }
 
 // CreateUpload starts a resumable upload of size bytes whose SHA-256 is
-// sha256Hex.
+// sha256Hex, or "" to give it only with Finish.
 func (c *Client) CreateUpload(ctx context.Context, size int64, sha256Hex string) (*Upload, error) {
 	body := struct {
 		Size   int64  `json:"size"`
-		SHA256 string `json:"sha256"`
+		SHA256 string `json:"sha256,omitempty"` // "": given at finish
 	}{size, sha256Hex}
 	var u Upload
 	if err := c.doJSON(ctx, http.MethodPost, "/v1/uploads", body, http.StatusCreated, maxJSONResponse, &u); err != nil {
