@@ -235,6 +235,24 @@ func (c *Client) UploadStatus(ctx context.Context, id string) (*Upload, error) {
 	return &u, nil
 }
 
+// DeleteUpload abandons the unfinished upload id. An upload that no
+// longer exists is not an error.
+func (c *Client) DeleteUpload(ctx context.Context, id string) error {
+	req, err := c.request(ctx, http.MethodDelete, "/v1/uploads/"+url.PathEscape(id), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("failed to delete upload: %w", netError(err))
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("failed to delete upload: %w", statusError(resp))
+	}
+	return nil
+}
+
 // Finish completes upload id and returns the receipt JSON.
 func (c *Client) Finish(ctx context.Context, id, sha256Hex string) ([]byte, error) {
 	body := struct {

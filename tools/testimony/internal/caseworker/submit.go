@@ -40,7 +40,10 @@ type SubmitOptions struct {
 type BuildFunc func(w io.Writer, signer ed25519.PrivateKey) error
 
 // Submit connects, checks the server's keys, encrypts what build writes
-// into the outbox and sends it. It returns the submission id. The CLI's
+// into the outbox and sends it. It returns the submission id. If build
+// announces the envelope's size (as envelope.Build does), the upload runs
+// while the ciphertext is written, each chunk sent once it is in the
+// outbox file; it is finished only after the entry is complete. The CLI's
 // submit builds from file paths, the caseworker's app from the files its
 // browser page sends.
 func (c *Client) Submit(ctx context.Context, o SubmitOptions, build BuildFunc) (string, error) {
@@ -85,6 +88,7 @@ func (c *Client) Submit(ctx context.Context, o SubmitOptions, build BuildFunc) (
 		p.Abort(err)
 		cancel()
 		ov.wait()
+		ov.abandon(ctx)
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
@@ -168,6 +172,7 @@ type overlap struct {
 	started bool
 	done    chan struct{}
 	// Set by the upload's goroutine before done is closed.
+	created string // the upload id, once the upload was created
 	id      string
 	receipt []byte
 	err     error
@@ -193,9 +198,24 @@ func (o *overlap) start(ctx context.Context, size int64) {
 				}
 				return e.Meta.SHA256, nil
 			},
-			SaveUploadID: o.p.SetUploadID,
+			SaveUploadID: func(id string) error {
+				o.created = id
+				return o.p.SetUploadID(id)
+			},
 		})
 	}()
+}
+
+// abandon deletes the upload after the encryption failed: it can never be
+// finished. It tries briefly, also after an interrupt: the server deletes
+// the upload anyway when it expires.
+func (o *overlap) abandon(ctx context.Context) {
+	if !o.started || o.created == "" {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonedDeleteTimeout/6)
+	defer cancel()
+	o.cl.DeleteUpload(dctx, o.created)
 }
 
 // wait waits for the upload to end, if it started.

@@ -16,7 +16,8 @@
 //
 //	N.age.part  ciphertext being written; its chunks may be uploaded as
 //	            they are written, but it is discarded on resume
-//	N.json      metadata: server, size, SHA-256, upload id once created
+//	N.json      metadata: server, size, SHA-256, upload id once created;
+//	            next to N.age.part, only the server and the upload begun
 //	N.age       complete ciphertext, renamed from N.age.part after N.json
 //	            was written, so an N.age always has its N.json
 package outbox
@@ -161,6 +162,7 @@ func (o Outbox) Begin(meta Meta) (*Pending, error) {
 		os.Remove(part)
 		return nil, fmt.Errorf("failed to open outbox file: %w", err)
 	}
+	meta.Version = MetaVersion
 	p := &Pending{o: o, name: name, f: f, r: rf, meta: meta}
 	p.hw = hashWriter{w: f, h: sha256.New()}
 	p.cond = sync.NewCond(&p.mu)
@@ -243,16 +245,20 @@ func (p *Pending) ReadAt(b []byte, off int64) (int, error) {
 	return p.r.ReadAt(b, off)
 }
 
-// SetUploadID records the server's upload id: in the metadata Commit
-// writes, or in N.json if the entry was committed.
+// SetUploadID records the server's upload id in N.json. Before Commit,
+// that N.json is incomplete (no size or hash): it only lets a resume after
+// a crash delete the upload of the discarded ciphertext (Listing.Abandoned).
 func (p *Pending) SetUploadID(id string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.entry != nil {
 		return p.o.SetUploadID(p.entry, id)
 	}
+	if p.err != nil {
+		return p.err
+	}
 	p.meta.UploadID = id
-	return nil
+	return p.o.writeMeta(&Entry{Name: p.name, Meta: p.meta})
 }
 
 // Commit completes the entry: it syncs the ciphertext, writes N.json and
@@ -415,6 +421,10 @@ type Listing struct {
 	// have been sent, but no upload of them was finished or can be:
 	// Discard removes them.
 	Partial []string
+	// Abandoned are the partial entries whose upload had begun, with the
+	// server and upload id of their metadata (Meta.Size and SHA256 are
+	// unset): that upload can never be finished and should be deleted.
+	Abandoned []Entry
 	// Broken are entries whose metadata cannot be read, with the reason.
 	Broken map[string]error
 }
@@ -463,6 +473,11 @@ func (o Outbox) List() (*Listing, error) {
 		l.Partial = append(l.Partial, name)
 	}
 	slices.Sort(l.Partial)
+	for _, name := range l.Partial {
+		if m, err := o.loadPartial(name); err == nil {
+			l.Abandoned = append(l.Abandoned, Entry{Name: name, Meta: *m})
+		}
+	}
 	slices.SortFunc(l.Entries, func(a, b Entry) int {
 		if c := a.ModTime.Compare(b.ModTime); c != 0 {
 			return c
@@ -495,6 +510,23 @@ func (o Outbox) load(name string) (*Entry, error) {
 	return &Entry{Name: name, Meta: m, ModTime: fi.ModTime()}, nil
 }
 
+// loadPartial reads the metadata of a partial entry, if it names an
+// upload.
+func (o Outbox) loadPartial(name string) (*Meta, error) {
+	data, err := bounded.ReadFile(o.path(name, metaSuffix), maxMeta)
+	if err != nil {
+		return nil, err
+	}
+	var m Meta
+	if err := strictjson.Decode(data, &m); err != nil {
+		return nil, err
+	}
+	if m.Version != MetaVersion || m.Server == "" || !ids.ValidSubmission(m.UploadID) {
+		return nil, fmt.Errorf("%w: metadata of %s names no upload", ErrCorrupt, name)
+	}
+	return &m, nil
+}
+
 // Discard removes the partial entries of l. Their ciphertext was never
 // complete, so no upload of it can have been finished; an upload begun
 // from it stays open on the server until it expires.
@@ -509,6 +541,6 @@ func (o Outbox) Discard(l *Listing) error {
 			}
 		}
 	}
-	l.Partial = nil
+	l.Partial, l.Abandoned = nil, nil
 	return safefile.SyncDir(o.Dir)
 }
