@@ -122,6 +122,12 @@ var errAborted = errors.New("the outbox entry was abandoned before it was comple
 // ciphertext's SHA-256, which the server's finish needs, exists only
 // once the whole file was written and synced, and after a crash an
 // N.age.part is discarded (List, Discard), never resumed.
+//
+// For the same reason a chunk may be read and sent as soon as it was
+// written, before it is durable: if the machine loses power, the bytes the
+// disk lost belong to an N.age.part, which is discarded with its upload;
+// an entry exists only after Commit synced every byte. A sync per chunk
+// would cost time and buy nothing.
 type Pending struct {
 	o    Outbox
 	name string
