@@ -71,6 +71,13 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// With -server, the token is that server's: never show it to
+		// another one.
+		if u, err := api.ParseServer(a.Meta.Server); err == nil && only != nil && u.String() != only.String() {
+			// Kept for a resume of its own server.
+			l.Partial = slices.DeleteFunc(l.Partial, func(n string) bool { return n == a.Name })
+			continue
+		}
 		if err := c.deleteAbandoned(ctx, h, cf, tlsSet, tok, a.Meta); err != nil {
 			c.notef("could not delete the unfinished upload of the interrupted submission %s: %v", a.Name, err)
 			c.hintf("it cannot be finished; the server deletes it when it expires")
@@ -80,7 +87,7 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 		if err := ob.Discard(l); err != nil {
 			return err
 		}
-		c.notef("discarded %d submission(s) whose encryption was interrupted; they were never sent", n)
+		c.notef("discarded %d submission(s) whose encryption was interrupted; none of them was sent in full", n)
 		c.hintf("run 'testimony submit' again for the files you were submitting then")
 	}
 	floors, _, err := h.pins().LoadFloors(h.floorsPath())
