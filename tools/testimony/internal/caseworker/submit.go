@@ -103,6 +103,7 @@ func (c *Client) Submit(ctx context.Context, o SubmitOptions, build BuildFunc) (
 	if errors.Is(ov.err, errMispredicted) {
 		// Never expected: the envelope checks the size it announced.
 		// The entry is complete; send it again on its own.
+		ov.abandon(ctx)
 		if err := ob.SetUploadID(e, ""); err != nil {
 			return "", errorf("%v", err)
 		}
@@ -147,11 +148,16 @@ func (c *Client) encrypt(ctx context.Context, p *outbox.Pending, to []age.Recipi
 type sizedWriter struct {
 	w       io.Writer
 	setSize func(int64)
+	set     bool
 }
 
 func (s *sizedWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
 
 func (s *sizedWriter) SetSize(n int64) error {
+	if s.set {
+		return errors.New("failed to encrypt: the envelope's size was announced twice")
+	}
+	s.set = true
 	s.setSize(n)
 	return nil
 }
