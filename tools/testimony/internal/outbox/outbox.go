@@ -95,22 +95,6 @@ type Outbox struct {
 	Dir string
 }
 
-// Create encrypts a new entry: write must write the whole ciphertext to the
-// writer it is given. meta supplies the server and TLS settings; Create
-// fills in size, hash and date. A failure leaves nothing behind.
-func (o Outbox) Create(meta Meta, now time.Time, write func(io.Writer) error) (*Entry, error) {
-	p, err := o.Begin(meta)
-	if err != nil {
-		return nil, err
-	}
-	defer p.Close()
-	if err := write(p); err != nil {
-		p.Abort(err)
-		return nil, err
-	}
-	return p.Commit(now)
-}
-
 // errAborted is what readers of an aborted Pending are told when the
 // writer gave no reason.
 var errAborted = errors.New("the outbox entry was abandoned before it was complete")

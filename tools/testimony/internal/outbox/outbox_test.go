@@ -15,9 +15,24 @@ import (
 
 var now = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
+// createWith writes an entry as submit does: Begin, Write, Commit; a
+// failure of write abandons it.
+func createWith(o Outbox, meta Meta, now time.Time, write func(io.Writer) error) (*Entry, error) {
+	p, err := o.Begin(meta)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	if err := write(p); err != nil {
+		p.Abort(err)
+		return nil, err
+	}
+	return p.Commit(now)
+}
+
 func create(t *testing.T, o Outbox, content []byte) *Entry {
 	t.Helper()
-	e, err := o.Create(Meta{Server: "https://h", TLSPin: "ab"}, now, func(w io.Writer) error {
+	e, err := createWith(o, Meta{Server: "https://h", TLSPin: "ab"}, now, func(w io.Writer) error {
 		_, err := w.Write(content)
 		return err
 	})
@@ -77,7 +92,7 @@ func TestCreateListRemove(t *testing.T) {
 func TestCreateFailureLeavesNothing(t *testing.T) {
 	o := Outbox{Dir: t.TempDir()}
 	boom := errors.New("boom")
-	_, err := o.Create(Meta{Server: "https://h"}, now, func(w io.Writer) error {
+	_, err := createWith(o, Meta{Server: "https://h"}, now, func(w io.Writer) error {
 		w.Write([]byte("half"))
 		return boom
 	})
@@ -192,7 +207,7 @@ func TestLock(t *testing.T) {
 // recorded still loads, without them.
 func TestRecipientsVersion(t *testing.T) {
 	o := Outbox{Dir: t.TempDir()}
-	e, err := o.Create(Meta{Server: "https://h", OrgKey: "org+1+k", RecipientsVersion: 3}, time.Now(), func(w io.Writer) error {
+	e, err := createWith(o, Meta{Server: "https://h", OrgKey: "org+1+k", RecipientsVersion: 3}, time.Now(), func(w io.Writer) error {
 		_, err := w.Write([]byte("x"))
 		return err
 	})
