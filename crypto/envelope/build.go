@@ -146,6 +146,16 @@ func build(w io.Writer, meta Meta, paths []source, signer ed25519.PrivateKey) (*
 		}
 	}
 
+	size, err := envelopeSize(m, int64(mj.Len()), int64(len(sig)), created)
+	if err != nil {
+		return nil, fmt.Errorf("failed to build envelope: %w", err)
+	}
+	if ss, ok := w.(SizeSetter); ok {
+		if err := ss.SetSize(size); err != nil {
+			return nil, err
+		}
+	}
+
 	cw := &countingWriter{w: w}
 	tw := tar.NewWriter(cw)
 	if err := tw.WriteHeader(tarHeader(ManifestName, int64(mj.Len()), created)); err != nil {
@@ -170,10 +180,54 @@ func build(w io.Writer, meta Meta, paths []source, signer ed25519.PrivateKey) (*
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("failed to write envelope: %w", err)
 	}
-	if _, err := io.CopyN(w, zeroReader{}, Padme(cw.n)-cw.n); err != nil {
+	if _, err := io.CopyN(cw, zeroReader{}, Padme(cw.n)-cw.n); err != nil {
 		return nil, fmt.Errorf("failed to write envelope padding: %w", err)
 	}
+	if cw.n != size {
+		// A reader of SetSize relies on it: never let a wrong
+		// prediction pass silently.
+		return nil, fmt.Errorf("failed to build envelope: wrote %d bytes, %d were announced", cw.n, size)
+	}
 	return m, nil
+}
+
+// SizeSetter is implemented by writers that need the envelope's exact
+// length before its first byte: a chunked upload of the ciphertext
+// declares the size when it is created, and age's ciphertext size follows
+// from the plaintext's. Build and BuildSources call SetSize once, after
+// the first read of the files and before writing anything; an error from
+// it ends the build.
+type SizeSetter interface {
+	SetSize(n int64) error
+}
+
+// envelopeSize returns the padded length of the envelope of m, with a
+// manifest of manifestLen bytes and a signature of sigLen (0: none). The
+// tar framing is measured by encoding the very headers the build writes.
+func envelopeSize(m *Manifest, manifestLen, sigLen int64, created time.Time) (int64, error) {
+	n := int64(endMarkerSize)
+	entry := func(name string, size int64) error {
+		cw := &countingWriter{w: io.Discard}
+		if err := tar.NewWriter(cw).WriteHeader(tarHeader(name, size, created)); err != nil {
+			return fmt.Errorf("failed to write entry for %s: %w", name, err)
+		}
+		n += cw.n + roundUp(size, blockSize)
+		return nil
+	}
+	if err := entry(ManifestName, manifestLen); err != nil {
+		return 0, err
+	}
+	if sigLen > 0 {
+		if err := entry(SignatureName, sigLen); err != nil {
+			return 0, err
+		}
+	}
+	for _, f := range m.Files {
+		if err := entry(f.Name, f.Size); err != nil {
+			return 0, err
+		}
+	}
+	return Padme(n), nil
 }
 
 // tarHeader makes entry headers that carry no more than the name and size:

@@ -3,8 +3,10 @@ package envelope
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -281,4 +283,56 @@ func TestMediaType(t *testing.T) {
 			t.Errorf("mediaType(%q, %q) = %q, want %q", tt.name, tt.head, got, tt.want)
 		}
 	}
+}
+
+// sizeRecorder is a writer that wants the envelope's size in advance.
+type sizeRecorder struct {
+	bytes.Buffer
+	announced []int64
+}
+
+func (s *sizeRecorder) SetSize(n int64) error {
+	if s.Len() > 0 {
+		return errors.New("SetSize after the first byte")
+	}
+	s.announced = append(s.announced, n)
+	return nil
+}
+
+// TestBuildAnnouncesSize checks that Build tells a SizeSetter, before
+// writing, exactly how many bytes it writes: with and without a
+// signature, for names that need PAX records (long, non-ASCII), empty
+// files and files of the tar block size.
+func TestBuildAnnouncesSize(t *testing.T) {
+	_, signer, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := Meta{Case: "NK-2026-0042", InterviewDate: "2026-11-20", Language: "ko", Consent: "research"}
+	cases := map[string][]Source{
+		"one byte": {source1("a.txt", 1)},
+		"blocks":   {source1("empty", 0), source1("block", 512), source1("blocks", 3*512+1)},
+		"pax names": {source1(strings.Repeat("긴 이름 ", 20)+".m4a", 70_000),
+			source1(strings.Repeat("n", 150), 65_536)},
+	}
+	for name, srcs := range cases {
+		for _, sk := range []ed25519.PrivateKey{nil, signer} {
+			t.Run(fmt.Sprintf("%s signed=%v", name, sk != nil), func(t *testing.T) {
+				var w sizeRecorder
+				if _, err := BuildSources(&w, meta, srcs, sk); err != nil {
+					t.Fatal(err)
+				}
+				if len(w.announced) != 1 || w.announced[0] != int64(w.Len()) {
+					t.Errorf("SetSize calls %v, wrote %d bytes", w.announced, w.Len())
+				}
+			})
+		}
+	}
+}
+
+// source1 is a source of size bytes of a repeated letter.
+func source1(name string, size int) Source {
+	return Source{Name: name, Size: int64(size), Open: func() (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader(strings.Repeat("x", size))), nil
+	}}
 }

@@ -102,6 +102,23 @@ func PlaintextSize(payload int64) (int64, error) {
 	return full*chunkSize + last - tagSize, nil
 }
 
+// PayloadSize returns the size of the age payload (nonce and STREAM
+// chunks) that encrypts a plaintext of n ≥ 0 bytes: the inverse of
+// PlaintextSize. With the header's length it gives the ciphertext's size
+// before a byte of it is written, which a chunked upload has to declare
+// when it is created.
+func PayloadSize(n int64) int64 {
+	chunks := max(1, (n+chunkSize-1)/chunkSize)
+	return nonceSize + n + chunks*tagSize
+}
+
+// CiphertextSize returns the size of the age file that encrypts n bytes
+// of plaintext, where start is the number of bytes age.Encrypt wrote
+// before it returned: the header and the payload's nonce.
+func CiphertextSize(start, n int64) int64 {
+	return start - nonceSize + PayloadSize(n)
+}
+
 // errReader remembers the first error other than io.EOF from r.
 type errReader struct {
 	r   io.Reader

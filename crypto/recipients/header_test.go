@@ -287,20 +287,16 @@ func TestPlaintextSize(t *testing.T) {
 	}
 }
 
-// TestPlaintextSizeExhaustive checks PlaintextSize against the payload size
-// of every plaintext size up to three chunks, computed the way age's STREAM
-// writer produces it.
+// TestPlaintextSizeExhaustive checks PlaintextSize against PayloadSize, its
+// inverse, for every plaintext size up to three chunks
+// (TestHeaderLengthThenPlaintextSize checks PayloadSize against age).
 func TestPlaintextSizeExhaustive(t *testing.T) {
 	const maxPlain = 3*chunkSize + 100
-	payloadOf := func(p int64) int64 {
-		chunks := max((p+chunkSize-1)/chunkSize, 1)
-		return nonceSize + p + chunks*tagSize
-	}
 	plainOf := make(map[int64]int64)
 	for p := int64(0); p <= maxPlain; p++ {
-		plainOf[payloadOf(p)] = p
+		plainOf[PayloadSize(p)] = p
 	}
-	for payload := int64(0); payload <= payloadOf(maxPlain); payload++ {
+	for payload := int64(0); payload <= PayloadSize(maxPlain); payload++ {
 		got, err := PlaintextSize(payload)
 		want, ok := plainOf[payload]
 		switch {
@@ -314,7 +310,7 @@ func TestPlaintextSizeExhaustive(t *testing.T) {
 
 // TestHeaderLengthThenPlaintextSize checks the server's two steps together:
 // the header length from the start of the file only, then the plaintext
-// size of the rest.
+// size of the rest; and the client's prediction of the file's size.
 func TestHeaderLengthThenPlaintextSize(t *testing.T) {
 	r := x25519ID(t).Recipient()
 	for _, size := range []int{0, 1, chunkSize - 1, chunkSize, chunkSize + 1, 2 * chunkSize, 2*chunkSize + 7} {
@@ -328,6 +324,39 @@ func TestHeaderLengthThenPlaintextSize(t *testing.T) {
 			if got, err := PlaintextSize(int64(len(file)) - n); err != nil || got != int64(size) {
 				t.Errorf("PlaintextSize = %d, %v, want %d", got, err, size)
 			}
+			if got := n + PayloadSize(int64(size)); got != int64(len(file)) {
+				t.Errorf("header + PayloadSize(%d) = %d, age wrote %d bytes", size, got, len(file))
+			}
 		})
+	}
+}
+
+// TestCiphertextSize checks the prediction a pipelined submit makes after
+// age.Encrypt returned and before the plaintext is written, for both
+// recipient types.
+func TestCiphertextSize(t *testing.T) {
+	x := x25519ID(t).Recipient()
+	hid, err := age.GenerateHybridIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []age.Recipient{x, hid.Recipient()} {
+		for _, size := range []int{0, 1, chunkSize, chunkSize + 1, 5*chunkSize - 3} {
+			var buf bytes.Buffer
+			w, err := age.Encrypt(&buf, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := int64(buf.Len())
+			if _, err := w.Write(make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := CiphertextSize(start, int64(size)); got != int64(buf.Len()) {
+				t.Errorf("%T, %d bytes: CiphertextSize(%d, %d) = %d, age wrote %d", r, size, start, size, got, buf.Len())
+			}
+		}
 	}
 }

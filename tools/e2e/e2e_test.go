@@ -353,7 +353,9 @@ func TestCoreLoop(t *testing.T) {
 }
 
 // waitForUploadInFlight waits until the client has created an upload on the
-// server, which it records in its outbox.
+// server for a complete outbox entry: one whose metadata records it, next
+// to its ciphertext N.age (an upload may begin while N.age.part is still
+// being written, and would then be discarded by a resume).
 func waitForUploadInFlight(t *testing.T, outbox string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -364,7 +366,8 @@ func waitForUploadInFlight(t *testing.T, outbox string) {
 				continue
 			}
 			data, err := os.ReadFile(filepath.Join(outbox, ent.Name()))
-			if err == nil && bytes.Contains(data, []byte(`"upload_id":"`)) {
+			_, errAge := os.Stat(filepath.Join(outbox, strings.TrimSuffix(ent.Name(), ".json")+".age"))
+			if err == nil && errAge == nil && bytes.Contains(data, []byte(`"upload_id":"`)) {
 				return
 			}
 		}

@@ -168,11 +168,11 @@ func (c *Client) Recipients(ctx context.Context) (*Recipients, error) {
 }
 
 // CreateUpload starts a resumable upload of size bytes whose SHA-256 is
-// sha256Hex.
+// sha256Hex, or "" to give it only with Finish.
 func (c *Client) CreateUpload(ctx context.Context, size int64, sha256Hex string) (*Upload, error) {
 	body := struct {
 		Size   int64  `json:"size"`
-		SHA256 string `json:"sha256"`
+		SHA256 string `json:"sha256,omitempty"` // "": given at finish
 	}{size, sha256Hex}
 	var u Upload
 	if err := c.doJSON(ctx, http.MethodPost, "/v1/uploads", body, http.StatusCreated, maxJSONResponse, &u); err != nil {
@@ -233,6 +233,24 @@ func (c *Client) UploadStatus(ctx context.Context, id string) (*Upload, error) {
 		return nil, fmt.Errorf("failed to get upload state: %w", err)
 	}
 	return &u, nil
+}
+
+// DeleteUpload abandons the unfinished upload id. An upload that no
+// longer exists is not an error.
+func (c *Client) DeleteUpload(ctx context.Context, id string) error {
+	req, err := c.request(ctx, http.MethodDelete, "/v1/uploads/"+url.PathEscape(id), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("failed to delete upload: %w", netError(err))
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("failed to delete upload: %w", statusError(resp))
+	}
+	return nil
 }
 
 // Finish completes upload id and returns the receipt JSON.

@@ -78,7 +78,9 @@ type Failure struct{ Err error }
 
 // Progress is the progress of encrypting (Label "encrypting", Total < 0:
 // unknown) or uploading ("uploading") one outbox entry, or of collecting
-// one submission (Label is the first 8 digits of its id).
+// one submission (Label is the first 8 digits of its id). When the upload
+// overlaps the encryption, only the upload's progress, which trails the
+// encryption, is reported once it began.
 type Progress struct {
 	Label       string
 	Done, Total int64
@@ -88,7 +90,8 @@ type Progress struct {
 // leaves the entry in the outbox, for resume.
 type Encrypted struct{ Name string }
 
-// Sending says the outbox entry Name is being uploaded.
+// Sending says the outbox entry Name is being uploaded. For a submit whose
+// upload overlaps the encryption, it comes before Encrypted.
 type Sending struct{ Name string }
 
 // UploadWait says an upload stopped on Err and tries again after Wait

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/testimony-ngo/testimony/internal/cmdline"
 	"github.com/testimony-ngo/testimony/tools/testimony/internal/api"
@@ -67,11 +68,27 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 	if err != nil {
 		return err
 	}
+	for _, a := range l.Abandoned {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// With -server, the token is that server's: never show it to
+		// another one.
+		if u, err := api.ParseServer(a.Meta.Server); err == nil && only != nil && u.String() != only.String() {
+			// Kept for a resume of its own server.
+			l.Partial = slices.DeleteFunc(l.Partial, func(n string) bool { return n == a.Name })
+			continue
+		}
+		if err := c.deleteAbandoned(ctx, h, cf, tlsSet, tok, a.Meta); err != nil {
+			c.notef("could not delete the unfinished upload of the interrupted submission %s: %v", a.Name, err)
+			c.hintf("it cannot be finished; the server deletes it when it expires")
+		}
+	}
 	if n := len(l.Partial); n > 0 {
 		if err := ob.Discard(l); err != nil {
 			return err
 		}
-		c.notef("discarded %d submission(s) whose encryption was interrupted; they were never sent", n)
+		c.notef("discarded %d submission(s) whose encryption was interrupted; none of them was sent in full", n)
 		c.hintf(`run "testimony submit" again for the files you were submitting then`)
 	}
 	floors, _, err := h.pins().LoadFloors(h.floorsPath())
@@ -108,30 +125,11 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 			}
 			c.notef("warning: uploading outbox entry %s, encrypted to the replaced version %d of your organisation's list of reviewers' keys (version %d is current), as -send-superseded asks", e.Name, e.Meta.RecipientsVersion, cur)
 		}
-		// The certificate check: the flags' (which must agree with the
-		// one remembered for the server, as for every command), else the
-		// remembered one (it may have been replaced since the
-		// submission), else the one the submission was made with.
-		ch := &tlsChoice{opt: api.TLSOptions{CAPEM: []byte(e.Meta.CAPEM), Pin: e.Meta.TLSPin}}
-		if e.Meta.CAPEM == "" {
-			ch.opt.CAPEM = nil
-		}
-		rem, err := c.chooseTLS(h, u, cf)
+		ch, etok, err := c.entryAuth(h, u, cf, tlsSet, tok, e.Meta)
 		if err != nil {
 			c.emit(Failure{Err: cmdline.Errorf("outbox entry %s: %w", e.Name, err)})
 			failed++
 			continue
-		}
-		if tlsSet || rem.fromMemory {
-			ch = rem
-		}
-		etok := tok
-		if etok == "" {
-			if etok, err = c.token("", u); err != nil {
-				c.emit(Failure{Err: cmdline.Errorf("outbox entry %s: %w", e.Name, err)})
-				failed++
-				continue
-			}
 		}
 		// The Sent event tells the submission id.
 		_, err = c.resumeOne(ctx, h, t, u, etok, ch, e, o.RateLimit)
@@ -153,6 +151,57 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) error {
 	}
 	return nil
 }
+
+// entryAuth returns the certificate check and token for the server u of an
+// outbox entry with metadata m. The certificate check: the flags' (which
+// must agree with the one remembered for the server, as for every
+// command), else the remembered one (it may have been replaced since the
+// submission), else the one the submission was made with. The token: tok
+// if set, else the one stored for the server.
+func (c *Client) entryAuth(h *home, u *url.URL, cf Conn, tlsSet bool, tok string, m outbox.Meta) (*tlsChoice, string, error) {
+	ch := &tlsChoice{opt: api.TLSOptions{CAPEM: []byte(m.CAPEM), Pin: m.TLSPin}}
+	if m.CAPEM == "" {
+		ch.opt.CAPEM = nil
+	}
+	rem, err := c.chooseTLS(h, u, cf)
+	if err != nil {
+		return nil, "", err
+	}
+	if tlsSet || rem.fromMemory {
+		ch = rem
+	}
+	if tok == "" {
+		if tok, err = c.token("", u); err != nil {
+			return nil, "", err
+		}
+	}
+	return ch, tok, nil
+}
+
+// deleteAbandoned deletes the upload begun for a submission whose
+// encryption was interrupted: it can never be finished, and it would count
+// against the token's open uploads until it expired.
+func (c *Client) deleteAbandoned(ctx context.Context, h *home, cf Conn, tlsSet bool, tok string, m outbox.Meta) error {
+	u, err := api.ParseServer(m.Server)
+	if err != nil {
+		return err
+	}
+	ch, tok, err := c.entryAuth(h, u, cf, tlsSet, tok, m)
+	if err != nil {
+		return err
+	}
+	cl, err := newClientTLS(u, tok, ch)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, abandonedDeleteTimeout)
+	defer cancel()
+	return cl.DeleteUpload(dctx, m.UploadID)
+}
+
+// abandonedDeleteTimeout bounds the deletion of an abandoned upload, which
+// is a courtesy to the server: it expires anyway.
+const abandonedDeleteTimeout = 30 * time.Second
 
 // superseded reports whether m was encrypted to an organisation-signed
 // list older than the floor for its organisation key, and the floor.

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,9 +15,24 @@ import (
 
 var now = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
+// createWith writes an entry as submit does: Begin, Write, Commit; a
+// failure of write abandons it.
+func createWith(o Outbox, meta Meta, now time.Time, write func(io.Writer) error) (*Entry, error) {
+	p, err := o.Begin(meta)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	if err := write(p); err != nil {
+		p.Abort(err)
+		return nil, err
+	}
+	return p.Commit(now)
+}
+
 func create(t *testing.T, o Outbox, content []byte) *Entry {
 	t.Helper()
-	e, err := o.Create(Meta{Server: "https://h", TLSPin: "ab"}, now, func(w io.Writer) error {
+	e, err := createWith(o, Meta{Server: "https://h", TLSPin: "ab"}, now, func(w io.Writer) error {
 		_, err := w.Write(content)
 		return err
 	})
@@ -76,7 +92,7 @@ func TestCreateListRemove(t *testing.T) {
 func TestCreateFailureLeavesNothing(t *testing.T) {
 	o := Outbox{Dir: t.TempDir()}
 	boom := errors.New("boom")
-	_, err := o.Create(Meta{Server: "https://h"}, now, func(w io.Writer) error {
+	_, err := createWith(o, Meta{Server: "https://h"}, now, func(w io.Writer) error {
 		w.Write([]byte("half"))
 		return boom
 	})
@@ -191,7 +207,7 @@ func TestLock(t *testing.T) {
 // recorded still loads, without them.
 func TestRecipientsVersion(t *testing.T) {
 	o := Outbox{Dir: t.TempDir()}
-	e, err := o.Create(Meta{Server: "https://h", OrgKey: "org+1+k", RecipientsVersion: 3}, time.Now(), func(w io.Writer) error {
+	e, err := createWith(o, Meta{Server: "https://h", OrgKey: "org+1+k", RecipientsVersion: 3}, time.Now(), func(w io.Writer) error {
 		_, err := w.Write([]byte("x"))
 		return err
 	})
@@ -209,5 +225,107 @@ func TestRecipientsVersion(t *testing.T) {
 	l, err = o.List()
 	if err != nil || len(l.Entries) != 1 || l.Entries[0].Meta.OrgKey != "" || l.Entries[0].Meta.RecipientsVersion != 0 {
 		t.Fatalf("List of an old entry = %+v, %v", l, err)
+	}
+}
+
+// TestPendingReadWhileWritten checks an entry read while it is written:
+// WaitFor releases a reader once the bytes are on the file, an upload id
+// set before Commit lands in N.json, and reading goes on across Commit's
+// rename.
+func TestPendingReadWhileWritten(t *testing.T) {
+	o := Outbox{Dir: filepath.Join(t.TempDir(), "outbox")}
+	p, err := o.Begin(Meta{Server: "https://h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	waited := make(chan error)
+	go func() { waited <- p.WaitFor(context.Background(), 6) }()
+	if _, err := p.Write([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitFor(6) returned %v after 3 bytes", err)
+	default:
+	}
+	if _, err := p.Write([]byte("def")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := p.ReadAt(buf, 0); err != nil || string(buf) != "abcdef" {
+		t.Fatalf("ReadAt = %q, %v", buf, err)
+	}
+	if l, err := o.List(); err != nil || len(l.Partial) != 1 || len(l.Entries) != 0 {
+		t.Fatalf("List before Commit = %+v, %v; want one partial entry", l, err)
+	}
+	const id = "0123456789abcdef0123456789abcdef"
+	if err := p.SetUploadID(id); err != nil {
+		t.Fatal(err)
+	}
+	// A crash now leaves an upload that resume must delete.
+	if l, err := o.List(); err != nil || len(l.Abandoned) != 1 || l.Abandoned[0].Meta.UploadID != id || l.Abandoned[0].Meta.Server != "https://h" {
+		t.Fatalf("List before Commit = %+v, %v; want the abandoned upload", l, err)
+	}
+	committed := make(chan *Entry)
+	go func() {
+		e, err := p.Committed(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		committed <- e
+	}()
+	e, err := p.Commit(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := <-committed; c == nil || c.Meta.SHA256 != e.Meta.SHA256 {
+		t.Errorf("Committed = %+v, want %+v", c, e)
+	}
+	if _, err := p.ReadAt(buf, 0); err != nil || string(buf) != "abcdef" {
+		t.Fatalf("ReadAt after Commit = %q, %v", buf, err)
+	}
+	if err := p.WaitFor(context.Background(), 7); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("WaitFor beyond the committed size = %v, want ErrCorrupt", err)
+	}
+	l, err := o.List()
+	if err != nil || len(l.Entries) != 1 || l.Entries[0].Meta.UploadID != id || l.Entries[0].Meta.Size != 6 {
+		t.Fatalf("List after Commit = %+v, %v", l, err)
+	}
+}
+
+// TestPendingAbort checks that an abandoned entry leaves nothing and tells
+// its readers why.
+func TestPendingAbort(t *testing.T) {
+	o := Outbox{Dir: filepath.Join(t.TempDir(), "outbox")}
+	p, err := o.Begin(Meta{Server: "https://h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.Write([]byte("abc"))
+	stop := errors.New("build failed")
+	waited := make(chan error)
+	go func() { waited <- p.WaitFor(context.Background(), 4) }()
+	go func() {
+		_, err := p.Committed(context.Background())
+		waited <- err
+	}()
+	p.Abort(stop)
+	for range 2 {
+		if err := <-waited; !errors.Is(err, stop) {
+			t.Errorf("a reader got %v, want the abort's error", err)
+		}
+	}
+	if des, _ := os.ReadDir(o.Dir); len(des) != 0 {
+		t.Errorf("left behind: %v", des)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.WaitFor(ctx, 1); err != nil {
+		t.Errorf("WaitFor of written bytes = %v", err)
 	}
 }

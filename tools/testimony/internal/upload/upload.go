@@ -10,6 +10,10 @@
 // without progress (GiveUpAfter, a day by default) ends the attempts. A
 // chunk request on which no byte moves for StallTimeout is abandoned and
 // retried.
+//
+// The file may still be being written when the upload starts (Job.Written):
+// its size must be known, its SHA-256 is given to the server only with the
+// finish, once the whole file exists.
 package upload
 
 import (
@@ -91,9 +95,18 @@ type Uploader struct {
 
 // Job is one file to upload.
 type Job struct {
-	File   io.ReaderAt
-	Size   int64
-	SHA256 string // lowercase hex
+	File io.ReaderAt
+	Size int64
+	// SHA256 is the file's SHA-256 in lowercase hex, or "" for a file
+	// that is still being written: then Written and Sum must be set.
+	SHA256 string
+	// Written, if set, blocks until the first n bytes of File can be
+	// read; an error ends the upload. Chunks are sent in order, each once
+	// it is written, so the upload overlaps the writing.
+	Written func(ctx context.Context, n int64) error
+	// Sum, if SHA256 is "", blocks until the file is complete and returns
+	// its SHA-256; the upload is finished only then.
+	Sum func(ctx context.Context) (string, error)
 	// UploadID is the upload a previous run created, or "".
 	UploadID string
 	// SaveUploadID persists a newly created upload id before any chunk is
@@ -122,6 +135,9 @@ func (u *Uploader) Run(ctx context.Context, job Job) (id string, receipt []byte,
 	}
 	if r.StallTimeout == 0 {
 		r.StallTimeout = DefaultStallTimeout
+	}
+	if job.SHA256 == "" && (job.Written == nil || job.Sum == nil) {
+		return "", nil, errors.New("upload: a job without SHA256 needs Written and Sum")
 	}
 	receipt, err = r.loop(ctx)
 	if err != nil {
@@ -390,6 +406,11 @@ func (r *run) sendMissing(ctx context.Context) error {
 	for len(r.missing) > 0 {
 		i := r.missing[0]
 		data := r.buf[:r.chunkLen(i)]
+		if r.job.Written != nil {
+			if err := r.job.Written(ctx, int64(i)*r.chunkSize+int64(len(data))); err != nil {
+				return retry.Permanent(fmt.Errorf("failed to read chunk %d of the outbox file: %w", i, err))
+			}
+		}
 		if _, err := r.job.File.ReadAt(data, int64(i)*r.chunkSize); err != nil && !(errors.Is(err, io.EOF) && len(data) > 0) {
 			return retry.Permanent(fmt.Errorf("failed to read chunk %d of the outbox file: %w", i, err))
 		}
@@ -502,6 +523,13 @@ func (r *run) pace(ctx context.Context, n int) error {
 }
 
 func (r *run) finish(ctx context.Context) ([]byte, error) {
+	if r.job.SHA256 == "" {
+		sum, err := r.job.Sum(ctx)
+		if err != nil {
+			return nil, retry.Permanent(err)
+		}
+		r.job.SHA256 = sum
+	}
 	cctx, cancel := r.call(ctx)
 	defer cancel()
 	receipt, err := r.Server.Finish(cctx, r.id, r.job.SHA256)

@@ -195,6 +195,13 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fail(404, "no such upload")
 			return
 		}
+		var req struct {
+			SHA256 string `json:"sha256"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		if u.sum == "" {
+			u.sum = req.SHA256
+		}
 		if f.forgetChunk > 0 {
 			delete(u.chunks, f.forgetChunk-1)
 			f.forgetChunk = 0
@@ -585,5 +592,133 @@ func TestUploadDetectsStall(t *testing.T) {
 	}
 	if len(told) != 1 || !strings.Contains(told[0], "connection stalled") {
 		t.Errorf("told %v, want one stall", told)
+	}
+}
+
+// growingFile is a file being written: the test releases its bytes, and a
+// read beyond what was released fails the test.
+type growingFile struct {
+	t        *testing.T
+	data     []byte
+	mu       sync.Mutex
+	cond     *sync.Cond
+	released int64
+	failed   error // ends waits, as an abandoned outbox entry does
+}
+
+func newGrowingFile(t *testing.T, data []byte) *growingFile {
+	g := &growingFile{t: t, data: data}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *growingFile) release(n int64, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.released, g.failed = n, err
+	g.cond.Broadcast()
+}
+
+func (g *growingFile) ReadAt(p []byte, off int64) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if off+int64(len(p)) > g.released {
+		g.t.Errorf("read of bytes [%d, %d) when only %d were written", off, off+int64(len(p)), g.released)
+	}
+	return bytes.NewReader(g.data).ReadAt(p, off)
+}
+
+func (g *growingFile) written(ctx context.Context, n int64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.released < n && g.failed == nil {
+		g.cond.Wait()
+	}
+	if g.released >= n {
+		return nil
+	}
+	return g.failed
+}
+
+// TestUploadWhileWritten checks an upload that overlaps the writing of its
+// file: each chunk is sent once written, before the file is complete, and
+// the finish waits for the file's SHA-256.
+func TestUploadWhileWritten(t *testing.T) {
+	f := newFake()
+	up, _ := setup(t, f)
+	data := make([]byte, 4*testChunk+17)
+	rand.Read(data)
+	g := newGrowingFile(t, data)
+	sum := sha256.Sum256(data)
+	summed := make(chan struct{})
+	var saved []string
+	j := Job{File: g, Size: int64(len(data)), Written: g.written,
+		Sum: func(context.Context) (string, error) {
+			<-summed
+			return hex.EncodeToString(sum[:]), nil
+		},
+		SaveUploadID: func(id string) error { saved = append(saved, id); return nil }}
+	type result struct {
+		id  string
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		id, _, err := up.Run(context.Background(), j)
+		done <- result{id, err}
+	}()
+	// Release the file a chunk at a time, each only after the previous
+	// chunk arrived: the upload must keep pace without the whole file.
+	for i := 1; i <= 5; i++ {
+		g.release(min(int64(i*testChunk), int64(len(data))), nil)
+		for f.totalPuts() < i {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	f.mu.Lock()
+	finishes := strings.Count(strings.Join(f.requests, "\n"), "/finish")
+	f.mu.Unlock()
+	if finishes != 0 {
+		t.Errorf("finish sent before the file's SHA-256 was known")
+	}
+	close(summed)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(saved) != 1 || saved[0] != r.id {
+		t.Errorf("saved upload ids %v, want [%s]", saved, r.id)
+	}
+	if f.totalPuts() != 5 {
+		t.Errorf("%d chunk PUTs, want 5", f.totalPuts())
+	}
+}
+
+// TestUploadWhileWrittenAbandoned checks that when the file being written
+// is abandoned (an encryption that failed), the upload ends with that
+// error and is never finished.
+func TestUploadWhileWrittenAbandoned(t *testing.T) {
+	f := newFake()
+	up, _ := setup(t, f)
+	data := make([]byte, 4*testChunk)
+	g := newGrowingFile(t, data)
+	abandoned := errors.New("encryption failed")
+	j := Job{File: g, Size: int64(len(data)), Written: g.written,
+		Sum: func(context.Context) (string, error) { return "", abandoned }}
+	g.release(testChunk+5, nil)
+	go func() {
+		for f.totalPuts() < 1 {
+			time.Sleep(time.Millisecond)
+		}
+		g.release(testChunk+5, abandoned)
+	}()
+	_, _, err := up.Run(context.Background(), j)
+	if !errors.Is(err, abandoned) {
+		t.Fatalf("Run = %v, want the writer's error", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if reqs := strings.Join(f.requests, "\n"); strings.Contains(reqs, "/finish") {
+		t.Errorf("an abandoned file's upload was finished:\n%s", reqs)
 	}
 }
