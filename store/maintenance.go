@@ -17,7 +17,11 @@ func openReadOnly(bdb *bolt.DB, path string) (*DB, error) {
 		if b == nil {
 			return fmt.Errorf("%w: no %s bucket", ErrCorrupt, bucketStore)
 		}
-		if v, _ := get(b, keySchema); string(v) != schemaVersion {
+		switch v, _ := get(b, keySchema); string(v) {
+		case schemaVersion:
+		case layoutBeforeIndexes:
+			return fmt.Errorf("store layout %s is migrated to layout %s when the file is first opened read-write: start the server once, or check a backup made since", v, schemaVersion)
+		default:
 			return fmt.Errorf("unsupported store layout %q (this program reads layout %s)", v, schemaVersion)
 		}
 		return nil

@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -177,7 +180,7 @@ func TestOpenErrors(t *testing.T) {
 	for name, path := range map[string]string{
 		"missing directory": filepath.Join(dir, "nope", "x.db"),
 		"not bbolt":         notDB,
-		"newer layout":      withSchema("future.db", "3"),
+		"newer layout":      withSchema("future.db", "4"),
 		// Layout 1 kept signed receipts and had no intake log.
 		"older layout": withSchema("past.db", "1"),
 	} {
@@ -190,6 +193,89 @@ func TestOpenErrors(t *testing.T) {
 			t.Log(err)
 		})
 	}
+}
+
+// TestOpenMigratesLayout2 opens a file of layout 2 that a binary of that
+// layout wrote to after the indexes and running hashes existed, without
+// maintaining them: a submission it finished is missing from both indexes,
+// and an upload's running hash no longer matches its chunks. Open must
+// rebuild the indexes, drop the running hashes and record layout 3, which
+// a binary of layout 2 refuses; a read-only Open refuses layout 2.
+func TestOpenMigratesLayout2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "testimony.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for i := range 4 {
+		all = append(all, submit(t, db, []byte(strconv.Itoa(i)), t0).ID)
+	}
+	if err := db.MarkCollected(all[0]); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(ChunkSize + 10)
+	upload := newID(t)
+	createUpload(t, db, upload, int64(len(data)))
+	if err := db.PutChunk(upload, 0, data[:ChunkSize]); err != nil {
+		t.Fatal(err)
+	}
+	other := sha256.New()
+	other.Write(make([]byte, ChunkSize))
+	state, err := marshalHash(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := json.Marshal(&hashRecord{Off: ChunkSize, State: state, ChunkState: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := db.Submission(all[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketByIndex, bucketPending} {
+			if err := tx.Bucket(name).Delete(u64(last.Index)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketHashes).Put([]byte(upload), stale); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketStore).Put(keySchema, []byte(layoutBeforeIndexes))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	if db, err := Open(path, Options{ReadOnly: true}); err == nil {
+		db.Close()
+		t.Fatal("read-only Open of layout 2 succeeded")
+	} else {
+		t.Log(err)
+	}
+	if db, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := pageAll(t, db, false, MaxSubmissionsPage); !slices.Equal(got, all) {
+		t.Errorf("all: %v, want %v", got, all)
+	}
+	if got := pageAll(t, db, true, MaxSubmissionsPage); !slices.Equal(got, all[1:]) {
+		t.Errorf("pending: %v, want %v", got, all[1:])
+	}
+	if err := db.PutChunk(upload, 1, data[ChunkSize:]); err != nil {
+		t.Fatal(err)
+	}
+	checkUploadSHA256(t, db, upload, data, int64(len(data)))
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if v, _ := get(tx.Bucket(bucketStore), keySchema); string(v) != schemaVersion {
+			t.Errorf("layout %q after Open, want %s", v, schemaVersion)
+		}
+		return nil
+	})
 }
 
 func TestReopenKeepsData(t *testing.T) {
