@@ -55,8 +55,9 @@
 // to the file without maintaining them, builds the two indexes from the
 // submissions, and lets an unfinished upload's running hash start again
 // from its stored chunks (UploadSHA256 reads back what it cannot resume).
-// A read-only Open (testimony-server check) refuses layout 2 until the
-// file has been opened read-write once.
+// A read-only Open (testimony-server check of a backup) reads a file of
+// layout 2 without migrating it; its indexes may then be stale, which
+// nothing read-only relies on.
 //
 // Chunk i of an upload covers bytes [i*ChunkSize, (i+1)*ChunkSize) of the
 // ciphertext. Each chunk sits alone in a nested bucket so that writing one

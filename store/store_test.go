@@ -185,12 +185,14 @@ func TestOpenErrors(t *testing.T) {
 		"older layout": withSchema("past.db", "1"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			db, err := Open(path, Options{})
-			if err == nil {
-				db.Close()
-				t.Fatal("Open succeeded")
+			for _, ro := range []bool{false, true} {
+				db, err := Open(path, Options{ReadOnly: ro})
+				if err == nil {
+					db.Close()
+					t.Fatalf("Open (read-only %v) succeeded", ro)
+				}
+				t.Log(err)
 			}
-			t.Log(err)
 		})
 	}
 }
@@ -200,7 +202,8 @@ func TestOpenErrors(t *testing.T) {
 // maintaining them: a submission it finished is missing from both indexes,
 // and an upload's running hash no longer matches its chunks. Open must
 // rebuild the indexes, drop the running hashes and record layout 3, which
-// a binary of layout 2 refuses; a read-only Open refuses layout 2.
+// a binary of layout 2 refuses. A read-only Open (check of an old backup)
+// reads layout 2 without changing it.
 func TestOpenMigratesLayout2(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "testimony.db")
 	db, err := Open(path, Options{})
@@ -250,12 +253,22 @@ func TestOpenMigratesLayout2(t *testing.T) {
 	}
 	db.Close()
 
-	if db, err := Open(path, Options{ReadOnly: true}); err == nil {
-		db.Close()
-		t.Fatal("read-only Open of layout 2 succeeded")
-	} else {
-		t.Log(err)
+	layout := func(db *DB) string {
+		var v []byte
+		db.bolt.View(func(tx *bolt.Tx) error {
+			v, _ = get(tx.Bucket(bucketStore), keySchema)
+			return nil
+		})
+		return string(v)
 	}
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only Open of layout 2: %v", err)
+	}
+	if got := layout(ro); got != layoutBeforeIndexes {
+		t.Errorf("layout %q after a read-only Open, want %s", got, layoutBeforeIndexes)
+	}
+	ro.Close()
 	if db, err = Open(path, Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -270,12 +283,9 @@ func TestOpenMigratesLayout2(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkUploadSHA256(t, db, upload, data, int64(len(data)))
-	db.bolt.View(func(tx *bolt.Tx) error {
-		if v, _ := get(tx.Bucket(bucketStore), keySchema); string(v) != schemaVersion {
-			t.Errorf("layout %q after Open, want %s", v, schemaVersion)
-		}
-		return nil
-	})
+	if got := layout(db); got != schemaVersion {
+		t.Errorf("layout %q after Open, want %s", got, schemaVersion)
+	}
 }
 
 func TestReopenKeepsData(t *testing.T) {
