@@ -43,6 +43,22 @@
 //	store        "schema"          -> layout version, so a different layout is refused
 //	             "logsize"         -> uint64 big-endian number of log leaves
 //
+// # Layout versions
+//
+// The "schema" key holds the layout version, now 3, and Open refuses any
+// other, so that a binary never writes to a file whose buckets it does not
+// maintain. Layout 3 added byindex, pending and hashes, which every write
+// keeps in step with the submissions and chunks. A binary of layout 2
+// refuses a file of layout 3 ("unsupported store layout"). Open migrates a
+// file of layout 2 in one transaction, then records layout 3: it drops
+// byindex, pending and hashes, since a binary of layout 2 may have written
+// to the file without maintaining them, builds the two indexes from the
+// submissions, and lets an unfinished upload's running hash start again
+// from its stored chunks (UploadSHA256 reads back what it cannot resume).
+// A read-only Open (testimony-server check of a backup) reads a file of
+// layout 2 without migrating it; its indexes may then be stale, which
+// nothing read-only relies on.
+//
 // Chunk i of an upload covers bytes [i*ChunkSize, (i+1)*ChunkSize) of the
 // ciphertext. Each chunk sits alone in a nested bucket so that writing one
 // never rewrites its neighbours (see chunkData in upload.go for the

@@ -17,7 +17,9 @@ func openReadOnly(bdb *bolt.DB, path string) (*DB, error) {
 		if b == nil {
 			return fmt.Errorf("%w: no %s bucket", ErrCorrupt, bucketStore)
 		}
-		if v, _ := get(b, keySchema); string(v) != schemaVersion {
+		// Layout 2 is read as it is (a backup from before the upgrade can
+		// be checked); only a read-write Open migrates it.
+		if v, _ := get(b, keySchema); string(v) != schemaVersion && string(v) != layoutBeforeIndexes {
 			return fmt.Errorf("unsupported store layout %q (this program reads layout %s)", v, schemaVersion)
 		}
 		return nil

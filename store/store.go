@@ -23,8 +23,14 @@ const ChunkSize = 1 << 20
 const DefaultTimeout = time.Second
 
 // schemaVersion is the layout described in the package documentation. Open
-// refuses files written with a different layout rather than misreading them.
-const schemaVersion = "2"
+// refuses files written with a different layout rather than misreading them,
+// except layout 2, which it migrates (see "Layout versions" there).
+const schemaVersion = "3"
+
+// layoutBeforeIndexes is the layout before the byindex, pending and hashes
+// buckets, which every write of layout 3 maintains. Binaries of layout 2
+// wrote files of either kind without them.
+const layoutBeforeIndexes = "2"
 
 // maxMetaKey bounds meta keys; they are names chosen by the server, never
 // input from clients.
@@ -138,6 +144,20 @@ func Open(path string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketStore)
+		if err != nil {
+			return fmt.Errorf("failed to create bucket %s: %w", bucketStore, err)
+		}
+		v, known := get(b, keySchema)
+		migrate := known && string(v) == layoutBeforeIndexes
+		if known && !migrate && string(v) != schemaVersion {
+			return fmt.Errorf("unsupported store layout %q (this program reads layout %s)", v, schemaVersion)
+		}
+		if migrate {
+			if err := dropDerived(tx); err != nil {
+				return err
+			}
+		}
 		// A file from before the submission indexes gets them built once.
 		indexed := tx.Bucket(bucketByIndex) != nil && tx.Bucket(bucketPending) != nil
 		for _, name := range [][]byte{bucketMeta, bucketTokens, bucketUploads, bucketSubmissions, bucketChunks, bucketLogLeaves, bucketLogHashes, bucketHashes, bucketByIndex, bucketPending} {
@@ -150,16 +170,8 @@ func Open(path string, opt Options) (*DB, error) {
 				return fmt.Errorf("failed to index submissions: %w", err)
 			}
 		}
-		b, err := tx.CreateBucketIfNotExists(bucketStore)
-		if err != nil {
-			return fmt.Errorf("failed to create bucket %s: %w", bucketStore, err)
-		}
-		v, ok := get(b, keySchema)
-		if !ok {
+		if !known || migrate {
 			return b.Put(keySchema, []byte(schemaVersion))
-		}
-		if string(v) != schemaVersion {
-			return fmt.Errorf("unsupported store layout %q (this program reads layout %s)", v, schemaVersion)
 		}
 		return nil
 	})
@@ -168,6 +180,20 @@ func Open(path string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("failed to initialize %s: %w", path, err)
 	}
 	return &DB{bolt: bdb}, nil
+}
+
+// dropDerived deletes, from a file of layout 2, the buckets that layout 3
+// derives from the others: a binary of layout 2 may have written to the
+// file after they were made, without maintaining them. The indexes are then
+// built again from the submissions, and an unfinished upload without a
+// running hash has it recomputed from its stored chunks.
+func dropDerived(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketByIndex, bucketPending, bucketHashes} {
+		if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return fmt.Errorf("failed to drop bucket %s of layout %s: %w", name, layoutBeforeIndexes, err)
+		}
+	}
+	return nil
 }
 
 // restrictMode removes group and other permission bits from an existing

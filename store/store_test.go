@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -177,18 +180,111 @@ func TestOpenErrors(t *testing.T) {
 	for name, path := range map[string]string{
 		"missing directory": filepath.Join(dir, "nope", "x.db"),
 		"not bbolt":         notDB,
-		"newer layout":      withSchema("future.db", "3"),
+		"newer layout":      withSchema("future.db", "4"),
 		// Layout 1 kept signed receipts and had no intake log.
 		"older layout": withSchema("past.db", "1"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			db, err := Open(path, Options{})
-			if err == nil {
-				db.Close()
-				t.Fatal("Open succeeded")
+			for _, ro := range []bool{false, true} {
+				db, err := Open(path, Options{ReadOnly: ro})
+				if err == nil {
+					db.Close()
+					t.Fatalf("Open (read-only %v) succeeded", ro)
+				}
+				t.Log(err)
 			}
-			t.Log(err)
 		})
+	}
+}
+
+// TestOpenMigratesLayout2 opens a file of layout 2 that a binary of that
+// layout wrote to after the indexes and running hashes existed, without
+// maintaining them: a submission it finished is missing from both indexes,
+// and an upload's running hash no longer matches its chunks. Open must
+// rebuild the indexes, drop the running hashes and record layout 3, which
+// a binary of layout 2 refuses. A read-only Open (check of an old backup)
+// reads layout 2 without changing it.
+func TestOpenMigratesLayout2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "testimony.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for i := range 4 {
+		all = append(all, submit(t, db, []byte(strconv.Itoa(i)), t0).ID)
+	}
+	if err := db.MarkCollected(all[0]); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(ChunkSize + 10)
+	upload := newID(t)
+	createUpload(t, db, upload, int64(len(data)))
+	if err := db.PutChunk(upload, 0, data[:ChunkSize]); err != nil {
+		t.Fatal(err)
+	}
+	other := sha256.New()
+	other.Write(make([]byte, ChunkSize))
+	state, err := marshalHash(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := json.Marshal(&hashRecord{Off: ChunkSize, State: state, ChunkState: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := db.Submission(all[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketByIndex, bucketPending} {
+			if err := tx.Bucket(name).Delete(u64(last.Index)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketHashes).Put([]byte(upload), stale); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketStore).Put(keySchema, []byte(layoutBeforeIndexes))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	layout := func(db *DB) string {
+		var v []byte
+		db.bolt.View(func(tx *bolt.Tx) error {
+			v, _ = get(tx.Bucket(bucketStore), keySchema)
+			return nil
+		})
+		return string(v)
+	}
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only Open of layout 2: %v", err)
+	}
+	if got := layout(ro); got != layoutBeforeIndexes {
+		t.Errorf("layout %q after a read-only Open, want %s", got, layoutBeforeIndexes)
+	}
+	ro.Close()
+	if db, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := pageAll(t, db, false, MaxSubmissionsPage); !slices.Equal(got, all) {
+		t.Errorf("all: %v, want %v", got, all)
+	}
+	if got := pageAll(t, db, true, MaxSubmissionsPage); !slices.Equal(got, all[1:]) {
+		t.Errorf("pending: %v, want %v", got, all[1:])
+	}
+	if err := db.PutChunk(upload, 1, data[ChunkSize:]); err != nil {
+		t.Fatal(err)
+	}
+	checkUploadSHA256(t, db, upload, data, int64(len(data)))
+	if got := layout(db); got != schemaVersion {
+		t.Errorf("layout %q after Open, want %s", got, schemaVersion)
 	}
 }
 

@@ -133,7 +133,9 @@ func (u *ui) logVerify(args []string) error {
 		return err
 	}
 	u.warnStale(w)
+	w.progress = u.startProgress("verifying")
 	v, err := w.verify("log verify", fs.Arg(0))
+	u.clearProgress()
 	if err != nil {
 		return err
 	}

@@ -72,7 +72,9 @@
 // ciphertext swapped or altered, history rewritten, forked history,
 // checkpoint signed by an unknown key, submission id reused, bundle replayed
 // out of order, bundle missing, inclusion proof failed), and nothing is
-// decrypted. Then, for
+// decrypted, except that the ciphertexts' SHA-256 is taken in the pass that
+// decrypts them (each is read once): a mismatch removes every work
+// directory before anything reaches OUTDIR, with the same refusal. Then, for
 // every submission, it decrypts with the identities, checks the envelope
 // (paths, sizes, manifest hashes) and the caseworker's signature, writes the
 // chain-of-custody record and only then moves the files into OUTDIR/<id>/,
@@ -86,7 +88,7 @@
 // open prints a table (ID, CASE, FILES, SIZE, SIGNED, STATUS) on standard
 // output and the details of every failure on standard error; when standard
 // error is a terminal, it also shows the bytes read and the rate while it
-// verifies and decrypts. SIGNED is the
+// decrypts (log verify: while it hashes). SIGNED is the
 // known caseworker's name, "unknown key" and the key's fingerprint,
 // "unsigned", or "BAD" for a signature that does not verify (the submission
 // is refused). It exits 0 only if every submission opened or was already

@@ -85,9 +85,13 @@ func (u *ui) open(args []string) error {
 			f.ID, f.Index, f.BundleSize, strings.SplitN(f.Failed, "T", 2)[0], f.Reason)
 	}
 
-	// Everything about the bundle is verified before anything is decrypted.
-	w.progress = u.startProgress("verifying")
-	v, err := review.Verify(bundleDir, w.reviewWitness())
+	// Everything about the bundle but the ciphertexts' hashes is verified
+	// before anything is decrypted; those are taken in the pass that
+	// decrypts, and a mismatch refuses the bundle before anything reaches
+	// OUTDIR.
+	rw := w.reviewWitness()
+	rw.HashInOpen = true
+	v, err := review.Verify(bundleDir, rw)
 	if errors.Is(err, review.ErrReplayed) && len(unresolved) > 0 {
 		// An older bundle: it may carry submissions that failed to open
 		// from it, to retry with another identity.
@@ -95,7 +99,7 @@ func (u *ui) open(args []string) error {
 		for _, f := range unresolved {
 			retry = append(retry, review.Retry{ID: f.ID, Index: f.Index, LeafHash: f.LeafHash})
 		}
-		switch rv, rerr := review.VerifyRetry(bundleDir, w.reviewWitness(), retry); {
+		switch rv, rerr := review.VerifyRetry(bundleDir, rw, retry); {
 		case rerr == nil:
 			v, err = rv, nil
 			u.warnf("this bundle is older than the log verified on this machine: only the %d submission(s) that failed to open from it are retried", len(v.Submissions))
@@ -109,6 +113,9 @@ func (u *ui) open(args []string) error {
 	opt.Progress = u.startProgress("decrypting")
 	results, err := review.Open(v, *out, opt)
 	u.clearProgress()
+	if r := new(review.RefusedError); errors.As(err, &r) {
+		return w.explain("open", bundleDir, r)
+	}
 	if err != nil {
 		return cmdline.Errorf("open: %v", err)
 	}

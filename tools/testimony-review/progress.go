@@ -24,8 +24,8 @@ const progressInterval = 100 * time.Millisecond
 // over a few milliseconds means nothing.
 const minRateTime = time.Second
 
-// progress is the state of the line being drawn for one phase of open
-// ("verifying", "decrypting").
+// progress is the state of the line being drawn for one phase: "verifying"
+// (log verify hashing the ciphertexts) or "decrypting" (open).
 type progress struct {
 	phase string
 	start time.Time

@@ -32,7 +32,7 @@ type witness struct {
 	// key is the log key to verify with: the pinned one, or -log-key on
 	// first use.
 	key string
-	// progress, if set, follows verify's reading of the ciphertexts.
+	// progress, if set, follows log verify's reading of the ciphertexts.
 	progress review.ProgressFunc
 }
 

@@ -116,8 +116,14 @@ type Options struct {
 
 // Open decrypts every submission of a verified bundle into outDir, creating
 // outDir (0700) if needed. It returns one Result per submission, in bundle
-// order, and an error only when outDir cannot be used; a failed submission
-// does not stop the others.
+// order, and an error only when outDir cannot be used or, for a bundle
+// verified with Witness.HashInOpen, when a ciphertext does not match its
+// leaf (the *RefusedError Verify would have returned) or cannot be read; a
+// failed submission does not stop the others.
+//
+// Every submission is extracted into its work directory before any is
+// moved into place, so that a bundle refused by the hash of its last
+// ciphertext leaves nothing in outDir (not even outDir, if Open made it).
 func Open(v *Verified, outDir string, opt Options) ([]Result, error) {
 	if len(opt.Identities) == 0 {
 		return nil, errors.New("failed to open bundle: no identities")
@@ -127,6 +133,8 @@ func Open(v *Verified, outDir string, opt Options) ([]Result, error) {
 		return nil, fmt.Errorf("failed to open bundle directory: %w", err)
 	}
 	defer root.Close()
+	_, err = os.Lstat(outDir)
+	made := errors.Is(err, fs.ErrNotExist)
 	if err := os.MkdirAll(outDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create output directory: %w", err)
 	}
@@ -136,11 +144,29 @@ func Open(v *Verified, outDir string, opt Options) ([]Result, error) {
 		return nil, fmt.Errorf("failed to use output directory: %s is not a directory", outDir)
 	}
 	o := &opener{bundle: root, outDir: outDir, v: v, opt: opt}
-	results := make([]Result, 0, len(v.Submissions))
-	for _, s := range v.Submissions {
-		r := o.open(s)
+	results := make([]Result, len(v.Submissions))
+	work := make([]string, len(v.Submissions))
+	for i, s := range v.Submissions {
+		r, tmp, err := o.extract(s)
+		if err != nil {
+			for _, w := range work[:i] {
+				if w != "" {
+					os.RemoveAll(w)
+				}
+			}
+			if made {
+				os.Remove(outDir)
+			}
+			return nil, err
+		}
 		r.Index = s.Index
-		results = append(results, r)
+		results[i], work[i] = r, tmp
+	}
+	for i, s := range v.Submissions {
+		if work[i] != "" {
+			results[i] = o.place(s, work[i], results[i])
+			results[i].Index = s.Index
+		}
 	}
 	return results, nil
 }
@@ -163,30 +189,41 @@ func failure(id, reason string, err error) Result {
 	return Result{ID: id, Status: Failed, Reason: reason, Err: fmt.Errorf("submission %s: %w", id, err)}
 }
 
-func (o *opener) open(s Submission) Result {
+// extract decrypts a submission into a new work directory, which it
+// returns with the Result of an opened submission; otherwise it returns
+// the Result of one already open or failed and no directory. Its error is
+// a refusal of the whole bundle: a ciphertext that Verify left unhashed
+// and that does not match its leaf. Such a ciphertext is hashed whatever
+// becomes of its submission, as Verify would have.
+func (o *opener) extract(s Submission) (Result, string, error) {
 	dst := filepath.Join(o.outDir, s.ID)
 	switch fi, err := os.Lstat(dst); {
 	case err == nil && fi.IsDir():
-		return o.alreadyOpen(s, dst)
+		return o.alreadyOpen(s, dst), "", o.hashOnly(s)
 	case err == nil:
 		// Never follow or replace a link or file planted where the
 		// submission's directory belongs.
 		return failure(s.ID, "output path is not a directory",
-			fmt.Errorf("%w: %s is a %v", ErrOutputExists, dst, describeMode(fi.Mode())))
+			fmt.Errorf("%w: %s is a %v", ErrOutputExists, dst, describeMode(fi.Mode()))), "", o.hashOnly(s)
 	case !errors.Is(err, fs.ErrNotExist):
-		return failure(s.ID, "cannot check output path", err)
+		return failure(s.ID, "cannot check output path", err), "", o.hashOnly(s)
 	}
 	o.removeLeftovers(s.ID)
 
-	f, err := openRegular(o.bundle, s.File)
-	if err != nil {
-		return failure(s.ID, "cannot read ciphertext", err)
+	var f *os.File
+	var err error
+	if o.v.unhashed {
+		if f, err = openCiphertext(o.bundle, s); err != nil {
+			return Result{}, "", err
+		}
+	} else if f, err = openRegular(o.bundle, s.File); err != nil {
+		return failure(s.ID, "cannot read ciphertext", err), "", nil
 	}
 	defer f.Close()
 
 	tmp, err := os.MkdirTemp(o.outDir, tmpPrefix+s.ID+"-")
 	if err != nil {
-		return failure(s.ID, "cannot create work directory", err)
+		return failure(s.ID, "cannot create work directory", err), "", o.hashOnly(s)
 	}
 	done := false
 	defer func() {
@@ -195,9 +232,9 @@ func (o *opener) open(s Submission) Result {
 		}
 	}()
 
-	// Verify hashed every ciphertext already; hashing again the very bytes
-	// that are decrypted catches a file that changed since (a flaky USB
-	// stick, or someone swapping it in between).
+	// The hash is of the very bytes that are decrypted. When Verify hashed
+	// every ciphertext already, a mismatch here is a file that changed
+	// since (a flaky USB stick, or someone swapping it in between).
 	h := sha256.New()
 	cr := &countingReader{r: io.TeeReader(progressReader(f, s, o.opt.Progress), h)}
 	ext, extractErr := decryptExtract(cr, tmp, o.opt)
@@ -205,32 +242,30 @@ func (o *opener) open(s Submission) Result {
 	// not match) so the hash covers the whole file. A mismatch explains a
 	// decryption failure better than the failure itself does.
 	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return failure(s.ID, "cannot read ciphertext", fmt.Errorf("failed to read %s: %w", s.File, err))
+		if o.v.unhashed {
+			return Result{}, "", fmt.Errorf("failed to read %s: %w", s.File, err)
+		}
+		return failure(s.ID, "cannot read ciphertext", fmt.Errorf("failed to read %s: %w", s.File, err)), "", nil
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != s.Leaf.SHA256 || cr.n != s.Leaf.Size {
+	if o.v.unhashed {
+		if err := checkCiphertext(s, h.Sum(nil), cr.n); err != nil {
+			return Result{}, "", err
+		}
+	} else if got := hex.EncodeToString(h.Sum(nil)); got != s.Leaf.SHA256 || cr.n != s.Leaf.Size {
 		return failure(s.ID, "ciphertext changed",
-			fmt.Errorf("%w: %s now has sha256 %s (%d bytes), its log leaf says %s (%d bytes)", ErrCiphertextMismatch, s.File, got, cr.n, s.Leaf.SHA256, s.Leaf.Size))
+			fmt.Errorf("%w: %s now has sha256 %s (%d bytes), its log leaf says %s (%d bytes)", ErrCiphertextMismatch, s.File, got, cr.n, s.Leaf.SHA256, s.Leaf.Size)), "", nil
 	}
 	if extractErr != nil {
-		return extractFailure(s.ID, extractErr)
+		return extractFailure(s.ID, extractErr), "", nil
 	}
 
 	signer := o.signer(ext)
 	c := newCustody(o.v, s, ext, signer, o.opt)
 	if err := c.write(tmp); err != nil {
 		if errors.Is(err, ErrReservedName) {
-			return failure(s.ID, "envelope holds a file named like a custody record", err)
+			return failure(s.ID, "envelope holds a file named like a custody record", err), "", nil
 		}
-		return failure(s.ID, "cannot write output", err)
-	}
-	// Re-checked right before the rename: rename(2) silently replaces an
-	// empty directory, and something may have appeared since the first check.
-	if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
-		return failure(s.ID, "output path appeared while opening",
-			fmt.Errorf("%w: %s was created by something else during the open", ErrOutputExists, dst))
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return failure(s.ID, "cannot move into place", err)
+		return failure(s.ID, "cannot write output", err), "", nil
 	}
 	done = true
 	r := Result{ID: s.ID, Status: Opened, Files: len(ext.Files), Manifest: ext.Manifest != nil, Signer: signer}
@@ -239,6 +274,33 @@ func (o *opener) open(s Submission) Result {
 	}
 	for _, file := range ext.Files {
 		r.Size += file.Size
+	}
+	return r, tmp, nil
+}
+
+// hashOnly hashes the ciphertext of a submission that is not decrypted,
+// if Verify left that to Open.
+func (o *opener) hashOnly(s Submission) error {
+	if !o.v.unhashed {
+		return nil
+	}
+	return hashCiphertext(o.bundle, s, o.opt.Progress)
+}
+
+// place moves an extracted submission's work directory to OUTDIR/<id>, or
+// removes it if it cannot.
+func (o *opener) place(s Submission, tmp string, r Result) Result {
+	dst := filepath.Join(o.outDir, s.ID)
+	// Re-checked right before the rename: rename(2) silently replaces an
+	// empty directory, and something may have appeared since the first check.
+	if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
+		os.RemoveAll(tmp)
+		return failure(s.ID, "output path appeared while opening",
+			fmt.Errorf("%w: %s was created by something else during the open", ErrOutputExists, dst))
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.RemoveAll(tmp)
+		return failure(s.ID, "cannot move into place", err)
 	}
 	return r
 }

@@ -17,8 +17,8 @@
 // Open then decrypts each submission of a verified bundle, extracts the
 // envelope into a private temporary directory, checks the caseworker's
 // signature over the manifest, writes the chain-of-custody record
-// (custody.json and custody.txt) and only then renames the directory to
-// OUTDIR/<id>.
+// (custody.json and custody.txt) and, once every submission got that far,
+// renames the directories to OUTDIR/<id>.
 //
 // # Output layout
 //
@@ -46,5 +46,11 @@
 //
 // Verify reads every ciphertext once and Open reads it again while
 // decrypting, comparing the hash, so a file changed in between is caught
-// but a large bundle is read twice.
+// but a large bundle is read twice. With Witness.HashInOpen, Verify leaves
+// the hashing to Open, which reads each ciphertext once: it then decrypts
+// and extracts a ciphertext before knowing that it is the logged one (into
+// its work directory, which the extraction's limits protect from hostile
+// archives as they must anyway, since a caseworker's device can send one
+// with a logged hash), and moves nothing into OUTDIR until every ciphertext
+// matched.
 package review

@@ -70,7 +70,9 @@ var (
 var ErrWitnessState = errors.New("stored checkpoint does not verify with the pinned log key")
 
 // RefusedError is the refusal of a whole bundle, before anything in it is
-// decrypted. Its message is "bundle refused: <reason>: <detail>".
+// decrypted or, for a ciphertext that Open hashes as it decrypts (see
+// Witness.HashInOpen), before anything is moved into the output directory.
+// Its message is "bundle refused: <reason>: <detail>".
 type RefusedError struct {
 	// Reason is one of the Err… values above.
 	Reason error
@@ -112,6 +114,12 @@ type Witness struct {
 	Failed map[string]SeenLeaf
 	// Progress, if set, follows the hashing of each ciphertext.
 	Progress ProgressFunc
+	// HashInOpen leaves the hashing of the ciphertexts to Open, which
+	// hashes each in the pass that decrypts it instead of reading it
+	// twice. A ciphertext that does not match its leaf then refuses the
+	// bundle in Open, with the RefusedError Verify would have returned,
+	// before anything is moved into the output directory.
+	HashInOpen bool
 }
 
 // Verified is a bundle that passed Verify.
@@ -145,6 +153,9 @@ type Verified struct {
 	// needs to tell an already opened submission from another one in its
 	// place.
 	opened map[string]SeenLeaf
+	// unhashed reports that no ciphertext was hashed yet (HashInOpen):
+	// Open must hash each and refuse the bundle on a mismatch.
+	unhashed bool
 }
 
 // Submission is a bundle entry with the log leaf that it matches.
@@ -172,7 +183,7 @@ type Submission struct {
 //   - every leaf's submission is in the bundle or was opened here before
 //     from that very leaf (same index and leaf hash),
 //     every submission is one of the leaves, and every ciphertext's size and
-//     SHA-256 are its leaf's.
+//     SHA-256 are its leaf's (with w.HashInOpen, Open checks these last).
 //
 // A failed check returns a *RefusedError naming it. Verify changes nothing;
 // the caller stores v.CheckpointNote after opening the bundle.
@@ -234,7 +245,7 @@ func Verify(dir string, w Witness) (*Verified, error) {
 	if err := v.matchSubmissions(leaves, w.Opened); err != nil {
 		return nil, err
 	}
-	if err := v.hashCiphertexts(w.Progress); err != nil {
+	if err := v.hashCiphertexts(w); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -317,7 +328,7 @@ func VerifyRetry(dir string, w Witness, retry []Retry) (*Verified, error) {
 	if len(v.Submissions) == 0 {
 		return nil, ErrNoRetry
 	}
-	if err := v.hashCiphertexts(w.Progress); err != nil {
+	if err := v.hashCiphertexts(w); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -564,36 +575,65 @@ func (v *Verified) matchSubmissions(leaves []intakelog.Leaf, opened map[string]S
 	return nil
 }
 
-// hashCiphertexts checks every ciphertext file against its leaf. It reads
-// every byte, so it runs after the cheap checks.
-func (v *Verified) hashCiphertexts(progress ProgressFunc) error {
+// hashCiphertexts checks every ciphertext file against its leaf, unless
+// w.HashInOpen leaves that to Open. It reads every byte, so it runs after
+// the cheap checks.
+func (v *Verified) hashCiphertexts(w Witness) error {
+	if w.HashInOpen {
+		v.unhashed = true
+		return nil
+	}
 	root, err := os.OpenRoot(v.Dir)
 	if err != nil {
 		return fmt.Errorf("failed to open bundle directory: %w", err)
 	}
 	defer root.Close()
 	for _, s := range v.Submissions {
-		f, err := openRegular(root, s.File)
-		if errors.Is(err, os.ErrNotExist) {
-			r := refuse(ErrDropped, "leaf %d (id %s) is in the log and in bundle.json, but its ciphertext %s is not in the bundle", s.Index, s.ID, s.File)
-			r.err = err
-			return r
+		if err := hashCiphertext(root, s, w.Progress); err != nil {
+			return err
 		}
-		if err != nil {
-			r := refuse(ErrMalformed, "%v", err)
-			r.err = err
-			return r
-		}
-		h := sha256.New()
-		n, err := io.Copy(h, progressReader(f, s, progress))
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("failed to read %s: %w", s.File, err)
-		}
-		if sum := hex.EncodeToString(h.Sum(nil)); sum != s.Leaf.SHA256 || n != s.Leaf.Size {
-			return refuse(ErrAltered, "ciphertext of %s does not match its log leaf %d: %s has sha256 %s (%d bytes), the leaf says %s (%d bytes)",
-				s.ID, s.Index, s.File, sum, n, s.Leaf.SHA256, s.Leaf.Size)
-		}
+	}
+	return nil
+}
+
+// hashCiphertext checks one ciphertext file against its leaf.
+func hashCiphertext(root *os.Root, s Submission, progress ProgressFunc) error {
+	f, err := openCiphertext(root, s)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, progressReader(f, s, progress))
+	if err != nil {
+		return fmt.Errorf("failed to read %s: %w", s.File, err)
+	}
+	return checkCiphertext(s, h.Sum(nil), n)
+}
+
+// openCiphertext opens a submission's ciphertext file, refusing the bundle
+// if it is missing or not a regular file.
+func openCiphertext(root *os.Root, s Submission) (*os.File, error) {
+	f, err := openRegular(root, s.File)
+	if errors.Is(err, os.ErrNotExist) {
+		r := refuse(ErrDropped, "leaf %d (id %s) is in the log and in bundle.json, but its ciphertext %s is not in the bundle", s.Index, s.ID, s.File)
+		r.err = err
+		return nil, r
+	}
+	if err != nil {
+		r := refuse(ErrMalformed, "%v", err)
+		r.err = err
+		return nil, r
+	}
+	return f, nil
+}
+
+// checkCiphertext refuses the bundle if the SHA-256 and size of a whole
+// ciphertext file are not its leaf's.
+func checkCiphertext(s Submission, sum []byte, n int64) error {
+	if hexSum := hex.EncodeToString(sum); hexSum != s.Leaf.SHA256 || n != s.Leaf.Size {
+		return refuse(ErrAltered, "ciphertext of %s does not match its log leaf %d: %s has sha256 %s (%d bytes), the leaf says %s (%d bytes)",
+			s.ID, s.Index, s.File, hexSum, n, s.Leaf.SHA256, s.Leaf.Size)
 	}
 	return nil
 }
