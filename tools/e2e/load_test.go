@@ -46,6 +46,10 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("TESTIMONY_LOAD=%q: use quick or long", mode)
 	}
 	e := newEnv(t)
+	// Every client sends with the one submit token, and a one-shot counts
+	// as an open upload while its body arrives; the server's capacity is
+	// under test here, the limit per token in server's quota tests.
+	e.restart("-max-open-uploads", strconv.Itoa(shape.clients))
 	// The ciphertexts are made before the clients start, so the figures
 	// are the server's, and shared, so memory stays bounded in long mode:
 	// the server neither knows nor cares that two submissions are equal.
