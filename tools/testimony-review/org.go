@@ -117,29 +117,19 @@ func (u *ui) readOrgKey(path string) (string, error) {
 	if err != nil {
 		return "", cmdline.Errorf("recipients sign: failed to read %s: %v", path, err)
 	}
-	if keyfile.IsProtected(data) {
-		var passErr error
-		data, err = keyfile.Unprotect(data, func() (string, error) {
-			p, err := u.passphrase("passphrase for the organisation key "+path, false)
-			if err != nil {
-				passErr = err
-				return "", err
-			}
-			u.notef("unlocking %s (scrypt, a few seconds)…", path)
-			return p, nil
-		})
-		switch {
-		case passErr != nil:
-			return "", passphraseError("recipients sign: "+path, passErr)
-		case errors.Is(err, keyfile.ErrIncorrectPassphrase):
-			return "", cmdline.Errorf("recipients sign: incorrect passphrase for the organisation key %s", path).
-				Hint("type the passphrase chosen at \"%s org init -passphrase\"; nothing was signed", prog)
-		case errors.Is(err, keyfile.ErrEmptyPassphrase):
-			return "", cmdline.Errorf("recipients sign: the passphrase for %s is empty", path).
-				Hint("type the passphrase chosen at \"%s org init -passphrase\"; nothing was signed", prog)
-		case err != nil:
-			return "", cmdline.Errorf("recipients sign: %s is not an organisation key: %v", path, err).Hint("%s", hint)
-		}
+	data, err = u.unprotect("recipients sign", "the organisation key "+path, path, data)
+	var ce *cmdline.Error
+	switch {
+	case errors.As(err, &ce):
+		return "", err
+	case errors.Is(err, keyfile.ErrIncorrectPassphrase):
+		return "", cmdline.Errorf("recipients sign: incorrect passphrase for the organisation key %s", path).
+			Hint("type the passphrase chosen at \"%s org init -passphrase\"; nothing was signed", prog)
+	case errors.Is(err, keyfile.ErrEmptyPassphrase):
+		return "", cmdline.Errorf("recipients sign: the passphrase for %s is empty", path).
+			Hint("type the passphrase chosen at \"%s org init -passphrase\"; nothing was signed", prog)
+	case err != nil:
+		return "", cmdline.Errorf("recipients sign: %s is not an organisation key: %v", path, err).Hint("%s", hint)
 	}
 	var key string
 	for _, line := range strings.Split(string(bytes.TrimRight(data, "\n")), "\n") {

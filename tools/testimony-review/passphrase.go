@@ -10,6 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/testimony-ngo/testimony/internal/cmdline"
+	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/keyfile"
 )
 
 // maxPassphraseLine caps a passphrase line read from standard input.
@@ -103,4 +104,30 @@ func (u *ui) passphraseLine() (string, error) {
 		}
 	}
 	return strings.TrimRight(string(line), "\r"), nil
+}
+
+// unprotect decrypts a passphrase-protected key file's contents, asking
+// for the passphrase of what (e.g. "the witness key PATH"), and returns
+// them as they are when the file is not protected. It returns the
+// keyfile error as it is (ErrIncorrectPassphrase, ErrEmptyPassphrase, a
+// damaged file), for the caller to explain; a passphrase that could not
+// be read is already explained, prefixed with cmd.
+func (u *ui) unprotect(cmd, what, path string, data []byte) ([]byte, error) {
+	if !keyfile.IsProtected(data) {
+		return data, nil
+	}
+	var passErr error
+	data, err := keyfile.Unprotect(data, func() (string, error) {
+		p, err := u.passphrase("passphrase for "+what, false)
+		if err != nil {
+			passErr = err
+			return "", err
+		}
+		u.notef("unlocking %s (scrypt, a few seconds)…", path)
+		return p, nil
+	})
+	if passErr != nil {
+		return nil, passphraseError(cmd+": "+path, passErr)
+	}
+	return data, err
 }

@@ -155,25 +155,15 @@ func (u *ui) loadWitnessKey(cmd, path string) (*wkey.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	if keyfile.IsProtected(data) {
-		var passErr error
-		data, err = keyfile.Unprotect(data, func() (string, error) {
-			p, err := u.passphrase("passphrase for the witness key "+path, false)
-			if err != nil {
-				passErr = err
-				return "", err
-			}
-			u.notef("unlocking %s (scrypt, a few seconds)…", path)
-			return p, nil
-		})
-		switch {
-		case passErr != nil:
-			return nil, passphraseError(cmd+": "+path, passErr)
-		case errors.Is(err, keyfile.ErrIncorrectPassphrase), errors.Is(err, keyfile.ErrEmptyPassphrase):
-			return nil, cmdline.Errorf("%s: incorrect passphrase for the witness key %s", cmd, path).Hint("%s", "type the passphrase chosen at \""+prog+" log witness-key -passphrase\"; nothing was signed")
-		case err != nil:
-			return nil, cmdline.Errorf("%s: %s is not a witness key: %v", cmd, path, err).Hint("restore the file from a backup")
-		}
+	data, err = u.unprotect(cmd, "the witness key "+path, path, data)
+	var ce *cmdline.Error
+	switch {
+	case errors.As(err, &ce):
+		return nil, err
+	case errors.Is(err, keyfile.ErrIncorrectPassphrase), errors.Is(err, keyfile.ErrEmptyPassphrase):
+		return nil, cmdline.Errorf("%s: incorrect passphrase for the witness key %s", cmd, path).Hint("%s", "type the passphrase chosen at \""+prog+" log witness-key -passphrase\"; nothing was signed")
+	case err != nil:
+		return nil, cmdline.Errorf("%s: %s is not a witness key: %v", cmd, path, err).Hint("restore the file from a backup")
 	}
 	var k *wkey.Key
 	for _, line := range strings.Split(string(data), "\n") {

@@ -47,26 +47,18 @@ Example:
 `
 
 func (c *cli) compact(args []string) error {
-	fs := cmdline.NewFlagSet("compact")
-	data := fs.String("data", "", "")
-	rest, err := c.parseFlags(fs, compactUsage, args)
+	data, _, err := c.dataFlag("compact", compactUsage, args, false)
 	if err != nil {
 		return err
 	}
-	if err := noArgs(fs, rest); err != nil {
-		return err
-	}
-	if err := required(fs, "data"); err != nil {
-		return err
-	}
-	res, err := server.Compact(*data)
+	res, err := server.Compact(data)
 	if errors.Is(err, server.ErrServerRunning) {
 		return cmdline.Errorf("%w", err).Hint("stop testimony-server serve, run compact, then start it again (or use serve -compact-at-start)")
 	}
 	if err != nil {
-		return explain(err, *data)
+		return explain(err, data)
 	}
-	fmt.Fprintf(c.stdout, "compacted %s: %d bytes before, %d after\n", server.DBPath(*data), res.Before, res.After)
+	fmt.Fprintf(c.stdout, "compacted %s: %d bytes before, %d after\n", server.DBPath(data), res.Before, res.After)
 	return nil
 }
 

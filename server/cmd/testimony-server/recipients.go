@@ -50,19 +50,11 @@ func (c *cli) recipients(args []string) error {
 }
 
 func (c *cli) recipientsShow(args []string) error {
-	fs := cmdline.NewFlagSet("recipients show")
-	data := fs.String("data", "", "")
-	rest, err := c.parseFlags(fs, recipientsUsage, args)
+	data, _, err := c.dataFlag("recipients show", recipientsUsage, args, false)
 	if err != nil {
 		return err
 	}
-	if err := noArgs(fs, rest); err != nil {
-		return err
-	}
-	if err := required(fs, "data"); err != nil {
-		return err
-	}
-	info, err := withAdmin(*data, server.Admin.Recipients)
+	info, err := withAdmin(data, server.Admin.Recipients)
 	if err != nil {
 		return err
 	}
@@ -83,23 +75,18 @@ func (c *cli) recipientsShow(args []string) error {
 }
 
 func (c *cli) recipientsSet(args []string) error {
-	fs := cmdline.NewFlagSet("recipients set")
-	data := fs.String("data", "", "")
-	rest, err := c.parseFlags(fs, recipientsUsage, args)
+	data, rest, err := c.dataFlag("recipients set", recipientsUsage, args, true)
 	if err != nil {
 		return err
 	}
-	if err := required(fs, "data"); err != nil {
-		return err
-	}
 	if len(rest) != 1 {
-		return cmdline.Errorf("recipients set takes exactly one NOTEFILE").Usage(fs.Name())
+		return cmdline.Errorf("recipients set takes exactly one NOTEFILE").Usage("recipients set")
 	}
 	note, err := readNote(rest[0])
 	if err != nil {
 		return err
 	}
-	info, err := withAdmin(*data, func(a server.Admin) (*server.DeploymentInfo, error) { return a.SetRecipients(note) })
+	info, err := withAdmin(data, func(a server.Admin) (*server.DeploymentInfo, error) { return a.SetRecipients(note) })
 	if err != nil {
 		return err
 	}

@@ -113,24 +113,16 @@ func (c *cli) tokenCreate(args []string) error {
 }
 
 func (c *cli) tokenList(args []string) error {
-	fs := cmdline.NewFlagSet("token list")
-	data := fs.String("data", "", "")
-	rest, err := c.parseFlags(fs, tokenUsage, args)
+	data, _, err := c.dataFlag("token list", tokenUsage, args, false)
 	if err != nil {
 		return err
 	}
-	if err := noArgs(fs, rest); err != nil {
-		return err
-	}
-	if err := required(fs, "data"); err != nil {
-		return err
-	}
-	tokens, err := withAdmin(*data, server.Admin.Tokens)
+	tokens, err := withAdmin(data, server.Admin.Tokens)
 	if err != nil {
 		return err
 	}
 	if len(tokens) == 0 {
-		c.note("no tokens yet; create one with: testimony-server token create -data %s -role submit -name NAME", *data)
+		c.note("no tokens yet; create one with: testimony-server token create -data %s -role submit -name NAME", data)
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 8, 2, ' ', 0)
@@ -158,19 +150,14 @@ func (c *cli) tokenList(args []string) error {
 }
 
 func (c *cli) tokenRevoke(args []string) error {
-	fs := cmdline.NewFlagSet("token revoke")
-	data := fs.String("data", "", "")
-	rest, err := c.parseFlags(fs, tokenUsage, args)
+	data, rest, err := c.dataFlag("token revoke", tokenUsage, args, true)
 	if err != nil {
 		return err
 	}
-	if err := required(fs, "data"); err != nil {
-		return err
-	}
 	if len(rest) != 1 {
-		return cmdline.Errorf("token revoke takes exactly one token id or name").Hint("list the tokens with: testimony-server token list -data %s", *data)
+		return cmdline.Errorf("token revoke takes exactly one token id or name").Hint("list the tokens with: testimony-server token list -data %s", data)
 	}
-	_, err = withAdmin(*data, func(a server.Admin) (struct{}, error) { return struct{}{}, a.RevokeToken(rest[0]) })
+	_, err = withAdmin(data, func(a server.Admin) (struct{}, error) { return struct{}{}, a.RevokeToken(rest[0]) })
 	if err != nil {
 		return err
 	}

@@ -98,3 +98,24 @@ func noArgs(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
+
+// dataFlag parses the flags of a command whose one flag is the required
+// -data DIR, and returns DIR and the arguments; unless args is true, an
+// argument is refused.
+func (c *cli) dataFlag(name, usage string, argv []string, args bool) (string, []string, error) {
+	fs := cmdline.NewFlagSet(name)
+	data := fs.String("data", "", "")
+	rest, err := c.parseFlags(fs, usage, argv)
+	if err != nil {
+		return "", nil, err
+	}
+	if !args {
+		if err := noArgs(fs, rest); err != nil {
+			return "", nil, err
+		}
+	}
+	if err := required(fs, "data"); err != nil {
+		return "", nil, err
+	}
+	return *data, rest, nil
+}

@@ -50,19 +50,14 @@ func (c *cli) witness(args []string) error {
 }
 
 func (c *cli) witnessAdd(args []string) error {
-	fs := cmdline.NewFlagSet("witness add")
-	data := fs.String("data", "", "")
-	rest, err := c.parseFlags(fs, witnessUsage, args)
+	data, rest, err := c.dataFlag("witness add", witnessUsage, args, true)
 	if err != nil {
 		return err
 	}
-	if err := required(fs, "data"); err != nil {
-		return err
-	}
 	if len(rest) != 2 {
-		return cmdline.Errorf("witness add takes a NAME and the witness VKEY").Hint("on the reviewer's machine, \"testimony-review log witness-key\" prints the key; then: testimony-server witness add -data %s reviewer-1 VKEY", *data)
+		return cmdline.Errorf("witness add takes a NAME and the witness VKEY").Hint("on the reviewer's machine, \"testimony-review log witness-key\" prints the key; then: testimony-server witness add -data %s reviewer-1 VKEY", data)
 	}
-	info, err := withAdmin(*data, func(a server.Admin) (server.WitnessInfo, error) { return a.AddWitness(rest[0], rest[1]) })
+	info, err := withAdmin(data, func(a server.Admin) (server.WitnessInfo, error) { return a.AddWitness(rest[0], rest[1]) })
 	if err != nil {
 		return err
 	}
@@ -71,24 +66,16 @@ func (c *cli) witnessAdd(args []string) error {
 }
 
 func (c *cli) witnessList(args []string) error {
-	fs := cmdline.NewFlagSet("witness list")
-	data := fs.String("data", "", "")
-	rest, err := c.parseFlags(fs, witnessUsage, args)
+	data, _, err := c.dataFlag("witness list", witnessUsage, args, false)
 	if err != nil {
 		return err
 	}
-	if err := noArgs(fs, rest); err != nil {
-		return err
-	}
-	if err := required(fs, "data"); err != nil {
-		return err
-	}
-	ws, err := withAdmin(*data, server.Admin.Witnesses)
+	ws, err := withAdmin(data, server.Admin.Witnesses)
 	if err != nil {
 		return err
 	}
 	if len(ws) == 0 {
-		c.note("no witnesses yet; register a reviewer's key with: testimony-server witness add -data %s NAME VKEY", *data)
+		c.note("no witnesses yet; register a reviewer's key with: testimony-server witness add -data %s NAME VKEY", data)
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 8, 2, ' ', 0)
@@ -100,19 +87,14 @@ func (c *cli) witnessList(args []string) error {
 }
 
 func (c *cli) witnessRemove(args []string) error {
-	fs := cmdline.NewFlagSet("witness remove")
-	data := fs.String("data", "", "")
-	rest, err := c.parseFlags(fs, witnessUsage, args)
+	data, rest, err := c.dataFlag("witness remove", witnessUsage, args, true)
 	if err != nil {
 		return err
 	}
-	if err := required(fs, "data"); err != nil {
-		return err
-	}
 	if len(rest) != 1 {
-		return cmdline.Errorf("witness remove takes exactly one witness NAME").Hint("list them with: testimony-server witness list -data %s", *data)
+		return cmdline.Errorf("witness remove takes exactly one witness NAME").Hint("list them with: testimony-server witness list -data %s", data)
 	}
-	_, err = withAdmin(*data, func(a server.Admin) (struct{}, error) { return struct{}{}, a.RemoveWitness(rest[0]) })
+	_, err = withAdmin(data, func(a server.Admin) (struct{}, error) { return struct{}{}, a.RemoveWitness(rest[0]) })
 	if err != nil {
 		return err
 	}
