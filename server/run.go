@@ -277,6 +277,13 @@ func (s *Server) expireLoop(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("expired uploads", "count", n)
 		}
+		// Deletions after review that a crash interrupted are finished
+		// here, at start and then now and again.
+		if n, err := s.db.FinishDeletions(); err != nil {
+			s.log.Error("failed to finish deleting reviewed ciphertext", "error", err)
+		} else if n > 0 {
+			s.log.Info("finished deleting reviewed ciphertext", "submissions", n)
+		}
 		s.logRetention()
 		select {
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,10 @@ const MaxAckFile = 4 << 20
 var (
 	bucketAcks      = []byte("acks")
 	bucketWitnesses = []byte("witnesses")
+	// bucketDeleting holds the raw ids of submissions marked deleted whose
+	// chunks may not all be gone yet (a crash in DeleteReviewed), for
+	// FinishDeletions.
+	bucketDeleting = []byte("deleting")
 )
 
 // Reviewed names a submission a witness acknowledged: its id and the log
@@ -93,10 +98,24 @@ func (db *DB) DeleteReviewed(subs []Reviewed, ack []byte, when time.Time) (int, 
 		if marked == 0 {
 			return errUnchanged
 		}
+		del, err := tx.CreateBucketIfNotExists(bucketDeleting)
+		if err != nil {
+			return err
+		}
+		for i := range subs {
+			if err := del.Put(raws[i][:], []byte{1}); err != nil {
+				return err
+			}
+		}
 		return ab.Put(u64(int64(seq)), ack)
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return 0, fmt.Errorf("failed to delete reviewed submissions: %w", err)
+	}
+	if testHookMarked != nil {
+		if err := testHookMarked(); err != nil {
+			return marked, err
+		}
 	}
 	for i, s := range subs {
 		if err := db.deleteReviewedChunks(s.ID, raws[i]); err != nil {
@@ -122,19 +141,67 @@ func (db *DB) deleteReviewedChunks(id string, raw [16]byte) error {
 			if rec.Deleted == "" {
 				return fmt.Errorf("submission is not marked deleted: %w", ErrInvalid)
 			}
-			if k, _ := tx.Bucket(bucketChunks).Cursor().Seek(raw[:]); k == nil || !bytes.HasPrefix(k, raw[:]) {
-				more = false
+			deleted := false
+			if k, _ := tx.Bucket(bucketChunks).Cursor().Seek(raw[:]); k != nil && bytes.HasPrefix(k, raw[:]) {
+				var err error
+				if more, err = deleteChunkBatch(tx, raw); err != nil || more {
+					return err
+				}
+				deleted = true
+			}
+			more = false
+			// The last chunk is gone: nothing is left for FinishDeletions.
+			if del := tx.Bucket(bucketDeleting); del != nil && del.Get(raw[:]) != nil {
+				return del.Delete(raw[:])
+			}
+			if !deleted {
 				return errUnchanged
 			}
-			var err error
-			more, err = deleteChunkBatch(tx, raw)
-			return err
+			return nil
 		})
 		if err != nil && !errors.Is(err, errUnchanged) {
 			return err
 		}
 	}
 	return nil
+}
+
+// testHookMarked, if set, is called once the records are marked and before
+// any chunk is deleted; an error stops DeleteReviewed there, as a crash
+// would.
+var testHookMarked func() error
+
+// FinishDeletions deletes what is left of the chunks of submissions marked
+// deleted, which a crash in DeleteReviewed can leave behind; the server
+// calls it when it starts and then now and again. It returns how many
+// submissions it finished.
+func (db *DB) FinishDeletions() (int, error) {
+	var raws [][16]byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDeleting)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			var raw [16]byte
+			if len(k) != len(raw) {
+				return fmt.Errorf("malformed id in %s: %w", bucketDeleting, ErrInvalid)
+			}
+			copy(raw[:], k)
+			raws = append(raws, raw)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("failed to list unfinished deletions: %w", err)
+	}
+	for _, raw := range raws {
+		id := hex.EncodeToString(raw[:])
+		if err := db.deleteReviewedChunks(id, raw); err != nil {
+			return 0, fmt.Errorf("failed to delete the ciphertext of %s: %w", id, err)
+		}
+	}
+	return len(raws), nil
 }
 
 // AckFile returns the acknowledgement stored by DeleteReviewed under seq

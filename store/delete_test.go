@@ -93,3 +93,42 @@ func TestWitnesses(t *testing.T) {
 		t.Fatalf("second remove: %v", err)
 	}
 }
+
+// TestFinishDeletions: a crash after the records were marked deleted and
+// before their chunks went leaves the ciphertext in the file; the sweep the
+// server runs when it starts deletes it, and then has nothing left to do.
+func TestFinishDeletions(t *testing.T) {
+	db := openTemp(t)
+	kept := submit(t, db, randomBytes(ChunkSize+10), t0)
+	gone := submit(t, db, randomBytes(2*ChunkSize+5), t0)
+	crash := errors.New("crash")
+	testHookMarked = func() error { return crash }
+	_, err := db.DeleteReviewed([]Reviewed{{gone.ID, gone.Index}}, []byte("ack"), t0)
+	testHookMarked = nil
+	if !errors.Is(err, crash) {
+		t.Fatalf("DeleteReviewed = %v, want the crash", err)
+	}
+	if complete, _, err := db.ChunkState(gone.ID); err != nil || len(complete) != 3 {
+		t.Fatalf("after the crash: %d chunks, %v; want all 3 still there", len(complete), err)
+	}
+	n, err := db.FinishDeletions()
+	if err != nil || n != 1 {
+		t.Fatalf("FinishDeletions = %d, %v; want 1", n, err)
+	}
+	if complete, partial, err := db.ChunkState(gone.ID); err != nil || len(complete)+len(partial) != 0 {
+		t.Fatalf("after the sweep: %d chunks, %d partial, %v", len(complete), len(partial), err)
+	}
+	if complete, _, err := db.ChunkState(kept.ID); err != nil || len(complete) != 2 {
+		t.Fatalf("the sweep touched a submission nobody acknowledged: %d chunks, %v", len(complete), err)
+	}
+	if n, err := db.FinishDeletions(); err != nil || n != 0 {
+		t.Fatalf("second FinishDeletions = %d, %v; want 0", n, err)
+	}
+	// A deletion that was not interrupted leaves nothing to sweep.
+	if _, err := db.DeleteReviewed([]Reviewed{{kept.ID, kept.Index}}, []byte("ack 2"), t0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.FinishDeletions(); err != nil || n != 0 {
+		t.Fatalf("FinishDeletions after a whole deletion = %d, %v; want 0", n, err)
+	}
+}

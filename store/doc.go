@@ -36,6 +36,7 @@
 //	loghashes    uint64 big-endian stored-hash index (tlog.StoredHashIndex) -> 32-byte hash
 //	acks         uint64 big-endian sequence -> acknowledgement file (DeleteReviewed, AckFile)
 //	witnesses    name              -> JSON record (verifier key, date added)
+//	deleting     16-byte raw id    -> 1, while a reviewed submission's chunks are being deleted (FinishDeletions)
 //	byindex      uint64 big-endian log index -> id of its submission (SubmissionsPage)
 //	pending      uint64 big-endian log index -> id, for submissions not yet collected
 //	hashes       id (32 hex chars) -> JSON record: the running SHA-256 of an unfinished upload
