@@ -106,8 +106,8 @@ func TestAppWithRealBinaries(t *testing.T) {
 		paths[name] = writeFile(t, filepath.Join(src, name), data)
 	}
 	notes := "면담 메모: 국경을 밤에 건넜습니다.\n"
-	b.Do(t, chromedp.Navigate(b.Base(t)+"/new"), chromedp.WaitVisible(`#testimony`),
-		chromedp.SetValue(`input[name=case]`, "NK-E2E-1"),
+	b.Open(t, b.Base(t)+"/new", `#testimony`)
+	b.Do(t, chromedp.SetValue(`input[name=case]`, "NK-E2E-1"),
 		chromedp.SetValue(`textarea[name=notes]`, notes),
 		chromedp.SetUploadFiles(`#files`, []string{paths["면담 녹음.m4a"], paths["map.png"]}))
 	b.Drop(t, "drop", paths["video.mp4"])
@@ -137,8 +137,8 @@ func TestAppWithRealBinaries(t *testing.T) {
 	// A second testimony; the app is killed while it uploads.
 	second := randomBytes(t, 3<<20)
 	secondPath := writeFile(t, filepath.Join(src, "second.bin"), second)
-	b.Do(t, chromedp.Navigate(b.Base(t)+"/new"), chromedp.WaitVisible(`#testimony`),
-		chromedp.SetUploadFiles(`#files`, []string{secondPath}))
+	b.Open(t, b.Base(t)+"/new", `#testimony`)
+	b.Do(t, chromedp.SetUploadFiles(`#files`, []string{secondPath}))
 	b.Wait(t, `document.querySelectorAll('#filelist li button').length === 1`)
 	b.Do(t, chromedp.Click(`#send`))
 	waitForUploadInFlight(t, filepath.Join(e.home, "outbox"))

@@ -145,7 +145,7 @@ func TestAppEnrolFileInBrowser(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "state")
 	ra := startApp(t, home, nil)
 	b := browsertest.New(t, "en-US")
-	b.Do(t, chromedp.Navigate(ra.url), chromedp.WaitVisible(`#enrol-drop`))
+	b.Open(t, ra.url, `#enrol-drop`)
 
 	b.Drop(t, "enrol-drop", bad)
 	b.Wait(t, `!document.getElementById('enrol-error').hidden`)

@@ -22,7 +22,7 @@ func TestAppOfflineTestimonySurvivesRestart(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "state")
 	ra := startApp(t, home, nil)
 	b := browsertest.New(t, "en-US")
-	b.Do(t, chromedp.Navigate(ra.url), chromedp.WaitVisible(`input[name=server]`))
+	b.Open(t, ra.url, `input[name=server]`)
 	enrolInBrowser(t, b, d, o, "offline")
 	d.ts.CloseClientConnections()
 	d.ts.Close()

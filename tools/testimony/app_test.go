@@ -219,9 +219,8 @@ func shortKeyName(vkey string) string {
 // through the file input, one by a drop.
 func fillTestimony(t *testing.T, b *browsertest.Browser, f *testFiles, notes string) {
 	t.Helper()
+	b.Open(t, b.Base(t)+"/new", `#testimony`)
 	b.Do(t,
-		chromedp.Navigate(b.Base(t)+"/new"),
-		chromedp.WaitVisible(`#testimony`),
 		chromedp.SetValue(`input[name=case]`, "NK-2026-077"),
 		chromedp.SetValue(`input[name=date]`, "2026-11-27"),
 		chromedp.SetValue(`textarea[name=notes]`, notes),
@@ -323,7 +322,7 @@ func testAppSubmit(t *testing.T, lang string) {
 	ra := startApp(t, home, nil)
 	b := browsertest.New(t, map[string]string{"en": "en-US", "ko": "ko-KR"}[lang])
 
-	b.Do(t, chromedp.Navigate(ra.url), chromedp.WaitVisible(`input[name=server]`))
+	b.Open(t, ra.url, `input[name=server]`)
 	// The launch token left the address bar.
 	if loc, _ := chromedp.Run(b.Ctx, chromedp.Location()); strings.Contains(loc, "t=") || !strings.HasSuffix(loc, "/enrol") {
 		t.Errorf("after launch the address is %s", loc)
@@ -366,7 +365,7 @@ func testAppSubmit(t *testing.T, lang string) {
 		}
 	}
 
-	b.Do(t, chromedp.Navigate(ra.base+"/outbox"), chromedp.WaitVisible(`table`))
+	b.Open(t, ra.base+"/outbox", `table`)
 	if v, _ := chromedp.Run(b.Ctx, chromedp.Evaluate[string](`document.querySelector('input[name=label]').value`)); v != "Tuesday, Seoul office" {
 		t.Errorf("outbox shows the label %q", v)
 	}
@@ -376,7 +375,7 @@ func testAppSubmit(t *testing.T, lang string) {
 		t.Errorf("after the check:\n%s", text)
 	}
 	shot(t, b, "outbox-"+lang)
-	b.Do(t, chromedp.Navigate(ra.base+"/settings"), chromedp.WaitVisible(`#devkey`))
+	b.Open(t, ra.base+"/settings", `#devkey`)
 	b.Wait(t, `document.querySelector('img.qr').complete && document.querySelector('img.qr').naturalWidth > 0`)
 	shot(t, b, "settings-"+lang)
 
@@ -400,7 +399,7 @@ func testAppSubmit(t *testing.T, lang string) {
 	}
 
 	// Wipe through Settings, behind the typed word.
-	b.Do(t, chromedp.Navigate(ra.base+"/wipe"), chromedp.WaitVisible(`input[name=confirm]`))
+	b.Open(t, ra.base+"/wipe", `input[name=confirm]`)
 	shot(t, b, "wipe-"+lang)
 	b.Do(t, chromedp.SetValue(`input[name=confirm]`, "nope"), chromedp.Click(`form[action="/wipe"] button`), chromedp.WaitVisible(`.error`))
 	if _, err := os.Stat(filepath.Join(home, "device.key")); err != nil {
@@ -434,7 +433,7 @@ func TestAppResumesAfterKill(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "state")
 	ra := startApp(t, home, nil)
 	b := browsertest.New(t, "en-US")
-	b.Do(t, chromedp.Navigate(ra.url), chromedp.WaitVisible(`input[name=server]`))
+	b.Open(t, ra.url, `input[name=server]`)
 	enrolInBrowser(t, b, d, o, "resume")
 	files := makeFiles(t, "marker-resume")
 	fillTestimony(t, b, files, "notes")

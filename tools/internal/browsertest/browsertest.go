@@ -84,6 +84,22 @@ func logStacks(t *testing.T) {
 	t.Logf("goroutines when the browser gave up:\n%s", buf[:runtime.Stack(buf, true)])
 }
 
+// Open navigates to url, waits until sel is visible and the page's script
+// has attached its handlers (the app's deferred script marks the document
+// with data-ready when it has): a file dropped or chosen before that would
+// be lost, and the test would wait for nothing.
+func (b *Browser) Open(t *testing.T, url, sel string) {
+	t.Helper()
+	b.Do(t, chromedp.Navigate(url), chromedp.WaitVisible(sel))
+	b.Ready(t)
+}
+
+// Ready waits until the page's script has run (see Open).
+func (b *Browser) Ready(t *testing.T) {
+	t.Helper()
+	b.Wait(t, `document.documentElement.hasAttribute('data-ready')`)
+}
+
 // Text returns the text of the first element matching sel.
 func (b *Browser) Text(t *testing.T, sel string) string {
 	t.Helper()
@@ -137,6 +153,7 @@ func (b *Browser) Base(t *testing.T) string {
 // from a file manager would (trusted drag events, not a script's).
 func (b *Browser) Drop(t *testing.T, id string, files ...string) {
 	t.Helper()
+	b.Ready(t)
 	pos := Eval[[]float64](t, b, `(function(){var d=document.getElementById(`+quote(id)+`); d.scrollIntoView(); var r=d.getBoundingClientRect(); return [r.x+r.width/2, r.y+r.height/2]})()`)
 	data := &input.DragData{Files: files, DragOperationsMask: 1}
 	for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {

@@ -248,3 +248,7 @@
     poll(job);
   });
 })();
+
+// The handlers above are in place: tests wait for this mark before they
+// drop or choose files, since the script is deferred.
+document.documentElement.setAttribute("data-ready", "");
