@@ -264,6 +264,60 @@ func TestNewerRequestWins(t *testing.T) {
 	expect(t, e.do(req{method: "POST", path: "/v1/uploads/" + id + "/finish", token: e.submit}), http.StatusCreated, "")
 }
 
+// TestChunksSideBySide: a client may keep two chunks of one upload on the
+// wire at once; the request for chunk 1 does not stop the one still
+// reading chunk 0, and both are stored.
+func TestChunksSideBySide(t *testing.T) {
+	e := newTestEnv(t)
+	file := e.testFile(ChunkSize + 5000)
+	id := e.createUpload(file, true)
+	ts := httptest.NewUnstartedServer(e.h)
+	ts.EnableHTTP2 = false
+	ts.StartTLS()
+	defer ts.Close()
+	conn, err := tls.Dial("tcp", ts.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	chunk0 := file[:ChunkSize]
+	fmt.Fprintf(conn, "PUT /v1/uploads/%s/chunks/0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nChunk-SHA256: %s\r\nUpload-Offset: 0\r\nContent-Length: %d\r\n\r\n",
+		id, e.submit, sha(chunk0), len(chunk0))
+	conn.Write(chunk0[:70000])
+
+	// Chunk 1 goes through while chunk 0 is half sent.
+	r, _ := http.NewRequest("PUT", ts.URL+"/v1/uploads/"+id+"/chunks/1", bytes.NewReader(file[ChunkSize:]))
+	r.Header.Set("Authorization", "Bearer "+e.submit)
+	r.Header.Set("Chunk-SHA256", sha(file[ChunkSize:]))
+	r.Header.Set("Upload-Offset", "0")
+	client := ts.Client()
+	client.Timeout = 30 * time.Second
+	resp, err := client.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("chunk 1 beside chunk 0: %d", resp.StatusCode)
+	}
+
+	// The rest of chunk 0 arrives on the first connection, which was
+	// not stopped.
+	if _, err := conn.Write(chunk0[70000:]); err != nil {
+		t.Fatalf("the request for chunk 0 was cut off: %v", err)
+	}
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp0, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to chunk 0: %v", err)
+	}
+	resp0.Body.Close()
+	if resp0.StatusCode != http.StatusNoContent {
+		t.Fatalf("chunk 0 beside chunk 1: %d", resp0.StatusCode)
+	}
+	expect(t, e.do(req{method: "POST", path: "/v1/uploads/" + id + "/finish", token: e.submit}), http.StatusCreated, "")
+}
+
 // FuzzUploadOffset: the Upload-Offset parser accepts exactly the canonical
 // decimal numbers below 10^8 and never panics.
 func FuzzUploadOffset(f *testing.F) {

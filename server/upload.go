@@ -182,14 +182,17 @@ func (s *Server) putChunk(c *call) (any, int, error) {
 		}
 		return nil, 0, fail(errUnprocessable, "chunk %d must be exactly %d bytes, but Content-Length is %d", index, wantLen, c.r.ContentLength)
 	}
-	// The newest request for an upload wins: an older one still reading
+	// The newest request for a chunk wins: an older one still reading
 	// (its client gave up on it) is stopped, and commits what it has,
-	// before this one looks at what is stored.
-	w, err := s.writers.claim(c.r.Context(), id, c.rc)
+	// before this one looks at what is stored. Requests for different
+	// chunks of one upload run side by side: a client keeps the next
+	// chunk on the wire while the server commits the last.
+	key := writerKey{id, index}
+	w, err := s.writers.claim(c.r.Context(), key, c.rc)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer s.writers.release(id, w)
+	defer s.writers.release(key, w)
 	// The store does not keep the buffer after it returns.
 	bufp, err := s.buffers.get(c.r.Context())
 	if err != nil {
@@ -305,7 +308,7 @@ func (r *chunkReader) read(end int) error {
 				r.s.log.Error("failed to keep the part of a chunk that arrived", "error", cerr)
 			}
 			if r.w.wasAborted() {
-				return fail(errConflict, "a newer request for upload %s took over; this one stopped after %d bytes", r.id, r.pos-start)
+				return fail(errConflict, "a newer request for chunk %d of upload %s took over; this one stopped after %d bytes", r.index, r.id, r.pos-start)
 			}
 			return bodyError(err)
 		}
@@ -358,12 +361,18 @@ func clip(v string) string {
 	return v
 }
 
-// uploadWriters knows the request that is writing each upload, so that a
+// uploadWriters knows the request that is writing each chunk, so that a
 // retry can stop a predecessor the client has given up on, instead of
 // racing it for the same bytes.
 type uploadWriters struct {
 	mu sync.Mutex
-	m  map[string]*uploadWriter
+	m  map[writerKey]*uploadWriter
+}
+
+// writerKey names one chunk of one upload.
+type writerKey struct {
+	id    string
+	index int
 }
 
 type uploadWriter struct {
@@ -373,18 +382,18 @@ type uploadWriter struct {
 	done    chan struct{}
 }
 
-// claim makes the caller the writer of upload id, stopping the previous
+// claim makes the caller the writer of a chunk, stopping the previous
 // writer and waiting until it has committed what it received.
-func (ws *uploadWriters) claim(ctx context.Context, id string, rc *http.ResponseController) (*uploadWriter, error) {
+func (ws *uploadWriters) claim(ctx context.Context, key writerKey, rc *http.ResponseController) (*uploadWriter, error) {
 	for {
 		ws.mu.Lock()
-		old := ws.m[id]
+		old := ws.m[key]
 		if old == nil {
 			if ws.m == nil {
-				ws.m = make(map[string]*uploadWriter)
+				ws.m = make(map[writerKey]*uploadWriter)
 			}
 			w := &uploadWriter{rc: rc, done: make(chan struct{})}
-			ws.m[id] = w
+			ws.m[key] = w
 			ws.mu.Unlock()
 			return w, nil
 		}
@@ -398,10 +407,10 @@ func (ws *uploadWriters) claim(ctx context.Context, id string, rc *http.Response
 	}
 }
 
-func (ws *uploadWriters) release(id string, w *uploadWriter) {
+func (ws *uploadWriters) release(key writerKey, w *uploadWriter) {
 	ws.mu.Lock()
-	if ws.m[id] == w {
-		delete(ws.m, id)
+	if ws.m[key] == w {
+		delete(ws.m, key)
 	}
 	ws.mu.Unlock()
 	close(w.done)

@@ -11,6 +11,11 @@
 // chunk request on which no byte moves for StallTimeout is abandoned and
 // retried.
 //
+// On a fast link two chunks travel side by side, so that the next chunk is
+// on the wire while the server commits the last; on a slow one (a chunk
+// takes longer than FastChunk) one at a time, so that a cut never holds
+// two chunks in flight.
+//
 // The file may still be being written when the upload starts (Job.Written):
 // its size must be known, its SHA-256 is given to the server only with the
 // finish, once the whole file exists.
@@ -33,8 +38,20 @@ import (
 )
 
 // MaxChunkSize bounds the chunk size a server may ask for; the uploader
-// holds exactly one chunk in memory.
+// holds one chunk in memory per chunk in flight.
 const MaxChunkSize = 8 << 20
+
+// DefaultParallel is how many chunk requests a fast link carries at once.
+// Two hide the round trip and the server's commit of each chunk; more
+// only share the same link.
+const DefaultParallel = 2
+
+// FastChunk is the time under which a chunk must have been sent, answer
+// included, for the next ones to go side by side. Slower links (below
+// 2 MiB/s with 1 MiB chunks) send one chunk at a time: there the round
+// trip is a small part of a chunk's time, and a second chunk in flight
+// would only be a second chunk cut off at every drop of the link.
+const FastChunk = 500 * time.Millisecond
 
 // DefaultRequestTimeout bounds one request other than a chunk upload; a
 // chunk upload is bounded by StallTimeout instead, however long it takes.
@@ -91,6 +108,9 @@ type Uploader struct {
 	// second (paced per chunk), for links that must not be saturated or
 	// where a burst of traffic draws attention.
 	RateLimit int64
+	// Parallel is the most chunk requests on the wire at once on a fast
+	// link (see FastChunk); zero means DefaultParallel, 1 one at a time.
+	Parallel int
 }
 
 // Job is one file to upload.
@@ -157,12 +177,21 @@ type run struct {
 	backoff   retry.Progress
 	// held is the most the server was seen to hold; more is progress.
 	held int64
-	// moved is whether the chunk request that failed last handed bytes
-	// to the connection; then the server is asked what arrived before the
+	// moved is whether a chunk request that failed handed bytes to the
+	// connection; then the server is asked what arrived before the
 	// failure counts as one without progress (probeErr).
 	moved    bool
 	probeErr error
-	buf      []byte
+	// bufs are the chunk buffers not in use.
+	bufs [][]byte
+	// fast is whether the last chunk was sent within FastChunk.
+	fast bool
+	// mu guards what the requests in flight share with the run: missing,
+	// offsets, moved, inFlight, and calls of Progress.
+	mu sync.Mutex
+	// inFlight is, for each chunk in flight, the bytes handed to the
+	// connection.
+	inFlight map[int]int64
 	// rejected is the finish error that made the client ask for the
 	// upload state; if the state then shows nothing left to send, retrying
 	// cannot help.
@@ -285,7 +314,7 @@ func (r *run) create(ctx context.Context) error {
 		r.missing[i] = i
 	}
 	r.offsets = nil
-	r.progress(0)
+	r.progress()
 	return nil
 }
 
@@ -357,7 +386,7 @@ func (r *run) state(ctx context.Context) ([]byte, error) {
 			r.Retrying(err, 0, r.held, r.job.Size)
 		}
 	}
-	r.progress(0)
+	r.progress()
 	return nil, nil
 }
 
@@ -385,13 +414,23 @@ func (r *run) heldBytes() int64 {
 	return held
 }
 
-// progress reports what the server holds plus inFlight bytes of the
-// current chunk handed to the connection.
-func (r *run) progress(inFlight int64) {
+// progress reports what the server holds plus the bytes of chunks in
+// flight handed to the connection.
+func (r *run) progress() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.progressLocked()
+}
+
+func (r *run) progressLocked() {
 	if r.Progress == nil {
 		return
 	}
-	r.Progress(min(r.heldBytes()+inFlight, r.job.Size), r.job.Size)
+	done := r.heldBytes()
+	for _, n := range r.inFlight {
+		done += n
+	}
+	r.Progress(min(done, r.job.Size), r.job.Size)
 }
 
 func (r *run) chunkLen(i int) int64 {
@@ -399,54 +438,131 @@ func (r *run) chunkLen(i int) int64 {
 	return min(r.chunkSize, r.job.Size-off)
 }
 
+// sent is the outcome of one chunk request.
+type sent struct {
+	index int
+	buf   []byte
+	took  time.Duration
+	err   error
+}
+
+// sendMissing sends the missing chunks in order, two side by side while
+// the link is fast. After a failure it sends nothing more, waits for the
+// requests in flight and returns the first error.
 func (r *run) sendMissing(ctx context.Context) error {
-	if int64(cap(r.buf)) < r.chunkSize {
-		r.buf = make([]byte, r.chunkSize)
+	parallel := r.Parallel
+	if parallel <= 0 {
+		parallel = DefaultParallel
 	}
-	for len(r.missing) > 0 {
-		i := r.missing[0]
-		data := r.buf[:r.chunkLen(i)]
-		if r.job.Written != nil {
-			if err := r.job.Written(ctx, int64(i)*r.chunkSize+int64(len(data))); err != nil {
-				return retry.Permanent(fmt.Errorf("failed to read chunk %d of the outbox file: %w", i, err))
+	r.mu.Lock()
+	queue := append([]int(nil), r.missing...)
+	r.moved = false
+	r.mu.Unlock()
+	results := make(chan sent, parallel)
+	inFlight := 0
+	var first error
+	for {
+		for first == nil && len(queue) > 0 && (inFlight == 0 || r.fast && inFlight < parallel) {
+			i := queue[0]
+			data, off, sum, err := r.prepare(ctx, i)
+			if err != nil {
+				first = err
+				break
 			}
+			queue = queue[1:]
+			inFlight++
+			go func() {
+				start := time.Now()
+				err := r.putChunk(ctx, i, off, data[off:], sum)
+				results <- sent{index: i, buf: data, took: time.Since(start), err: err}
+			}()
 		}
-		if _, err := r.job.File.ReadAt(data, int64(i)*r.chunkSize); err != nil && !(errors.Is(err, io.EOF) && len(data) > 0) {
-			return retry.Permanent(fmt.Errorf("failed to read chunk %d of the outbox file: %w", i, err))
+		if inFlight == 0 {
+			return first
 		}
-		off := r.offsets[i]
-		if err := r.pace(ctx, len(data)-int(off)); err != nil {
-			return err
+		res := <-results
+		inFlight--
+		r.bufs = append(r.bufs, res.buf[:0])
+		if err := r.sentErr(res); err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
 		}
-		sum := sha256.Sum256(data)
-		err := r.putChunk(ctx, i, off, data[off:], hex.EncodeToString(sum[:]))
-		if api.IsStatus(err, http.StatusNotFound) {
-			r.id = ""
-			return errAskAgain
-		}
-		if api.IsStatus(err, http.StatusConflict) && off > 0 {
-			// The offset moved (another request of ours stored more, or
-			// the server dropped a chunk whose hash failed): ask again.
-			return fmt.Errorf("%w: %w", errAskAgain, err)
-		}
-		if err != nil {
-			return err
-		}
+		r.fast = res.took < FastChunk
 		r.backoff.Advanced()
 		r.rejected = nil
-		r.missing = r.missing[1:]
-		delete(r.offsets, i)
+		r.mu.Lock()
+		for k, m := range r.missing {
+			if m == res.index {
+				r.missing = append(r.missing[:k], r.missing[k+1:]...)
+				break
+			}
+		}
+		delete(r.offsets, res.index)
+		delete(r.inFlight, res.index)
 		r.held = max(r.held, r.heldBytes())
-		r.progress(0)
+		r.progressLocked()
+		r.mu.Unlock()
 	}
-	return nil
+}
+
+// prepare reads chunk i into a free buffer once it is written, and paces
+// it; it returns the chunk, the offset to send it from and its SHA-256.
+func (r *run) prepare(ctx context.Context, i int) (data []byte, off int64, sum string, err error) {
+	if n := len(r.bufs); n > 0 && int64(cap(r.bufs[n-1])) >= r.chunkSize {
+		data, r.bufs = r.bufs[n-1], r.bufs[:n-1]
+	} else {
+		data = make([]byte, r.chunkSize)
+	}
+	data = data[:r.chunkLen(i)]
+	if r.job.Written != nil {
+		if err := r.job.Written(ctx, int64(i)*r.chunkSize+int64(len(data))); err != nil {
+			return nil, 0, "", retry.Permanent(fmt.Errorf("failed to read chunk %d of the outbox file: %w", i, err))
+		}
+	}
+	if _, err := r.job.File.ReadAt(data, int64(i)*r.chunkSize); err != nil && !(errors.Is(err, io.EOF) && len(data) > 0) {
+		return nil, 0, "", retry.Permanent(fmt.Errorf("failed to read chunk %d of the outbox file: %w", i, err))
+	}
+	r.mu.Lock()
+	off = r.offsets[i]
+	r.mu.Unlock()
+	if err := r.pace(ctx, len(data)-int(off)); err != nil {
+		return nil, 0, "", err
+	}
+	h := sha256.Sum256(data)
+	return data, off, hex.EncodeToString(h[:]), nil
+}
+
+// sentErr turns the failure of a chunk request into what the run does next.
+func (r *run) sentErr(res sent) error {
+	err := res.err
+	switch {
+	case err == nil:
+		return nil
+	case api.IsStatus(err, http.StatusNotFound):
+		r.id = ""
+		return errAskAgain
+	case api.IsStatus(err, http.StatusConflict) && r.offsetOf(res.index) > 0:
+		// The offset moved (another request of ours stored more, or
+		// the server dropped a chunk whose hash failed): ask again.
+		return fmt.Errorf("%w: %w", errAskAgain, err)
+	}
+	return err
+}
+
+func (r *run) offsetOf(i int) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.offsets[i]
 }
 
 // putChunk sends rest, chunk index from off on, and abandons the request
 // if no byte is handed to the connection for StallTimeout: a link that
 // silently stopped carrying anything then costs a minute, not the ten of
 // a request timeout. Bytes sent are reported as progress as they go. If
-// the request fails after bytes went out, r.moved is set.
+// the request fails after bytes went out, r.moved is set. It runs beside
+// the run's goroutine and shares only what r.mu guards.
 func (r *run) putChunk(ctx context.Context, index int, off int64, rest []byte, sum string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -467,7 +583,13 @@ func (r *run) putChunk(ctx context.Context, index int, off int64, rest []byte, s
 		}
 		last = time.Now()
 		sent += int64(n)
-		r.progress(sent)
+		r.mu.Lock()
+		if r.inFlight == nil {
+			r.inFlight = make(map[int]int64)
+		}
+		r.inFlight[index] = sent
+		r.progressLocked()
+		r.mu.Unlock()
 	}
 	stop := make(chan struct{})
 	go func() {
@@ -492,8 +614,14 @@ func (r *run) putChunk(ctx context.Context, index int, off int64, rest []byte, s
 	close(stop)
 	mu.Lock()
 	over = true
-	r.moved = err != nil && sent > 0
+	moved := err != nil && sent > 0
 	mu.Unlock()
+	r.mu.Lock()
+	r.moved = r.moved || moved
+	if err != nil {
+		delete(r.inFlight, index)
+	}
+	r.mu.Unlock()
 	if err != nil && errors.Is(context.Cause(ctx), errStalled) {
 		return fmt.Errorf("failed to upload chunk %d: %w for %s", index, errStalled, r.StallTimeout)
 	}

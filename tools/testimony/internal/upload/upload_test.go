@@ -522,30 +522,100 @@ func TestUploadRefusesInconsistentServer(t *testing.T) {
 // after 300 bytes still delivers the file, each byte once, although every
 // request fails: each failure moved the upload forward. The client before
 // resumption sent whole chunks again and gave up.
+//
+// With two chunks side by side (the fake answers fast), a cut may stop both
+// at once: fewer rounds, the same bytes.
 func TestUploadContinuesInsideChunk(t *testing.T) {
-	f := newFake()
-	f.cutAfter = 300
-	up, waits := setup(t, f)
-	up.Retry = retry.Policy{Initial: time.Second, Max: 8 * time.Second, Attempts: 3}
-	var lines []string
-	up.Retrying = func(err error, wait time.Duration, held, total int64) {
-		lines = append(lines, fmt.Sprintf("%v %d/%d", wait, held, total))
+	for _, tc := range []struct{ parallel, rounds int }{{1, 9}, {2, 5}} {
+		f := newFake()
+		f.cutAfter = 300
+		up, waits := setup(t, f)
+		up.Parallel = tc.parallel
+		up.Retry = retry.Policy{Initial: time.Second, Max: 8 * time.Second, Attempts: 3}
+		var lines []string
+		up.Retrying = func(err error, wait time.Duration, held, total int64) {
+			lines = append(lines, fmt.Sprintf("%v %d/%d", wait, held, total))
+		}
+		j, data, _ := job(3*testChunk + 100)
+		id, _, err := up.Run(context.Background(), j)
+		if err != nil {
+			t.Fatalf("parallel %d: Run = %v; told %v", tc.parallel, err, lines)
+		}
+		f.mu.Lock()
+		if f.bodyBytes != len(data) {
+			t.Errorf("parallel %d: %d chunk bytes sent for a file of %d: each byte should go once", tc.parallel, f.bodyBytes, len(data))
+		}
+		if len(*waits) != 0 || len(lines) < tc.rounds || !strings.HasPrefix(lines[0], "0s 300/") {
+			t.Errorf("parallel %d: waits %v, told %v: want no wait, and every cut told with what the server holds", tc.parallel, *waits, lines)
+		}
+		if _, ok := f.finished[id]; !ok {
+			t.Errorf("parallel %d: upload not finished", tc.parallel)
+		}
+		f.mu.Unlock()
 	}
-	j, data, _ := job(3*testChunk + 100)
-	id, _, err := up.Run(context.Background(), j)
-	if err != nil {
-		t.Fatalf("Run = %v; told %v", err, lines)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.bodyBytes != len(data) {
-		t.Errorf("%d chunk bytes sent for a file of %d: each byte should go once", f.bodyBytes, len(data))
-	}
-	if len(*waits) != 0 || len(lines) < 9 || !strings.HasPrefix(lines[0], "0s 300/") {
-		t.Errorf("waits %v, told %v: want no wait, and every cut told with what the server holds", *waits, lines)
-	}
-	if _, ok := f.finished[id]; !ok {
-		t.Error("upload not finished")
+}
+
+// slowPuts is a Server whose chunk requests take a while and that counts
+// how many are under way at once.
+type slowPuts struct {
+	Server
+	delay    time.Duration
+	mu       sync.Mutex
+	now, max int
+}
+
+func (s *slowPuts) PutChunk(ctx context.Context, id string, index int, offset int64, rest []byte, sum string, sent func(n int)) error {
+	s.mu.Lock()
+	s.now++
+	s.max = max(s.max, s.now)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.now--
+		s.mu.Unlock()
+	}()
+	time.Sleep(s.delay)
+	return s.Server.PutChunk(ctx, id, index, offset, rest, sum, sent)
+}
+
+// TestUploadTwoChunksSideBySide: on a fast link two chunk requests are on
+// the wire at once, never more, and the progress never goes back; with
+// Parallel 1, or when a chunk takes longer than FastChunk, one at a time.
+func TestUploadTwoChunksSideBySide(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		parallel int
+		delay    time.Duration
+		chunks   int
+		want     int
+	}{
+		{"fast", 0, 20 * time.Millisecond, 9, 2},
+		{"one at a time", 1, 20 * time.Millisecond, 9, 1},
+		{"slow link", 0, FastChunk + 50*time.Millisecond, 4, 1},
+	} {
+		f := newFake()
+		up, waits := setup(t, f)
+		sp := &slowPuts{Server: up.Server, delay: tc.delay}
+		up.Server, up.Parallel = sp, tc.parallel
+		var last int64
+		back := false
+		up.Progress = func(done, total int64) {
+			back = back || done < last
+			last = done
+		}
+		j, data, _ := job(tc.chunks*testChunk - 10)
+		id, _, err := up.Run(context.Background(), j)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if sp.max != tc.want || back || last != int64(len(data)) || len(*waits) != 0 {
+			t.Errorf("%s: at most %d chunks at once (want %d), progress went back %v, ended at %d of %d, waits %v", tc.name, sp.max, tc.want, back, last, len(data), *waits)
+		}
+		f.mu.Lock()
+		if f.bodyBytes != len(data) || f.finished[id] == nil {
+			t.Errorf("%s: %d chunk bytes sent for %d, finished %v", tc.name, f.bodyBytes, len(data), f.finished[id] != nil)
+		}
+		f.mu.Unlock()
 	}
 }
 
