@@ -139,3 +139,40 @@ func BenchmarkWrite512MiB(b *testing.B) {
 	b.ReportMetric(float64(baseAlloc)/(1<<20), "base-heap-alloc-MiB")
 	b.ReportMetric(float64(reopen.Microseconds())/1000, "reopen-ms")
 }
+
+// BenchmarkPutChunkConcurrent stores chunks of four uploads from four
+// goroutines at once, as a server does for four caseworkers sending at the
+// same time. Against BenchmarkPutChunk it shows what sharing commits could
+// gain (docs/benchmarks.md: nothing measurable, the commit's cost is per
+// byte).
+func BenchmarkPutChunkConcurrent(b *testing.B) {
+	db := openTemp(b)
+	const writers = 4
+	ids := make([]string, writers)
+	for w := range ids {
+		ids[w] = newID(b)
+		createUpload(b, db, ids[w], -1)
+	}
+	data := randomBytes(ChunkSize)
+	b.SetBytes(ChunkSize)
+	var next [writers]int
+	var mu sync.Mutex
+	b.SetParallelism(writers) // with GOMAXPROCS 2 or more, at least 4 goroutines
+	w := 0
+	b.RunParallel(func(pb *testing.PB) {
+		mu.Lock()
+		me := w % writers
+		w++
+		mu.Unlock()
+		for pb.Next() {
+			mu.Lock()
+			i := next[me]
+			next[me]++
+			mu.Unlock()
+			if err := db.PutChunk(ids[me], i, data); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -419,4 +420,50 @@ func TestPutChunkUntilExtendsExpiry(t *testing.T) {
 	if n, err := db.ExpireUploads(later.Add(-time.Minute)); err != nil || n != 0 {
 		t.Fatalf("expired %d (%v) before the extended expiry", n, err)
 	}
+}
+
+// TestPutChunkSideBySide: chunks of one upload stored from several
+// goroutines at once, some of them twice and one with other bytes, end as
+// if stored one by one: every chunk once, the conflict refused, and the
+// running hash over the whole upload.
+func TestPutChunkSideBySide(t *testing.T) {
+	db := openTemp(t)
+	id := newID(t)
+	const n = 24
+	data := randomBytes(n*ChunkSize - 100)
+	createUpload(t, db, id, int64(len(data)))
+	chunk := func(i int) []byte { return data[i*ChunkSize : min(len(data), (i+1)*ChunkSize)] }
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conflicts := 0
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 2 { // every chunk by two goroutines
+				err := db.PutChunk(id, i, chunk(i))
+				if err != nil {
+					t.Errorf("chunk %d: %v", i, err)
+				}
+			}
+			other := bytes.Clone(chunk(w))
+			other[0] ^= 1
+			if err := db.PutChunk(id, w, other); errors.Is(err, ErrChunkConflict) {
+				mu.Lock()
+				conflicts++
+				mu.Unlock()
+			} else if err != nil {
+				t.Errorf("conflicting chunk %d: %v", w, err)
+			}
+		})
+	}
+	wg.Wait()
+	if conflicts != 4 {
+		t.Errorf("%d of 4 conflicting chunks refused", conflicts)
+	}
+	for i := range n {
+		got, err := db.ReadChunk(id, i)
+		if err != nil || !bytes.Equal(got, chunk(i)) {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+	}
+	checkUploadSHA256(t, db, id, data, int64(len(data)))
 }
