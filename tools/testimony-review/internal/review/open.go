@@ -391,7 +391,9 @@ func decryptExtract(r io.Reader, dir string, opt Options) (*envelope.Result, err
 	if err != nil {
 		return nil, &decryptError{err}
 	}
-	return envelope.Extract(decryptReader{plain}, dir, opt.Limits)
+	ra := newReadAhead(decryptReader{plain})
+	defer ra.Close()
+	return envelope.Extract(ra, dir, opt.Limits)
 }
 
 // decryptError marks a failure of age (header or payload authentication)
