@@ -103,7 +103,7 @@ func (b *bench) pairs() []*pair {
 		{name: "intake", what: "intake, one-shot POST", baseline: "HTTPS sink", goal: 0.8, floor: 0.25,
 			testimony: func(int) error { return post(b.d.client, b.d.url()+"/v1/submissions", b.d.submitTok, b.oneShot, nil) },
 			base:      func(int) error { return post(poolClient(b.sink.pool), b.sink.url, "", b.oneShot, nil) }},
-		{name: "chunked", what: "intake, chunked upload", baseline: "HTTPS sink", goal: 0.8, floor: 0.1,
+		{name: "chunked", what: "intake, chunked upload", baseline: "HTTPS sink", goal: 0.8, floor: 0.2,
 			testimony: func(int) error { return uploadChunked(b.d.client, b.d.url(), b.d.submitTok, b.oneShot) },
 			base:      func(int) error { return post(poolClient(b.sink.pool), b.sink.url, "", b.oneShot, nil) }},
 		{name: "submit", what: "`testimony submit`", baseline: "`tar | age -R`, POST to sink", goal: 1 / 1.3, floor: 0.2,
