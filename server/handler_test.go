@@ -473,6 +473,10 @@ func TestOneShot(t *testing.T) {
 			if n := e.expireAll(); n != 0 {
 				t.Errorf("%d hidden uploads left behind", n)
 			}
+			// The chunk buffer is given back, whatever the outcome.
+			if n := len(e.srv.buffers.slots); n != 0 {
+				t.Errorf("%d chunk buffers still held", n)
+			}
 			if tt.status != 201 {
 				return
 			}
