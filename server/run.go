@@ -120,7 +120,12 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() {
+		// Close saves the freelist, which makes the next start fast.
+		if err := db.Close(); err != nil {
+			logger.Error("failed to close the store", "error", err)
+		}
+	}()
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return err
 	}

@@ -213,10 +213,23 @@ func restrictMode(path string) error {
 }
 
 // Close releases the file and its lock. Readers from NewReader fail after
-// Close.
+// Close. A store opened for writing first writes its freelist, in one last
+// commit, so that the next Open reads it instead of walking every page of
+// the file (see the package documentation).
 func (db *DB) Close() error {
+	var saveErr error
+	if !db.bolt.IsReadOnly() {
+		saveErr = db.bolt.Update(func(tx *bolt.Tx) error {
+			// Under the writer lock: the commit that follows reads it.
+			tx.DB().NoFreelistSync = false
+			return nil
+		})
+	}
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("failed to close database: %w", err)
+	}
+	if saveErr != nil {
+		return fmt.Errorf("failed to save the freelist at close (the next start rebuilds it): %w", saveErr)
 	}
 	return nil
 }
