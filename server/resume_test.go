@@ -190,6 +190,26 @@ func TestChunk0HeaderCheckedWhenComplete(t *testing.T) {
 	}
 }
 
+// rawPut starts e's handler behind TLS with HTTP/1.1 and begins a PUT of
+// chunk index of upload id from offset 0 on a connection of its own,
+// sending only the headers: the test writes the body as it likes. sum is
+// the chunk's SHA-256 and n its length.
+func rawPut(t *testing.T, e *testEnv, id string, index int, sum string, n int) (*httptest.Server, *tls.Conn) {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(e.h)
+	ts.EnableHTTP2 = false
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	conn, err := tls.Dial("tcp", ts.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "PUT /v1/uploads/%s/chunks/%d HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nChunk-SHA256: %s\r\nUpload-Offset: 0\r\nContent-Length: %d\r\n\r\n",
+		id, index, e.submit, sum, n)
+	return ts, conn
+}
+
 // TestServerStall: a chunk upload that stops sending is closed after the
 // stall timeout, and what arrived is kept. Without stall detection the
 // request would wait for the rest for as long as the connection lives.
@@ -197,17 +217,7 @@ func TestServerStall(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.StallTimeout = 300 * time.Millisecond })
 	file := e.testFile(ChunkSize - 5000)
 	id := e.createUpload(file, true)
-	ts := httptest.NewUnstartedServer(e.h)
-	ts.EnableHTTP2 = false
-	ts.StartTLS()
-	defer ts.Close()
-	conn, err := tls.Dial("tcp", ts.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "PUT /v1/uploads/%s/chunks/0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nChunk-SHA256: %s\r\nUpload-Offset: 0\r\nContent-Length: %d\r\n\r\n",
-		id, e.submit, sha(file), len(file))
+	_, conn := rawPut(t, e, id, 0, sha(file), len(file))
 	conn.Write(file[:123456])
 	// The server answers (or closes) once it gives up on the stalled body.
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -228,17 +238,7 @@ func TestNewerRequestWins(t *testing.T) {
 	e := newTestEnv(t)
 	file := e.testFile(ChunkSize - 5000)
 	id := e.createUpload(file, true)
-	ts := httptest.NewUnstartedServer(e.h)
-	ts.EnableHTTP2 = false
-	ts.StartTLS()
-	defer ts.Close()
-	conn, err := tls.Dial("tcp", ts.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "PUT /v1/uploads/%s/chunks/0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nChunk-SHA256: %s\r\nUpload-Offset: 0\r\nContent-Length: %d\r\n\r\n",
-		id, e.submit, sha(file), len(file))
+	ts, conn := rawPut(t, e, id, 0, sha(file), len(file))
 	conn.Write(file[:70000])
 	// The old request is reading; the retry resends from 0.
 	client := ts.Client()
@@ -271,18 +271,8 @@ func TestChunksSideBySide(t *testing.T) {
 	e := newTestEnv(t)
 	file := e.testFile(ChunkSize + 5000)
 	id := e.createUpload(file, true)
-	ts := httptest.NewUnstartedServer(e.h)
-	ts.EnableHTTP2 = false
-	ts.StartTLS()
-	defer ts.Close()
-	conn, err := tls.Dial("tcp", ts.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	chunk0 := file[:ChunkSize]
-	fmt.Fprintf(conn, "PUT /v1/uploads/%s/chunks/0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nChunk-SHA256: %s\r\nUpload-Offset: 0\r\nContent-Length: %d\r\n\r\n",
-		id, e.submit, sha(chunk0), len(chunk0))
+	ts, conn := rawPut(t, e, id, 0, sha(chunk0), len(chunk0))
 	conn.Write(chunk0[:70000])
 
 	// Chunk 1 goes through while chunk 0 is half sent.
