@@ -71,6 +71,11 @@ type RunConfig struct {
 	ReadHeaderTimeout time.Duration
 	// Logger receives the request log; nil discards it.
 	Logger *slog.Logger
+	// Version names the program and its version ("testimony-server 0.9.0
+	// (go1.26.8 linux/amd64)", internal/version) for the log line Run
+	// writes when it starts. It is never served: a response that named
+	// the build would tell an attacker which known flaws to try.
+	Version string
 	// Ready, if set, is called once the server accepts connections.
 	Ready func(ReadyInfo)
 }
@@ -222,7 +227,7 @@ func Run(ctx context.Context, cfg RunConfig) error {
 			break
 		}
 	}
-	logger.Info("serving", "addr", info.Addr.String(), "unix", cfg.UnixPath, "activated", activated, "acme", cfg.ACME != nil, "admin_socket", AdminSocketPath(cfg.DataDir))
+	logger.Info("serving", "version", cfg.Version, "addr", info.Addr.String(), "unix", cfg.UnixPath, "activated", activated, "acme", cfg.ACME != nil, "admin_socket", AdminSocketPath(cfg.DataDir))
 	if cfg.Ready != nil {
 		cfg.Ready(info)
 	}

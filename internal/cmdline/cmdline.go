@@ -14,6 +14,9 @@
 //   - -h, -help and --help print the page of the command they follow on
 //     standard output and exit 0; an error in the command line points to
 //     that page.
+//   - "PROG version" prints the program's name and version (package
+//     internal/version) on standard output and exits 0: a command, like
+//     every other thing a program does, not a flag. Version runs it.
 package cmdline
 
 import (
@@ -22,6 +25,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/testimony-ngo/testimony/internal/version"
 )
 
 // Error is a command's error with the hints that say how to fix it.
@@ -145,4 +150,41 @@ func flagName(a string) (string, bool) {
 	name := strings.TrimPrefix(a[1:], "-")
 	name, _, _ = strings.Cut(name, "=")
 	return name, name != ""
+}
+
+// VersionPage is the page of "PROG version".
+func VersionPage(prog string) string {
+	return fmt.Sprintf(`Usage:
+    %[1]s version
+
+Prints the program's name, its version and the Go version and system it
+was built for, on one line on standard output. Quote that line when you
+ask for help or report a problem. A release is numbered like 0.9.0; a
+build from the source between two releases carries the next number with
+-dev, like 0.10.0-dev.
+
+Example:
+    $ %[1]s version
+    %[1]s 0.9.0 (go1.26.8 linux/amd64)
+`, prog)
+}
+
+// Version runs the command "PROG version" with the arguments args that
+// follow it: it prints version.String(prog) on stdout. -h, wherever it is,
+// prints VersionPage instead and returns nil; any other flag or an
+// argument is an error.
+func Version(stdout io.Writer, prog string, args []string) error {
+	fs := NewFlagSet("version")
+	err := Parse(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, VersionPage(prog))
+		return nil
+	case err != nil:
+		return err
+	case fs.NArg() > 0:
+		return Errorf("version takes no arguments").Usage("version")
+	}
+	fmt.Fprintln(stdout, version.String(prog))
+	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/testimony-ngo/testimony/internal/version"
 )
 
 func TestPrint(t *testing.T) {
@@ -89,6 +91,31 @@ func TestParse(t *testing.T) {
 			if err != nil || strings.Join(fs.Args(), " ") != strings.Join(tt.rest, " ") {
 				t.Errorf("%q: got %q, %v; want %q", tt.args, fs.Args(), err, tt.rest)
 			}
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	tests := []struct {
+		args    []string
+		stdout  string
+		wantErr string
+	}{
+		{args: nil, stdout: version.String("p") + "\n"},
+		{args: []string{"-h"}, stdout: VersionPage("p")},
+		{args: []string{"--help"}, stdout: VersionPage("p")},
+		{args: []string{"extra", "-h"}, stdout: VersionPage("p")},
+		{args: []string{"extra"}, wantErr: "p: error: version takes no arguments\np: hint: run \"p version -h\" for its usage\n"},
+		{args: []string{"-json"}, wantErr: "p: error: flag provided but not defined: -json\np: hint: run \"p version -h\" for its usage\n"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr strings.Builder
+		err := Version(&stdout, "p", tt.args)
+		if err != nil {
+			Print(&stderr, "p", "", err)
+		}
+		if stdout.String() != tt.stdout || stderr.String() != tt.wantErr {
+			t.Errorf("version %q: stdout %q, stderr %q; want %q, %q", tt.args, stdout.String(), stderr.String(), tt.stdout, tt.wantErr)
 		}
 	}
 }

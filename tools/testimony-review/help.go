@@ -1,5 +1,7 @@
 package main
 
+import "github.com/testimony-ngo/testimony/internal/cmdline"
+
 // commandPages are the pages "testimony-review COMMAND -h" prints, one per
 // top-level command; a subcommand's -h prints its command's page. A command
 // without a page here gets the general usage text.
@@ -13,6 +15,7 @@ var commandPages = map[string]string{
 	"index":       indexUsage,
 	"waive":       waivePage,
 	"ack":         ackPage,
+	"version":     cmdline.VersionPage(prog),
 }
 
 const ackPage = `Usage:

@@ -22,6 +22,7 @@
 //	testimony-review waive -by NAME -reason TEXT ID
 //	testimony-review ack -o ACK BUNDLE
 //	testimony-review help [COMMAND]
+//	testimony-review version
 //	testimony-review COMMAND -h
 //
 // COMMAND -h (or help COMMAND) prints that command's page; -h, help or no
@@ -108,6 +109,10 @@
 // collector carries it to the server ("testimony ack"), which then deletes
 // their ciphertext. Nothing secret is in it.
 //
+// version prints the program's name, version (internal/version), Go
+// version and system: the line open and waive write into custody records
+// as the program that made them.
+//
 // waive records that a submission that failed to open will not be opened:
 // who decided (-by), why (-reason) and when, in failed.json, and prints the
 // record.
@@ -152,6 +157,7 @@ const usage = `Usage:
     testimony-review waive -by NAME -reason TEXT ID
     testimony-review ack -o ACK BUNDLE
     testimony-review help [COMMAND]
+    testimony-review version
 
 Run "testimony-review COMMAND -h" for a command's page.
 
@@ -257,6 +263,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = ui.waive(rest)
 	case "ack":
 		err = ui.ack(rest)
+	case "version":
+		err = cmdline.Version(stdout, prog, rest)
 	case "help", "-h", "-help", "--help":
 		if page, ok := commandPages[firstArg(rest)]; ok && cmd == "help" {
 			fmt.Fprint(stdout, page)
@@ -265,7 +273,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		err = cmdline.Errorf("unknown command %q", cmd).Hint(`the commands are keygen, org, recipients, log, caseworkers, open, index, waive and ack; run "testimony-review help"`)
+		err = cmdline.Errorf("unknown command %q", cmd).Hint(`the commands are keygen, org, recipients, log, caseworkers, open, index, waive, ack and version; run "testimony-review help"`)
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		page, ok := commandPages[cmd]

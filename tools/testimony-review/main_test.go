@@ -19,6 +19,7 @@ import (
 	"github.com/testimony-ngo/testimony/crypto/envelope"
 	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/internal/testenv"
+	"github.com/testimony-ngo/testimony/internal/version"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/fixture"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
@@ -40,6 +41,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("CASEWORKER_KEY", deviceKey(caseworkerSeed))
 			env.Setenv("STRANGER_KEY", deviceKey(strangerSeed))
 			env.Setenv(state.EnvHome, filepath.Join(env.WorkDir, "home"))
+			env.Setenv("VERSION", version.Version)
 			env.Values[scriptStateKey{}] = &scriptState{
 				logs:    map[string]*fixture.Log{"main": fixture.NewLog()},
 				bundled: map[string]int64{},

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/envelope"
 	"github.com/testimony-ngo/testimony/internal/cmdline"
+	"github.com/testimony-ngo/testimony/internal/version"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/review"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
@@ -65,7 +65,7 @@ func (u *ui) open(args []string) error {
 		Limits:      envelope.DefaultLimits,
 		Caseworkers: caseworkerNames(known),
 		Now:         time.Now(),
-		Tool:        prog + " " + toolVersion(),
+		Tool:        version.String(prog),
 		Warnf:       u.warnf,
 	}
 	for _, name := range idFiles {
@@ -224,15 +224,6 @@ func (w *witness) record(v *review.Verified, results []review.Result, now time.T
 		return w.store.SaveOpened(w.opened)
 	}
 	return nil
-}
-
-// toolVersion is the module version the binary was built from, for custody
-// records.
-func toolVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 // failureHint says what to do about one failed submission.

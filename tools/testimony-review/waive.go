@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/testimony-ngo/testimony/internal/cmdline"
+	"github.com/testimony-ngo/testimony/internal/version"
 	"github.com/testimony-ngo/testimony/tools/testimony-review/internal/state"
 )
 
@@ -70,7 +71,7 @@ func (u *ui) waive(args []string) error {
 		By:     strings.TrimSpace(*by),
 		Reason: strings.TrimSpace(*reason),
 		At:     time.Now().UTC().Truncate(time.Second).Format(time.RFC3339),
-		Tool:   prog + " " + toolVersion(),
+		Tool:   version.String(prog),
 	}
 	if err := st.SaveFailed(list); err != nil {
 		return cmdline.Errorf("waive: %v", err)

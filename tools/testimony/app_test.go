@@ -398,6 +398,20 @@ func testAppSubmit(t *testing.T, lang string) {
 		t.Errorf("plaintext marker found in %q", found)
 	}
 
+	// The reviewer acknowledges it; the next check shows it reviewed.
+	reviewed := formatDateForTest(d.acknowledge("reviewer-1", 0))[lang]
+	b.Open(t, ra.base+"/outbox", `table`)
+	// The mark tells this page from the one the check leads to.
+	if _, err := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](`(document.body.dataset.before = 'check', true)`)); err != nil {
+		t.Fatal(err)
+	}
+	b.Do(t, chromedp.Click(`form[action="/receipts/check"] button`))
+	b.Wait(t, `!document.body.dataset.before && (document.querySelector('.flash') !== null || document.querySelector('.error') !== null)`)
+	want := map[string]string{"en": "Reviewed on " + reviewed, "ko": "검토 완료 (검토일: " + reviewed + ")"}[lang]
+	if text := b.Text(t, "main"); !strings.Contains(text, want) {
+		t.Errorf("after the reviewer's acknowledgement, the check shows no %q:\n%s", want, text)
+	}
+
 	// Wipe through Settings, behind the typed word.
 	b.Open(t, ra.base+"/wipe", `input[name=confirm]`)
 	shot(t, b, "wipe-"+lang)

@@ -24,6 +24,7 @@
 //	                  [-token-file FILE] [-since N] -o DIR
 //	testimony app [-no-browser] [-limit-rate RATE]
 //	testimony wipe [-yes]
+//	testimony version
 //
 // The commands parse their flags here and print what package
 // internal/caseworker, which holds their logic, reports.
@@ -34,6 +35,9 @@
 // while it runs.
 //
 // wipe overwrites and removes the whole state directory.
+//
+// version prints the program's name, version (internal/version) and the
+// Go version and system it was built for.
 //
 // init creates the device's signing key and pins the organisation's key
 // and the intake log's key, given out of band, in trust.json. It prints the
@@ -185,6 +189,7 @@ const usage = `Usage:
     testimony ack -server URL [-ca FILE | -pin SHA256] ACK
     testimony app [-no-browser] [-limit-rate RATE]
     testimony wipe [-yes]
+    testimony version
 
 Commands:
     init       Create this device's signing key and pin your organisation's keys.
@@ -195,6 +200,7 @@ Commands:
     collect    Collect the log and its submissions into a bundle directory.
     app        Start the caseworker's app in your web browser (Korean or English).
     wipe       Remove everything testimony keeps on this laptop.
+    version    Print which testimony this is, to quote when you ask for help.
 
 Run "testimony COMMAND -h" for the flags of a command.
 
@@ -316,6 +322,8 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		err = c.appCmd(ctx, args)
 	case "wipe":
 		err = c.wipe(args)
+	case "version":
+		err = cmdline.Version(c.stdout, "testimony", args)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(c.stdout, usage)
 		return 0

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/testimony-ngo/testimony/internal/version"
 )
 
 func TestMain(m *testing.M) {
@@ -17,6 +19,7 @@ func TestScript(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Setup: func(env *testscript.Env) error {
+			env.Setenv("VERSION", version.Version)
 			// Keys made with note.GenerateKey for the scripts; the private
 			// one is there to check it is refused.
 			env.Setenv("ORG1", "testimony-org+1e8f20ee+Aem6fX15amaFyKi8EgB+aQz3Ef4+OSK4FCa6wpEfzdFK")

@@ -9,10 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/testimony-ngo/testimony/internal/version"
 )
 
 type syncBuffer struct {
@@ -59,6 +62,9 @@ func TestDev(t *testing.T) {
 	out := stdout.String()
 	if !strings.Contains(stderr.String(), "private keys NEVER touch the") {
 		t.Errorf("no warning about the demo key:\n%s", stderr.String())
+	}
+	if logged := "msg=serving version=" + strconv.Quote(version.String(progName)) + " "; !strings.Contains(stderr.String(), logged) {
+		t.Errorf("the start line lacks %q:\n%s", logged, stderr.String())
 	}
 	m := regexp.MustCompile(`demo keys and tokens \(outside the data directory\): (\S+)`).FindStringSubmatch(out)
 	if m == nil {

@@ -4,13 +4,16 @@
 // Usage:
 //
 //	testimony-dev [-addr 127.0.0.1:8443] [-data DIR]
+//	testimony-dev version
 //
 // It creates a fresh data directory (a new temporary one unless -data names
 // an empty or missing directory), makes a demo reviewer key, a submit token
 // and a collect token in a separate temporary directory outside the data
 // directory, serves the API with a self-signed certificate on a loopback
 // address, and prints the commands that submit a file, collect it and open
-// it. It runs until SIGINT or SIGTERM.
+// it. It runs until SIGINT or SIGTERM. version prints the program's name,
+// version (internal/version), Go version and system, as the other
+// programs' version commands do.
 //
 // It is not a command of testimony-server because it makes a reviewer's
 // private key: the operator's binary runs on an exposed server and links no
@@ -43,10 +46,13 @@ import (
 	"syscall"
 
 	"github.com/testimony-ngo/testimony/internal/cmdline"
+	"github.com/testimony-ngo/testimony/internal/version"
 	"github.com/testimony-ngo/testimony/server"
 )
 
-const usage = `Usage: testimony-dev [-addr 127.0.0.1:8443] [-data DIR]
+const usage = `Usage:
+    testimony-dev [-addr 127.0.0.1:8443] [-data DIR]
+    testimony-dev version
 
 Runs a throw-away demo deployment: a fresh data directory (a new temporary
 one unless -data names an empty or missing directory), a demo reviewer key
@@ -60,6 +66,8 @@ with testimony-review keygen on the air-gapped machine.
 Flags:
     -addr HOST:PORT   loopback address to listen on (default 127.0.0.1:8443)
     -data DIR         data directory to use instead of a temporary one
+
+"testimony-dev version" prints which testimony-dev this is.
 
 Example:
     go run ./server/cmd/testimony-dev
@@ -85,6 +93,13 @@ type cli struct {
 // run runs one command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr}
+	if len(args) > 0 && args[0] == "version" {
+		if err := cmdline.Version(stdout, progName, args[1:]); err != nil {
+			c.report(err)
+			return 1
+		}
+		return 0
+	}
 	fs := cmdline.NewFlagSet("")
 	addr := fs.String("addr", "127.0.0.1:8443", "")
 	data := fs.String("data", "", "")
@@ -119,6 +134,7 @@ func (c *cli) runServer(cfg server.RunConfig, ready func(server.ReadyInfo)) erro
 		debug.SetMemoryLimit(memoryLimit)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, nil))
+	cfg.Version = version.String(progName)
 	cfg.Ready = func(info server.ReadyInfo) {
 		fmt.Fprintf(c.stdout, "TLS certificate SHA-256 fingerprint: %s\n", info.Fingerprint)
 		fmt.Fprintf(c.stdout, "clients: -ca %s or -pin %s\n", server.SelfSignedCertPath(cfg.DataDir), info.Fingerprint)

@@ -20,6 +20,7 @@
 //	testimony-server compact -data DIR
 //	testimony-server backup -data DIR -o FILE
 //	testimony-server check (-data DIR | -file BACKUP)
+//	testimony-server version
 //
 // init creates DIR (mode 0700) with the reviewers' age recipients (public
 // keys only: a file holding a private key is refused) and a new intake log
@@ -33,7 +34,10 @@
 // organisation-signed recipients note of a higher version. compact
 // rewrites a stopped server's database without the pages of deleted data;
 // backup copies the database, also while serve runs; check verifies a
-// database or a backup (docs/operator.md).
+// database or a backup (docs/operator.md). version prints the program's
+// name, version (internal/version), Go version and system; serve logs the
+// same line when it starts, and never serves it: the API does not help
+// anyone fingerprint the server's build.
 //
 // Flags come before the arguments; COMMAND -h prints a command's page;
 // errors and hints follow internal/cmdline.
@@ -87,6 +91,7 @@ const usage = `Usage:
     testimony-server compact -data DIR
     testimony-server backup -data DIR -o FILE
     testimony-server check (-data DIR | -file BACKUP)
+    testimony-server version
 
 Run "testimony-server COMMAND -h" for a command's flags. For a throw-away
 demo on one machine, run "go run ./server/cmd/testimony-dev" from a checkout.
@@ -141,6 +146,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = c.backup(rest)
 	case "check":
 		err = c.check(rest)
+	case "version":
+		err = cmdline.Version(stdout, progName, rest)
 	case "dev":
 		err = errDevMoved
 	case "-h", "-help", "--help", "help":

@@ -14,6 +14,7 @@ import (
 
 	"github.com/testimony-ngo/testimony/crypto/recipients"
 	"github.com/testimony-ngo/testimony/crypto/witness"
+	"github.com/testimony-ngo/testimony/internal/version"
 )
 
 func TestMain(m *testing.M) {
@@ -32,7 +33,8 @@ func TestMain(m *testing.M) {
 //	note-x25519.txt x25519.txt's recipient, version 3
 //	note-forged.txt a hybrid recipient, version 9, signed by a key named like the organisation's
 //
-// and $ORGKEY is the organisation's verifier key.
+// and $ORGKEY is the organisation's verifier key, $VERSION the version
+// embedded from internal/version.
 func TestScript(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:   "testdata",
@@ -100,6 +102,7 @@ func setupKeys(env *testscript.Env) error {
 		files[n.file] = string(msg)
 	}
 	env.Setenv("ORGKEY", orgVerifier)
+	env.Setenv("VERSION", version.Version)
 	env.Setenv("WITNESS_KEY", strings.TrimSpace(files["witness.txt"]))
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(env.WorkDir, name), []byte(content), 0o600); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/testimony-ngo/testimony/internal/cmdline"
+	"github.com/testimony-ngo/testimony/internal/version"
 	"github.com/testimony-ngo/testimony/server"
 )
 
@@ -27,7 +28,8 @@ const serveUsage = `Usage: testimony-server serve -data DIR
 Serves the HTTPS API (docs/api.md) until SIGINT or SIGTERM, then lets
 requests in flight finish. Also listens on DIR/admin.sock for the token and
 recipients commands. Logs go to stderr and never hold client addresses,
-User-Agents, tokens or bodies.
+User-Agents, tokens or bodies. The line logged when serving starts names
+the version, as "testimony-server version" prints it; no response does.
 
 Flags:
     -data DIR                initialized data directory
@@ -235,6 +237,7 @@ func (c *cli) runServer(cfg server.RunConfig, ready func(server.ReadyInfo)) erro
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, nil))
+	cfg.Version = version.String(progName)
 	cfg.Ready = func(info server.ReadyInfo) {
 		if cfg.ACME != nil {
 			fmt.Fprintf(c.stdout, "TLS certificate for %s from the ACME CA, fetched on the first connection; clients need neither -ca nor -pin\n", cfg.ACME.Domain)

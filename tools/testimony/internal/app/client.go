@@ -96,6 +96,13 @@ type Verification struct {
 	OK     []string // ids the log still proves
 	Failed []string // ids it does not
 	Err    error    // why the check could not run or failed
+	// Of the ids in OK: Reviewed maps those a reviewer's witness
+	// acknowledged to the date it signed; Unproven are those the server
+	// says were acknowledged but whose acknowledgement does not verify;
+	// Unasked are those whose review the server could not be asked.
+	Reviewed map[string]string
+	Unproven []string
+	Unasked  []string
 }
 
 // appError is an error of the caseworker package as the app shows it:
@@ -150,14 +157,25 @@ func (a *App) resume(ctx context.Context, ev Events) error {
 // verifyReceipts re-checks every saved receipt of server's log against its
 // newest checkpoint, as "testimony receipts verify" does.
 func (a *App) verifyReceipts(ctx context.Context, server string) Verification {
-	var v Verification
+	v := Verification{Reviewed: map[string]string{}}
 	cw := a.cfg.Client.WithEvents(func(e caseworker.Event) {
-		if rc, ok := e.(caseworker.ReceiptChecked); ok {
-			if rc.Err != nil {
-				v.Failed = append(v.Failed, rc.Receipt.ID)
-			} else {
-				v.OK = append(v.OK, rc.Receipt.ID)
-			}
+		rc, ok := e.(caseworker.ReceiptChecked)
+		if !ok {
+			return
+		}
+		id := rc.Receipt.ID
+		if rc.Err != nil {
+			v.Failed = append(v.Failed, id)
+			return
+		}
+		v.OK = append(v.OK, id)
+		switch rc.Review.State {
+		case caseworker.Reviewed:
+			v.Reviewed[id] = rc.Review.Date
+		case caseworker.ReviewUnproven:
+			v.Unproven = append(v.Unproven, id)
+		case caseworker.ReviewUnasked:
+			v.Unasked = append(v.Unasked, id)
 		}
 	})
 	_, err := cw.VerifyReceipts(ctx, caseworker.VerifyOptions{Conn: a.cfg.Client.StoredConn(server)})

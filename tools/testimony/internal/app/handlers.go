@@ -57,6 +57,7 @@ type outboxData struct {
 
 func (a *App) handleOutbox(w http.ResponseWriter, r *http.Request) {
 	p := a.printer(r)
+	lang := a.lang(r)
 	ob, err := a.outbox()
 	v := view{Nav: "outbox", Title: "Outbox and receipts"}
 	if err != nil {
@@ -102,7 +103,9 @@ func (a *App) handleOutbox(w http.ResponseWriter, r *http.Request) {
 	for _, s := range slices.Backward(ob.Sent) {
 		info := st.Entries[s.ID]
 		rw := row{Key: s.ID, Date: s.Received, Size: s.Size, Files: info.Files, Label: info.Label, Receipt: true, Editable: true}
-		if _, ok := st.Confirmed[s.ID]; ok {
+		if date, ok := st.Reviewed[s.ID]; ok {
+			rw.State, rw.Class = tr(p, "Reviewed on %s; the server deleted its copy", formatDate(lang, date)), "ok"
+		} else if _, ok := st.Confirmed[s.ID]; ok {
 			rw.State, rw.Class = tr(p, "Confirmed in the log"), "ok"
 		} else {
 			rw.State, rw.Class = tr(p, "Sent, receipt saved"), "ok"
@@ -117,6 +120,14 @@ func (a *App) handleOutbox(w http.ResponseWriter, r *http.Request) {
 			v.Error = tr(p, "The receipts could not all be checked. If a receipt failed, keep this laptop as it is and tell your organisation through another channel than this server.") + " " + errorText(res.Err)
 		default:
 			v.Flash = tr(p, "All %d receipts were checked: the server's log still holds every testimony you sent.", len(res.OK))
+			if len(res.Unasked) > 0 {
+				v.Flash += " " + tr(p, "Whether a reviewer has confirmed them could not be asked this time. Check again later.")
+			}
+		}
+		if len(res.Unproven) > 0 {
+			// Shown even after a failed check: it is evidence too.
+			msg := tr(p, "Testimonies the server says a reviewer confirmed, but whose proof does not verify: %d. They are not shown as reviewed. Keep this laptop as it is and tell your organisation through another channel than this server.", len(res.Unproven))
+			v.Error = strings.TrimSpace(v.Error + " " + msg)
 		}
 	}
 	a.mu.Unlock()
@@ -126,6 +137,7 @@ func (a *App) handleOutbox(w http.ResponseWriter, r *http.Request) {
 type receiptData struct {
 	Sent      Sent
 	Confirmed string
+	Reviewed  string // date a reviewer's witness acknowledged it, or ""
 	Label     string
 }
 
@@ -144,7 +156,7 @@ func (a *App) handleReceipt(w http.ResponseWriter, r *http.Request) {
 		if s.ID == id {
 			st := a.state.get()
 			a.render(w, r, http.StatusOK, "receipt", view{Nav: "outbox", Title: "Receipt", Data: receiptData{
-				Sent: s, Confirmed: st.Confirmed[id], Label: st.Entries[id].Label,
+				Sent: s, Confirmed: st.Confirmed[id], Reviewed: st.Reviewed[id], Label: st.Entries[id].Label,
 			}})
 			return
 		}
@@ -171,9 +183,17 @@ func (a *App) handleCheck(w http.ResponseWriter, r *http.Request) {
 			a.state.update(func(s *appState) {
 				for _, id := range res.OK {
 					s.Confirmed[id] = today
+					// A review the server could not be asked about
+					// keeps what the check before found.
+					if date, ok := res.Reviewed[id]; ok {
+						s.Reviewed[id] = date
+					} else if !slices.Contains(res.Unasked, id) {
+						delete(s.Reviewed, id)
+					}
 				}
 				for _, id := range res.Failed {
 					delete(s.Confirmed, id)
+					delete(s.Reviewed, id)
 				}
 			})
 			a.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"sync"
 
@@ -14,7 +15,8 @@ import (
 // stateName is the app's own file in the state directory. It holds no
 // testimony content: the language, the server address, and per outbox
 // entry or receipt the number of files and the label the caseworker typed
-// (which the outbox page says stays readable on this laptop).
+// (which the outbox page says stays readable on this laptop), and per
+// receipt the dates of the last check and of a review it proved.
 const stateName = "app.json"
 
 type appState struct {
@@ -25,6 +27,9 @@ type appState struct {
 	Entries map[string]entryInfo `json:"entries"`
 	// Confirmed are submission ids the log proved at the last check.
 	Confirmed map[string]string `json:"confirmed"` // id -> date checked
+	// Reviewed are submission ids a reviewer's witness acknowledged, as
+	// the last check proved, and the date the witness signed.
+	Reviewed map[string]string `json:"reviewed,omitempty"` // id -> date reviewed
 }
 
 type entryInfo struct {
@@ -67,6 +72,9 @@ func loadState(name string) (*stateFile, error) {
 	if sf.s.Confirmed == nil {
 		sf.s.Confirmed = map[string]string{}
 	}
+	if sf.s.Reviewed == nil {
+		sf.s.Reviewed = map[string]string{}
+	}
 	return sf, nil
 }
 
@@ -78,10 +86,8 @@ func (sf *stateFile) get() appState {
 	for k, v := range sf.s.Entries {
 		s.Entries[k] = v
 	}
-	s.Confirmed = make(map[string]string, len(sf.s.Confirmed))
-	for k, v := range sf.s.Confirmed {
-		s.Confirmed[k] = v
-	}
+	s.Confirmed = maps.Clone(sf.s.Confirmed)
+	s.Reviewed = maps.Clone(sf.s.Reviewed)
 	return s
 }
 

@@ -111,8 +111,11 @@ type Sent struct{ Name, ID string }
 type ReceiptChecked struct {
 	Receipt *receipt.Receipt
 	Err     error
-	// Reviewed, for a receipt that verified, is "" or a clause such as
-	// "; reviewed (acknowledged by witness NAME on DATE)" (see reviewed).
+	// Review, for a receipt that verified, is whether a reviewer's
+	// witness acknowledged the submission (see reviewed).
+	Review Review
+	// Reviewed is Review as the command line shows it: "" or a clause
+	// such as "; reviewed (acknowledged by witness NAME on DATE)".
 	Reviewed string
 }
 

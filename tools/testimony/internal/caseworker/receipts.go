@@ -205,7 +205,8 @@ func (c *Client) VerifyReceipts(ctx context.Context, o VerifyOptions) (*Verifica
 			failed++
 			continue
 		}
-		c.emit(ReceiptChecked{Receipt: r, Reviewed: lv.reviewed(ctx, cl, keys.logKey, r.Index)})
+		rv := lv.reviewed(ctx, cl, keys.logKey, r.Index)
+		c.emit(ReceiptChecked{Receipt: r, Review: rv, Reviewed: rv.clause()})
 		verified++
 	}
 	if failed > 0 {
