@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -79,14 +80,14 @@ func TestAppWithRealBinaries(t *testing.T) {
 	e := newOrgEnv(t)
 	app := e.startApp("-limit-rate", "1M")
 	b := browsertest.New(t, "ko-KR")
-	b.Do(t, chromedp.Navigate(app.url), chromedp.WaitVisible(`input[name=server]`),
-		chromedp.SetValue(`input[name=server]`, e.url()),
+	b.Open(t, app.url, `input[name=server]`)
+	b.Do(t, chromedp.SetValue(`input[name=server]`, e.url()),
 		chromedp.SetValue(`input[name=pin]`, e.certPin()),
 		chromedp.SetValue(`input[name=token]`, e.submitTok),
 		chromedp.SetValue(`input[name=org_key]`, e.orgPub),
-		chromedp.SetValue(`input[name=log_key]`, e.logKey),
-		chromedp.Click(`main form button`), chromedp.WaitVisible(`.keyname.big`),
-		chromedp.Click(`main form button`), chromedp.WaitVisible(`.checks`))
+		chromedp.SetValue(`input[name=log_key]`, e.logKey))
+	b.ClickAndLoad(t, `main form button`, `.keyname.big`)
+	b.ClickAndLoad(t, `main form button`, `.checks`)
 	if n := browsertest.Eval[int](t, b, `document.querySelectorAll('.checks li.bad').length`); n != 0 {
 		t.Fatalf("enrolment: %d red checks:\n%s", n, b.Text(t, "main"))
 	}
@@ -119,8 +120,8 @@ func TestAppWithRealBinaries(t *testing.T) {
 	e.kill()
 	b.Wait(t, `document.getElementById('progress').getAttribute('data-phase') === 'waiting'`)
 	e.start()
-	b.Wait(t, `document.getElementById('progress').getAttribute('data-phase') === 'sent'`)
-	b.Do(t, chromedp.Click(`#p-receipt`), chromedp.WaitVisible(`dd.mono`))
+	b.WaitFor(t, 10*time.Minute, `document.getElementById('progress').getAttribute('data-phase') === 'sent'`)
+	b.ClickAndLoad(t, `#p-receipt`, `dd.mono`)
 	id1 := strings.TrimSpace(b.Text(t, "dd.mono"))
 	if !ids.ValidSubmission(id1) {
 		t.Fatalf("receipt page shows %q", id1)

@@ -161,11 +161,13 @@ func TestAppEnrolFileInBrowser(t *testing.T) {
 		t.Errorf("the form holds %q", v)
 	}
 	shot(t, b, "enrol-file-en")
-	b.Do(t, chromedp.SetValue(`#f-org-key`, other.verifier), chromedp.Click(`#enrol-continue`), chromedp.WaitVisible(`main > p.error`))
+	b.Do(t, chromedp.SetValue(`#f-org-key`, other.verifier))
+	b.ClickAndLoad(t, `#enrol-continue`, `main > p.error`)
 	if msg := b.Text(t, "main > p.error"); !strings.Contains(msg, "made for another organisation") {
 		t.Errorf("another card's key: %q", msg)
 	}
-	b.Do(t, chromedp.SetValue(`#f-org-key`, o.verifier), chromedp.Click(`#enrol-continue`), chromedp.WaitVisible(`.checks`))
+	b.Do(t, chromedp.SetValue(`#f-org-key`, o.verifier))
+	b.ClickAndLoad(t, `#enrol-continue`, `.checks`)
 	if n, err := chromedp.Run(b.Ctx, chromedp.Evaluate[int](`document.querySelectorAll('.checks li.bad').length`)); err != nil || n != 0 {
 		t.Fatalf("enrolment checks failed (%d red, %v):\n%s", n, err, b.Text(t, "main"))
 	}

@@ -189,12 +189,12 @@ func enrolInBrowser(t *testing.T, b *browsertest.Browser, d *deployment, o org, 
 		chromedp.SetValue(`input[name=log_key]`, d.logKey),
 	)
 	shot(t, b, "enrol-"+shots)
-	b.Do(t, chromedp.Click(`main form button`), chromedp.WaitVisible(`.keyname.big`))
+	b.ClickAndLoad(t, `main form button`, `.keyname.big`)
 	if got := b.Text(t, ".keyname.big"); got != shortKeyName(o.verifier) {
 		t.Errorf("confirmation shows %q, want %q", got, shortKeyName(o.verifier))
 	}
 	shot(t, b, "confirm-"+shots)
-	b.Do(t, chromedp.Click(`main form button`), chromedp.WaitVisible(`.checks`))
+	b.ClickAndLoad(t, `main form button`, `.checks`)
 	if n, err := chromedp.Run(b.Ctx, chromedp.Evaluate[int](`document.querySelectorAll('.checks li.bad').length`)); err != nil || n != 0 {
 		t.Fatalf("enrolment checks failed (%d red, %v):\n%s", n, err, b.Text(t, "main"))
 	}
@@ -350,7 +350,7 @@ func testAppSubmit(t *testing.T, lang string) {
 		t.Errorf("progress at the end: %d %%", v)
 	}
 	shot(t, b, "sent-"+lang)
-	b.Do(t, chromedp.Click(`#p-receipt`), chromedp.WaitVisible(`dl`))
+	b.ClickAndLoad(t, `#p-receipt`, `dl`)
 	id := strings.TrimSpace(b.Text(t, "dd.mono"))
 	if !ids.ValidSubmission(id) {
 		t.Fatalf("receipt page shows id %q", id)
@@ -415,12 +415,14 @@ func testAppSubmit(t *testing.T, lang string) {
 	// Wipe through Settings, behind the typed word.
 	b.Open(t, ra.base+"/wipe", `input[name=confirm]`)
 	shot(t, b, "wipe-"+lang)
-	b.Do(t, chromedp.SetValue(`input[name=confirm]`, "nope"), chromedp.Click(`form[action="/wipe"] button`), chromedp.WaitVisible(`.error`))
+	b.Do(t, chromedp.SetValue(`input[name=confirm]`, "nope"))
+	b.ClickAndLoad(t, `form[action="/wipe"] button`, `.error`)
 	if _, err := os.Stat(filepath.Join(home, "device.key")); err != nil {
 		t.Fatalf("a wrong word wiped: %v", err)
 	}
 	word := map[string]string{"en": "WIPE", "ko": "삭제"}[lang]
-	b.Do(t, chromedp.SetValue(`input[name=confirm]`, word), chromedp.Click(`form[action="/wipe"] button`), chromedp.WaitVisible(`main ul`))
+	b.Do(t, chromedp.SetValue(`input[name=confirm]`, word))
+	b.ClickAndLoad(t, `form[action="/wipe"] button`, `main ul`)
 	shot(t, b, "wiped-"+lang)
 	select {
 	case code := <-ra.done:

@@ -65,14 +65,31 @@ func New(t *testing.T, lang string) *Browser {
 	return &Browser{Ctx: ctx}
 }
 
+// StepTimeout bounds one Do or Wait: a step that has not happened by then
+// fails the test with the page it was on, instead of holding the package
+// until the browser's own deadline or go test's. Steps wait for the app,
+// never for a transfer that grows with a test's size.
+const StepTimeout = 3 * time.Minute
+
 // Do runs actions and fails the test on an error.
 func (b *Browser) Do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(b.Ctx, actions...); err != nil {
-		body, _ := chromedp.Run(b.Ctx, chromedp.Text("body"))
-		logStacks(t)
-		t.Fatalf("%v; page:\n%s", err, body)
+	ctx, cancel := context.WithTimeout(b.Ctx, StepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.fail(t, err.Error())
 	}
+}
+
+// fail logs every goroutine and fails the test with msg and the page shown.
+func (b *Browser) fail(t *testing.T, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, 10*time.Second)
+	defer cancel()
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	body, _ := chromedp.Run(ctx, chromedp.Text("body"))
+	logStacks(t)
+	t.Fatalf("%s; page %s:\n%s", msg, loc, body)
 }
 
 // logStacks logs every goroutine of the test binary, where the app under
@@ -120,19 +137,41 @@ func Eval[T any](t *testing.T, b *Browser, expr string) T {
 	return v
 }
 
-// Wait polls a JavaScript condition until it is true; errors while the
-// page navigates or reloads itself are retried.
+// Wait polls a JavaScript condition until it is true, for up to
+// StepTimeout; errors while the page navigates or reloads itself are
+// retried.
 func (b *Browser) Wait(t *testing.T, expr string) {
 	t.Helper()
-	for b.Ctx.Err() == nil {
-		ok, err := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](expr))
+	b.WaitFor(t, StepTimeout, expr)
+}
+
+// WaitFor is Wait for up to d, for a step that waits for a transfer.
+func (b *Browser) WaitFor(t *testing.T, d time.Duration, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for b.Ctx.Err() == nil && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(b.Ctx, 10*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
 		if err == nil && ok {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	logStacks(t)
-	t.Fatalf("gave up waiting for %s", expr)
+	b.fail(t, "gave up waiting for "+expr)
+}
+
+// ClickAndLoad clicks sel, a link or a form's button that leads to another
+// page, and waits until that page has loaded, its script has run and
+// until (a selector) is visible in it. It polls with scripts, which
+// survive the navigation, where chromedp's WaitVisible after a click has
+// hung under load; and a page that answers with something else fails at
+// once with what it shows instead of waiting for nothing.
+func (b *Browser) ClickAndLoad(t *testing.T, sel, until string) {
+	t.Helper()
+	Eval[bool](t, b, `(window.__testimonyOld = true)`)
+	b.Do(t, chromedp.Click(sel))
+	b.Wait(t, `!window.__testimonyOld && document.readyState === 'complete' && document.documentElement.hasAttribute('data-ready') && (function(){var e=document.querySelector(`+quote(until)+`); return !!e && e.getClientRects().length > 0})()`)
 }
 
 // Base is the scheme and host of the page shown, like http://127.0.0.1:PORT.
