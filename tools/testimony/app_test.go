@@ -371,8 +371,9 @@ func testAppSubmit(t *testing.T, lang string) {
 	}
 	b.Do(t, chromedp.Click(`form[action="/receipts/check"] button`))
 	b.Wait(t, `document.querySelector('.flash') !== null || document.querySelector('.error') !== null`)
-	if text := b.Text(t, "main"); !strings.Contains(text, map[string]string{"en": "Confirmed in the log", "ko": "서버 기록에서 확인됨"}[lang]) {
-		t.Errorf("after the check:\n%s", text)
+	if text := b.Text(t, "main"); !strings.Contains(text, map[string]string{"en": "Confirmed in the log", "ko": "서버 기록에서 확인됨"}[lang]) ||
+		!strings.Contains(text, map[string]string{"en": "The receipt was checked", "ko": "영수증 1건을 확인했습니다"}[lang]) {
+		t.Errorf("after the check of the one receipt:\n%s", text)
 	}
 	shot(t, b, "outbox-"+lang)
 	b.Open(t, ra.base+"/settings", `#devkey`)

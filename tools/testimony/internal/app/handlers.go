@@ -119,7 +119,11 @@ func (a *App) handleOutbox(w http.ResponseWriter, r *http.Request) {
 		case res.Err != nil:
 			v.Error = tr(p, "The receipts could not all be checked. If a receipt failed, keep this laptop as it is and tell your organisation through another channel than this server.") + " " + errorText(res.Err)
 		default:
-			v.Flash = tr(p, "All %d receipts were checked: the server's log still holds every testimony you sent.", len(res.OK))
+			if len(res.OK) == 1 {
+				v.Flash = tr(p, "The receipt was checked: the server's log still holds the testimony you sent.")
+			} else {
+				v.Flash = tr(p, "All %d receipts were checked: the server's log still holds every testimony you sent.", len(res.OK))
+			}
 			if len(res.Unasked) > 0 {
 				v.Flash += " " + tr(p, "Whether a reviewer has confirmed them could not be asked this time. Check again later.")
 			}
