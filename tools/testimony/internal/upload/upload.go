@@ -471,9 +471,12 @@ func (r *run) sendMissing(ctx context.Context) error {
 			}
 			queue = queue[1:]
 			inFlight++
+			// The id is read here: a 404 for another chunk clears
+			// r.id while this one may still be starting.
+			id := r.id
 			go func() {
 				start := time.Now()
-				err := r.putChunk(ctx, i, off, data[off:], sum)
+				err := r.putChunk(ctx, id, i, off, data[off:], sum)
 				results <- sent{index: i, buf: data, took: time.Since(start), err: err}
 			}()
 		}
@@ -557,13 +560,13 @@ func (r *run) offsetOf(i int) int64 {
 	return r.offsets[i]
 }
 
-// putChunk sends rest, chunk index from off on, and abandons the request
-// if no byte is handed to the connection for StallTimeout: a link that
-// silently stopped carrying anything then costs a minute, not the ten of
-// a request timeout. Bytes sent are reported as progress as they go. If
+// putChunk sends rest, chunk index of upload id from off on, and abandons
+// the request if no byte is handed to the connection for StallTimeout: a
+// link that silently stopped carrying anything then costs a minute, not
+// the ten of a request timeout. Bytes sent are reported as progress as they go. If
 // the request fails after bytes went out, r.moved is set. It runs beside
 // the run's goroutine and shares only what r.mu guards.
-func (r *run) putChunk(ctx context.Context, index int, off int64, rest []byte, sum string) error {
+func (r *run) putChunk(ctx context.Context, id string, index int, off int64, rest []byte, sum string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -610,7 +613,7 @@ func (r *run) putChunk(ctx context.Context, index int, off int64, rest []byte, s
 			}
 		}
 	}()
-	err := r.Server.PutChunk(ctx, r.id, index, off, rest, sum, onSent)
+	err := r.Server.PutChunk(ctx, id, index, off, rest, sum, onSent)
 	close(stop)
 	mu.Lock()
 	over = true

@@ -51,6 +51,9 @@ type fakeServer struct {
 	// hangNext makes the next chunk PUTs wait, reading nothing more, until
 	// the client gives up on them.
 	hangNext int
+	// expireAfterPuts, if positive, forgets the upload (as a server does
+	// when it expires) once this many chunks of it are stored.
+	expireAfterPuts int
 	// bodyBytes counts the chunk bytes received.
 	bodyBytes int
 	puts      map[int]int // chunk index -> times stored
@@ -183,6 +186,10 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.chunks[i] = data
 		delete(u.partial, i)
 		f.puts[i]++
+		if f.expireAfterPuts > 0 && len(u.chunks) >= f.expireAfterPuts {
+			f.expireAfterPuts = 0
+			delete(f.uploads, parts[1])
+		}
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == "POST" && len(parts) == 3 && parts[2] == "finish":
 		id := parts[1]
@@ -552,6 +559,29 @@ func TestUploadContinuesInsideChunk(t *testing.T) {
 			t.Errorf("parallel %d: upload not finished", tc.parallel)
 		}
 		f.mu.Unlock()
+	}
+}
+
+// TestUploadExpiresWhileTwoInFlight: the upload expires on the server
+// while two chunks are on their way (answered 404); the client waits for
+// both, starts one new upload of the same file and finishes it.
+func TestUploadExpiresWhileTwoInFlight(t *testing.T) {
+	f := newFake()
+	f.expireAfterPuts = 3
+	up, _ := setup(t, f)
+	up.Server = &slowPuts{Server: up.Server, delay: 5 * time.Millisecond}
+	j, data, saved := job(8*testChunk + 5)
+	id, _, err := up.Run(context.Background(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(*saved) != 2 || (*saved)[1] != id || f.finished[id] == nil {
+		t.Fatalf("upload ids %v, finished %s: want a second upload, finished", *saved, id)
+	}
+	if f.bodyBytes < len(data) {
+		t.Errorf("%d chunk bytes sent for %d", f.bodyBytes, len(data))
 	}
 }
 
