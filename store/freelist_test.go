@@ -110,4 +110,7 @@ func TestCloseSavesFreelist(t *testing.T) {
 	if err := ro.Close(); err != nil {
 		t.Fatalf("closing a read-only store: %v", err)
 	}
+	if err := db.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
 }

@@ -228,7 +228,7 @@ func (db *DB) Close() error {
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("failed to close database: %w", err)
 	}
-	if saveErr != nil {
+	if saveErr != nil && !errors.Is(saveErr, bolterrors.ErrDatabaseNotOpen) {
 		return fmt.Errorf("failed to save the freelist at close (the next start rebuilds it): %w", saveErr)
 	}
 	return nil
