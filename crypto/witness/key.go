@@ -155,7 +155,9 @@ func NewVerifier(vkey string) (*Verifier, error) {
 		return nil, fmt.Errorf("%w: witness key hash is not hex", ErrMalformed)
 	}
 	raw, err := base64.StdEncoding.Strict().DecodeString(b64)
-	if err != nil || len(raw) != 1+ed25519.PublicKeySize {
+	// The decoder skips line breaks; a key has one spelling only, so that
+	// two strings never name the same key.
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || base64.StdEncoding.EncodeToString(raw) != b64 {
 		return nil, fmt.Errorf("%w: witness key material must be base64 of 33 bytes", ErrMalformed)
 	}
 	if raw[0] != algCosignature {
