@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"filippo.io/age"
 	"golang.org/x/mod/sumdb/note"
@@ -68,24 +67,7 @@ func TestTokenCreateEnrol(t *testing.T) {
 	orgKey := newOrgKey(t)
 	data, logKey := initData(t, orgKey)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var sout, serr lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-data", data, "-addr", "127.0.0.1:0", "-tls-self-signed"}, &sout, &serr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(server.AdminSocketPath(data)); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start:\n%s\n%s", sout.String(), serr.String())
-		}
-	}
+	_, sout, _ := serveInProcess(t, data)
 
 	file := filepath.Join(t.TempDir(), "laptop-3.enrol")
 	stdout, stderr, code := runCmd(t, "token", "create", "-data", data, "-role", "submit", "-name", "laptop-3",

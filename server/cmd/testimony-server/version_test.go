@@ -25,27 +25,7 @@ import (
 // header.
 func TestServeVersion(t *testing.T) {
 	data, _ := initData(t, "")
-	ctx, cancel := context.WithCancel(context.Background())
-	var sout, serr lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-data", data, "-addr", "127.0.0.1:0", "-tls-self-signed"}, &sout, &serr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	listening := regexp.MustCompile(`listening on (https://127\.0\.0\.1:\d+) `)
-	var base string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if m := listening.FindStringSubmatch(sout.String()); m != nil {
-			base = m[1]
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start:\n%s\n%s", sout.String(), serr.String())
-		}
-	}
+	base, _, serr := serveInProcess(t, data)
 
 	logged := "msg=serving version=" + strconv.Quote(version.String(progName)) + " "
 	if !strings.Contains(serr.String(), logged) {
@@ -83,6 +63,34 @@ func TestServeVersion(t *testing.T) {
 			if strings.Contains(answer.String(), secret) {
 				t.Errorf("GET %s reveals %q:\n%s", path, secret, answer.String())
 			}
+		}
+	}
+}
+
+// serveInProcess runs "serve -tls-self-signed" on data in this process
+// until the test ends, and returns once it listens and its admin socket
+// exists: its base URL and what it writes to stdout and stderr.
+func serveInProcess(t *testing.T, data string) (base string, sout, serr *lockedBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sout, serr = new(lockedBuffer), new(lockedBuffer)
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-data", data, "-addr", "127.0.0.1:0", "-tls-self-signed"}, sout, serr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	listening := regexp.MustCompile(`listening on (https://127\.0\.0\.1:\d+) `)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m := listening.FindStringSubmatch(sout.String()); m != nil {
+			if _, err := os.Stat(server.AdminSocketPath(data)); err == nil {
+				return m[1], sout, serr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start:\n%s\n%s", sout.String(), serr.String())
 		}
 	}
 }
